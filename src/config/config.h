@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: MIT */
+/* Configuration: JSON files -> one immutable struct config. Keys, types,
+ * defaults and inheritance follow the Go original (SPEC §3); every key of the
+ * original loads. Built once at start (or on reload) and then only read. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+
+enum config_host_source {
+    CONFIG_SOURCE_NONE = 0,
+    CONFIG_SOURCE_STATIC,
+    CONFIG_SOURCE_HAPROXY,
+    CONFIG_SOURCE_PROXYSQL,
+    CONFIG_SOURCE_VITESS,
+};
+
+struct config_strv {
+    char **v;
+    size_t len;
+};
+
+struct config_hostport {
+    char *host; /* without brackets for IPv6 literals */
+    uint16_t port;
+};
+
+/* One cluster with inheritance from Stores.MySQL already applied. */
+struct config_cluster {
+    char *name;
+    char *user;
+    char *password;
+    char *metric_query; /* "" means replication lag from SHOW SLAVE STATUS */
+    int64_t cache_millis;
+    double throttle_threshold;
+    uint16_t port;
+    int64_t ignore_hosts_count;
+    double ignore_hosts_threshold;
+    bool ignore_dial_tcp_errors;
+    int64_t http_check_port; /* <= 0: disabled */
+    char *http_check_path;
+    struct config_strv ignore_hosts; /* substrings of "host:port" */
+
+    enum config_host_source source;
+    /* CONFIG_SOURCE_STATIC */
+    struct config_hostport *static_hosts;
+    size_t static_hosts_len;
+    /* CONFIG_SOURCE_HAPROXY: full base URLs, e.g. "http://h:p/path" */
+    struct config_strv haproxy_addresses;
+    char *haproxy_pool;
+    /* CONFIG_SOURCE_PROXYSQL: "host:port" addresses */
+    struct config_strv proxysql_addresses;
+    char *proxysql_user;
+    char *proxysql_password;
+    int64_t proxysql_hostgroup_id;
+    int64_t proxysql_ignore_server_ttl_secs; /* default 10 */
+    /* CONFIG_SOURCE_VITESS */
+    char *vitess_api;
+    char *vitess_keyspace;
+    char *vitess_shard;
+    struct config_strv vitess_cells;
+    int64_t vitess_timeout_secs; /* default 5 */
+};
+
+struct config {
+    uint16_t listen_port; /* 8087 */
+    char *data_center;
+    char *environment;
+    char *domain; /* defaults to "DataCenter:Environment" */
+    char *share_domain;
+    char *raft_bind; /* "127.0.0.1:10008" */
+    char *raft_data_dir;
+    int64_t default_raft_port;
+    struct config_strv raft_nodes;
+    char *backend_host;
+    uint16_t backend_port; /* 3306 */
+    char *backend_schema;
+    char *backend_user;
+    char *backend_password;
+    char *backend_collation;
+    struct config_strv memcache_servers;
+    char *memcache_path; /* "freno" */
+    bool enable_profiling;
+
+    /* Extensions (not in the original). */
+    int64_t backend_election_expiry_secs; /* BackendElectionExpirySecs, default 5 */
+    char *control_token;                  /* ControlToken: required on control requests if set */
+
+    /* Stores.MySQL defaults are folded into each cluster; kept for reference. */
+    struct config_cluster mysql_defaults;
+    struct config_cluster *clusters;
+    size_t clusters_len;
+};
+
+/* Diagnostics collected while loading: every error and warning, each one line
+ * naming the file and the key path or line/column. */
+struct config_diag {
+    char **errors;
+    size_t errors_len;
+    char **warnings;
+    size_t warnings_len;
+};
+
+void config_diag_deinit(struct config_diag *d);
+
+/* Loads @paths in order (later files override earlier keys) into a new config.
+ * If @skip_missing, files that do not exist are skipped (the default search
+ * list); otherwise a missing file is an error. ${VAR} expansion is applied as
+ * SPEC §3 says, reading the environment. Validation (host sources, backend vs
+ * raft) is done too. Returns 0 and sets *@out, or -EINVAL with every problem
+ * in @diag (warnings are filled in both cases). Main thread. */
+int config_load_files(const char *const *paths, size_t n, bool skip_missing, struct config **out,
+        struct config_diag *diag);
+
+/* Same, from a NUL-terminated JSON text; @name labels messages. For tests and
+ * the fuzzer. */
+int config_load_string(const char *json, const char *name, struct config **out,
+        struct config_diag *diag);
+
+/* Frees @c and everything it owns; NULL is fine. */
+void config_free(struct config *c);
+
+/* Returns the cluster named @name or NULL. */
+const struct config_cluster *config_find_cluster(const struct config *c, const char *name);

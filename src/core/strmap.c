@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: MIT */
+/* Open-addressing string map. Owner thread only. The load factor stays under
+ * 3/4, so lookups end at an empty slot quickly. */
+#include "core/strmap.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/xalloc.h"
+
+size_t strmap_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        h ^= *p;
+        h *= 1099511628211ull;
+    }
+    return (size_t)h;
+}
+
+void strmap_init(struct strmap *m)
+{
+    m->slots = NULL;
+    m->size = 0;
+    m->len = 0;
+}
+
+void strmap_deinit(struct strmap *m)
+{
+    for (size_t i = 0; i < m->size; i++)
+        free(m->slots[i].key);
+    free(m->slots);
+    strmap_init(m);
+}
+
+static size_t find(const struct strmap *m, const char *key, size_t h)
+{
+    size_t mask = m->size - 1;
+    size_t i = h & mask;
+    while (m->slots[i].key != NULL) {
+        if (m->slots[i].hash == h && strcmp(m->slots[i].key, key) == 0)
+            return i;
+        i = (i + 1) & mask;
+    }
+    return i;
+}
+
+static void grow(struct strmap *m)
+{
+    struct strmap_slot *old = m->slots;
+    size_t old_size = m->size;
+    m->size = old_size ? old_size * 2 : 16;
+    m->slots = xcalloc(m->size, sizeof(*m->slots));
+    for (size_t i = 0; i < old_size; i++) {
+        if (old[i].key == NULL)
+            continue;
+        size_t j = find(m, old[i].key, old[i].hash);
+        m->slots[j] = old[i];
+    }
+    free(old);
+}
+
+void *strmap_get(const struct strmap *m, const char *key)
+{
+    if (m->len == 0)
+        return NULL;
+    size_t i = find(m, key, strmap_hash(key));
+    return m->slots[i].key ? m->slots[i].value : NULL;
+}
+
+void *strmap_put(struct strmap *m, const char *key, void *value)
+{
+    if ((m->len + 1) * 4 > m->size * 3)
+        grow(m);
+    size_t h = strmap_hash(key);
+    size_t i = find(m, key, h);
+    if (m->slots[i].key != NULL) {
+        void *prev = m->slots[i].value;
+        m->slots[i].value = value;
+        return prev;
+    }
+    m->slots[i].key = xstrdup(key);
+    m->slots[i].hash = h;
+    m->slots[i].value = value;
+    m->len++;
+    return NULL;
+}
+
+void *strmap_del(struct strmap *m, const char *key)
+{
+    if (m->len == 0)
+        return NULL;
+    size_t mask = m->size - 1;
+    size_t i = find(m, key, strmap_hash(key));
+    if (m->slots[i].key == NULL)
+        return NULL;
+    void *value = m->slots[i].value;
+    free(m->slots[i].key);
+    m->slots[i].key = NULL;
+    m->len--;
+    /* Backward-shift the following run so lookups never stop early. */
+    size_t j = i;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (m->slots[j].key == NULL)
+            break;
+        size_t home = m->slots[j].hash & mask;
+        bool movable = (i <= j) ? (home <= i || home > j) : (home <= i && home > j);
+        if (movable) {
+            m->slots[i] = m->slots[j];
+            m->slots[j].key = NULL;
+            i = j;
+        }
+    }
+    return value;
+}
+
+bool strmap_next(const struct strmap *m, size_t *iter, const char **key, void **value)
+{
+    while (*iter < m->size) {
+        size_t i = (*iter)++;
+        if (m->slots[i].key != NULL) {
+            *key = m->slots[i].key;
+            if (value != NULL)
+                *value = m->slots[i].value;
+            return true;
+        }
+    }
+    return false;
+}

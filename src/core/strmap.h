@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/* A string-keyed hash map (open addressing, linear probing, backward-shift
+ * deletion). Keys are copied and owned by the map; values are borrowed
+ * pointers the caller manages. Not thread-safe: one owner thread. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct strmap_slot {
+    char *key;
+    void *value;
+    size_t hash;
+};
+
+struct strmap {
+    struct strmap_slot *slots;
+    size_t size; /* capacity, a power of two or 0 */
+    size_t len;  /* used slots */
+};
+
+/* Initializes an empty map (no allocation). */
+void strmap_init(struct strmap *m);
+/* Frees the keys and the table; values are not touched. */
+void strmap_deinit(struct strmap *m);
+/* Returns the value for @key or NULL. */
+void *strmap_get(const struct strmap *m, const char *key);
+/* Sets @key to @value; returns the previous value or NULL. */
+void *strmap_put(struct strmap *m, const char *key, void *value);
+/* Removes @key; returns its value or NULL. */
+void *strmap_del(struct strmap *m, const char *key);
+/* Iteration: `for (size_t i = 0; strmap_next(m, &i, &k, &v);)`. The map must
+ * not change during iteration (deletion shifts entries); collect keys first. */
+bool strmap_next(const struct strmap *m, size_t *iter, const char **key, void **value);
+/* FNV-1a hash of @s. */
+size_t strmap_hash(const char *s);

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+/* Non-blocking MySQL/MariaDB client connections driven by the loop: MariaDB
+ * Connector/C's non-blocking API behind uv_poll + uv_timer. One query at a
+ * time per connection; the connection is opened on first use and reused.
+ * Loop thread only. <mysql.h> is included nowhere else. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct loop;
+struct myconn;
+
+struct myconn_params {
+    const char *host; /* name or IP literal (IPv6 without brackets); resolved asynchronously */
+    uint16_t port;
+    const char *user;
+    const char *password;
+    const char *database;  /* may be NULL */
+    const char *charset;   /* may be NULL: utf8mb4 */
+    const char *collation; /* may be NULL: SET NAMES <charset> COLLATE <collation> after connect */
+    uint32_t connect_timeout_ms;
+    uint32_t query_timeout_ms; /* whole query incl. reading the result */
+};
+
+/* A result set, owned by myasync and valid only during the callback. cells
+ * is row-major nrows*ncols; a SQL NULL is a NULL pointer. */
+struct myresult {
+    size_t nrows;
+    size_t ncols;
+    const char *const *colnames;
+    const char *const *cells;
+    uint64_t affected_rows;
+};
+
+enum myconn_status {
+    MYCONN_OK = 0,
+    MYCONN_ERR_CONNECT, /* resolve/dial/handshake failed or timed out: a "dial" error */
+    MYCONN_ERR_QUERY,   /* the server answered with an error */
+    MYCONN_ERR_TIMEOUT, /* the query did not finish in time; connection dropped */
+    MYCONN_ERR_IO,      /* connection lost mid-query */
+};
+
+/* Called once per myconn_query(). @res is NULL unless status is MYCONN_OK
+ * (and then NULL for statements without a result set is replaced by an empty
+ * result). @errmsg is a one-line reason including the library's errno when
+ * status != OK. */
+typedef void myconn_done_fn(struct myconn *c, enum myconn_status status,
+        const struct myresult *res, const char *errmsg, void *arg);
+
+/* Creates an idle connection object; strings in @p are copied. */
+struct myconn *myconn_new(struct loop *loop, const struct myconn_params *p);
+/* Closes the connection (asynchronously if needed) and frees it. A query in
+ * flight is abandoned and its callback is NOT called. NULL is fine. */
+void myconn_free(struct myconn *c);
+/* Starts @sql; @cb is called later from the loop, never from inside this
+ * call. Returns 0, or -EBUSY if a query is already running. */
+int myconn_query(struct myconn *c, const char *sql, myconn_done_fn *cb, void *arg);
+bool myconn_is_busy(const struct myconn *c);
+/* Drops the underlying connection (next query reconnects). Not while busy. */
+void myconn_reset(struct myconn *c);
+/* "host:port" as configured, for messages. */
+const char *myconn_name(const struct myconn *c);
+
+/* Appends @s as a SQL hex literal (X'..', or '' for empty) to @buf of @size
+ * bytes at *@len. Safe for any byte string and any connection charset.
+ * Returns 0 or -ENOSPC. Any thread. */
+int myasync_hex_literal(char *buf, size_t size, size_t *len, const char *s);
