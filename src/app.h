@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: MIT */
+/* The daemon: owns the loop, the config and every module, wires them
+ * together, and runs until SIGTERM/SIGINT. Main thread. */
+#pragma once
+
+#include <stdbool.h>
+
+struct config;
+
+struct app_params {
+    struct config *cfg; /* ownership passes to app_run */
+    bool force_leadership;
+};
+
+/* Runs the daemon; returns the process exit code. */
+int app_run(const struct app_params *p);

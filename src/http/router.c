@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: MIT */
+/* Pattern table router. Patterns mirror the original's paths so clients and
+ * /help see the same API. Any thread. */
+#include "http/router.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+struct pattern {
+    const char *path;
+    enum route_id id;
+    bool get_only;
+};
+
+static const struct pattern patterns[] = {
+        {"/lb-check", ROUTE_LB_CHECK, false},
+        {"/_ping", ROUTE_LB_CHECK, false},
+        {"/status", ROUTE_LB_CHECK, false},
+        {"/leader-check", ROUTE_LEADER_CHECK, false},
+        {"/raft/leader", ROUTE_CONSENSUS_LEADER, false},
+        {"/raft/state", ROUTE_CONSENSUS_STATE, false},
+        {"/consensus/leader", ROUTE_CONSENSUS_LEADER, false},
+        {"/consensus/state", ROUTE_CONSENSUS_STATE, false},
+        {"/consensus/status", ROUTE_CONSENSUS_STATUS, false},
+        {"/hostname", ROUTE_HOSTNAME, false},
+        {"/check/:app/:storeType/:storeName", ROUTE_CHECK, false},
+        {"/check-if-exists/:app/:storeType/:storeName", ROUTE_CHECK_IF_EXISTS, false},
+        {"/check-read/:app/:storeType/:storeName/:threshold", ROUTE_CHECK_READ, false},
+        {"/check-read-if-exists/:app/:storeType/:storeName/:threshold", ROUTE_CHECK_READ_IF_EXISTS,
+                false},
+        {"/aggregated-metrics", ROUTE_AGGREGATED_METRICS, false},
+        {"/metrics-health", ROUTE_METRICS_HEALTH, false},
+        {"/throttle-app/:app", ROUTE_THROTTLE_APP, false},
+        {"/throttle-app/:app/ratio/:ratio", ROUTE_THROTTLE_APP, false},
+        {"/throttle-app/:app/ttl/:ttlMinutes", ROUTE_THROTTLE_APP, false},
+        {"/throttle-app/:app/ttl/:ttlMinutes/ratio/:ratio", ROUTE_THROTTLE_APP, false},
+        {"/unthrottle-app/:app", ROUTE_UNTHROTTLE_APP, false},
+        {"/throttled-apps", ROUTE_THROTTLED_APPS, false},
+        {"/recent-apps", ROUTE_RECENT_APPS, false},
+        {"/recent-apps/:lastMinutes", ROUTE_RECENT_APPS, false},
+        {"/skip-host/:hostName", ROUTE_SKIP_HOST, false},
+        {"/skip-host/:hostName/ttl/:ttlMinutes", ROUTE_SKIP_HOST, false},
+        {"/skipped-hosts", ROUTE_SKIPPED_HOSTS, false},
+        {"/recover-host/:hostName", ROUTE_RECOVER_HOST, false},
+        {"/debug/vars", ROUTE_DEBUG_VARS, false},
+        {"/debug/metrics", ROUTE_DEBUG_VARS, false},
+        {"/help", ROUTE_HELP, false},
+        {"/config/memcache", ROUTE_CONFIG_MEMCACHE, true},
+        {"/metrics", ROUTE_PROMETHEUS, false},
+};
+
+#define NPATTERNS (sizeof(patterns) / sizeof(patterns[0]))
+
+/* /help lists what the original lists (it registers /config/memcache as a
+ * plain GET and so leaves it out), plus our /metrics. */
+static const char *const help_list[] = {"/lb-check", "/_ping", "/status", "/leader-check",
+        "/raft/leader", "/raft/state", "/consensus/leader", "/consensus/state", "/consensus/status",
+        "/hostname", "/check/:app/:storeType/:storeName",
+        "/check-if-exists/:app/:storeType/:storeName",
+        "/check-read/:app/:storeType/:storeName/:threshold",
+        "/check-read-if-exists/:app/:storeType/:storeName/:threshold", "/aggregated-metrics",
+        "/metrics-health", "/throttle-app/:app", "/throttle-app/:app/ratio/:ratio",
+        "/throttle-app/:app/ttl/:ttlMinutes", "/throttle-app/:app/ttl/:ttlMinutes/ratio/:ratio",
+        "/unthrottle-app/:app", "/throttled-apps", "/recent-apps", "/recent-apps/:lastMinutes",
+        "/skip-host/:hostName", "/skip-host/:hostName/ttl/:ttlMinutes", "/skipped-hosts",
+        "/recover-host/:hostName", "/debug/vars", "/debug/metrics", "/help", "/metrics", NULL};
+
+const char *const *router_patterns(void)
+{
+    return help_list;
+}
+
+/* Compares one pattern segment [ps, pe) to a path segment [s, e). */
+static bool seg_match(const char *ps, size_t plen, const char *s, size_t len)
+{
+    if (plen > 0 && ps[0] == ':')
+        return len > 0;
+    return plen == len && memcmp(ps, s, len) == 0;
+}
+
+static bool try_pattern(const struct pattern *p, char *path, struct route *r)
+{
+    const char *pp = p->path;
+    char *s = path;
+    size_t np = 0;
+    const char *pvals[ROUTE_MAX_PARAMS];
+    const char *pnames[ROUTE_MAX_PARAMS];
+    char *ends[ROUTE_MAX_PARAMS];
+
+    while (*pp == '/' && *s == '/') {
+        pp++;
+        s++;
+        const char *pe = strchr(pp, '/');
+        size_t plen = pe ? (size_t)(pe - pp) : strlen(pp);
+        char *se = strchr(s, '/');
+        size_t len = se ? (size_t)(se - s) : strlen(s);
+        if (!seg_match(pp, plen, s, len))
+            return false;
+        if (pp[0] == ':') {
+            if (np == ROUTE_MAX_PARAMS)
+                return false;
+            pnames[np] = pp + 1;
+            pvals[np] = s;
+            ends[np] = s + len;
+            np++;
+        }
+        pp += plen;
+        s += len;
+    }
+    if (*pp != '\0' || *s != '\0')
+        return false;
+    r->nparams = np;
+    for (size_t i = 0; i < np; i++) {
+        r->name[i] = pnames[i];
+        r->value[i] = pvals[i];
+        *ends[i] = '\0';
+    }
+    r->id = p->id;
+    return true;
+}
+
+enum route_status router_match(const char *method, const char *path, struct route *r)
+{
+    bool is_get = strcmp(method, "GET") == 0;
+    bool is_head = strcmp(method, "HEAD") == 0;
+    size_t len = strlen(path);
+    if (len > ROUTE_PATH_MAX)
+        return ROUTE_TOO_LONG;
+    /* A trailing slash names the same resource, as the original's router
+     * redirects it; answering directly spares clients a redirect. */
+    while (len > 1 && path[len - 1] == '/')
+        len--;
+    bool path_found = false;
+    for (size_t i = 0; i < NPATTERNS; i++) {
+        memcpy(r->buf, path, len);
+        r->buf[len] = '\0';
+        if (!try_pattern(&patterns[i], r->buf, r))
+            continue;
+        path_found = true;
+        if (is_get || (is_head && !patterns[i].get_only))
+            return ROUTE_OK;
+    }
+    return path_found ? ROUTE_METHOD_NOT_ALLOWED : ROUTE_NOT_FOUND;
+}
+
+const char *route_param(const struct route *r, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < r->nparams; i++) {
+        const char *pn = r->name[i];
+        if (strncmp(pn, name, n) == 0 && (pn[n] == '\0' || pn[n] == '/'))
+            return r->value[i];
+    }
+    return NULL;
+}

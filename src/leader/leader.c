@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+/* Leader selection and the local implementation (forced leadership and
+ * single-node mode): this node leads from the first instant and applies
+ * operator commands directly. Loop thread. */
+#include "leader/leader.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/config.h"
+#include "core/xalloc.h"
+#include "leader/leader_impl.h"
+#include "log/log.h"
+#include "loop/loop.h"
+#include "snapshot/snapshot.h"
+#include "throttler/throttler.h"
+
+static void local_submit(struct leader *l, struct loop_cmd *cmd)
+{
+    throttler_apply_cmd(l->p.throttler, cmd);
+}
+
+static void local_shutdown(struct leader *l, void (*done)(void *arg), void *arg)
+{
+    throttler_set_leader(l->p.throttler, false);
+    done(arg);
+}
+
+static void local_free(struct leader *l)
+{
+    (void)l;
+}
+
+static const struct leader_ops forced_ops = {"forced", local_submit, local_shutdown, local_free};
+static const struct leader_ops single_ops = {"single-node", local_submit, local_shutdown,
+        local_free};
+
+int leader_local_init(struct leader *l, struct err *err)
+{
+    (void)err;
+    const struct config *cfg = l->p.cfg;
+    l->ops = l->p.force_leadership ? &forced_ops : &single_ops;
+    struct snap_leader s = {
+            .is_leader = true,
+            .healthy = true,
+            .leader_id = xstrdup(l->p.service_id),
+            .state = xstrdup("Leader"),
+            .service_id = xstrdup(l->p.service_id),
+            .domain = xstrdup(cfg->domain ? cfg->domain : ""),
+            .share_domain = xstrdup(cfg->share_domain ? cfg->share_domain : ""),
+    };
+    throttler_set_leader_status(l->p.throttler, &s);
+    throttler_set_leader(l->p.throttler, true);
+    return 0;
+}
+
+struct leader *leader_new(const struct leader_params *p, struct err *err)
+{
+    struct leader *l = xcalloc(1, sizeof(*l));
+    l->p = *p;
+    int rc = leader_local_init(l, err);
+    if (rc < 0) {
+        free(l);
+        return NULL;
+    }
+    log_info("leader: %s mode, service id %s", l->ops->kind, p->service_id);
+    return l;
+}
+
+void leader_submit(struct leader *l, struct loop_cmd *cmd)
+{
+    l->ops->submit(l, cmd);
+}
+
+void leader_shutdown(struct leader *l, void (*done)(void *arg), void *arg)
+{
+    l->ops->shutdown(l, done, arg);
+}
+
+void leader_free(struct leader *l)
+{
+    if (l == NULL)
+        return;
+    l->ops->free(l);
+    free(l);
+}
+
+const char *leader_kind(const struct leader *l)
+{
+    return l->ops->kind;
+}

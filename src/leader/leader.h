@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/* Leadership and replicated operator state. One implementation is chosen at
+ * start: forced (--force-leadership), single node (RaftDataDir with no
+ * RaftNodes), the MySQL backend, or raft. Each tells the throttler whether to
+ * probe, publishes the consensus status, and carries out operator commands.
+ * Loop thread. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "core/err.h"
+
+struct loop;
+struct loop_cmd;
+struct config;
+struct throttler;
+struct leader;
+
+struct leader_params {
+    struct loop *loop;
+    const struct config *cfg;
+    struct throttler *throttler;
+    const char *service_id;
+    bool force_leadership;
+};
+
+/* Picks and starts the implementation. NULL with @err on failure. */
+struct leader *leader_new(const struct leader_params *p, struct err *err);
+/* Carries out an operator command; finishes it with loop_cmd_finish(). */
+void leader_submit(struct leader *l, struct loop_cmd *cmd);
+/* Graceful stop: gives up leadership (e.g. releases the backend row), then
+ * calls @done. @done may run before this returns. */
+void leader_shutdown(struct leader *l, void (*done)(void *arg), void *arg);
+/* Frees @l; NULL is fine. After leader_shutdown's callback. */
+void leader_free(struct leader *l);
+/* Short name of the implementation, for logs ("forced", "single-node", ...). */
+const char *leader_kind(const struct leader *l);

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/* The check decision (SPEC §5) over a published snapshot: allocation-free,
+ * lock-free, no I/O. The only shared write is the low-priority mark, an
+ * atomic in the metric's live state. Any thread. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "snapshot/snapshot.h"
+
+#define CHECK_APP_FRENO "freno"
+#define CHECK_APP_SHARE_DOMAIN "freno-share-domain"
+#define CHECK_LOW_PRIORITY_WINDOW_MS 1000
+
+struct check_request {
+    const char *app;
+    const char *store_type;
+    const char *store_name;
+    bool low_priority;
+    bool read_check;
+    double override_threshold; /* > 0 replaces the configured threshold */
+    bool ok_if_not_exists;
+};
+
+struct check_result {
+    int status;
+    double value;
+    double threshold;
+    const char *message; /* static text or owned by the snapshot */
+    bool known_store;    /* store type is mysql: the check is counted */
+};
+
+/* Decides @r against @s (may be NULL: nothing published yet) at @now_ms;
+ * @rnd is a uniform random number in [0,1) for ratio throttles. */
+void check_decide(const struct snapshot *s, const struct check_request *r, uint64_t now_ms,
+        double rnd, struct check_result *out);

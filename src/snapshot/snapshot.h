@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: MIT */
+/* The immutable state HTTP threads answer from. The loop builds a new
+ * snapshot whenever something visible changes and publishes it with one
+ * pointer swap; readers take no lock and no reference (RCU, liburcu-bp), so
+ * the check path never waits for the loop or for another reader.
+ * A snapshot owns copies of everything it shows. */
+#pragma once
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Live per-metric state written by HTTP threads: the low-priority mark.
+ * Reference counted so a snapshot may outlive the loop's own reference. */
+struct metric_live {
+    _Atomic uint64_t normal_throttled_at_ms; /* last 429 of a normal app */
+    _Atomic int refs;
+};
+
+struct metric_live *metric_live_new(void);
+struct metric_live *metric_live_ref(struct metric_live *m);
+void metric_live_unref(struct metric_live *m);
+
+struct snap_metric {
+    char *name;    /* "mysql/<cluster>" */
+    char *cluster; /* points into name */
+    double threshold;
+    bool has_value; /* an unexpired aggregate exists */
+    bool ok;
+    double value;
+    char *err;                    /* when has_value && !ok */
+    uint64_t last_healthy_at_ms;  /* 0: never healthy */
+    bool share_known;             /* a ShareDomain peer reported this metric */
+    int64_t share_seconds_since_healthy;
+    struct metric_live *live;     /* one reference held */
+};
+
+struct snap_app {
+    char *key;
+    uint64_t expire_at_ms; /* 0: never */
+    double ratio;
+};
+
+struct snap_host {
+    char *host;
+    uint64_t expire_at_ms;
+};
+
+struct snap_recent {
+    char *key; /* "app/client" */
+    uint64_t checked_at_ms;
+};
+
+struct snap_service {
+    char *domain;
+    char *service_id;
+};
+
+struct snap_leader {
+    bool is_leader;
+    bool healthy;
+    char *leader_id;  /* "" when unknown */
+    char *state;      /* "Leader", "Healthy", "Unhealthy", or raft's state */
+    char *service_id;
+    char *domain;
+    char *share_domain;
+    struct snap_service *share_services; /* other leaders in the ShareDomain */
+    size_t share_services_len;
+    struct snap_service *domain_services; /* healthy services of our Domain */
+    size_t domain_services_len;
+};
+
+/* Reference-counted parts, rebuilt independently so a snapshot built every
+ * 25 ms does not copy everything every time. */
+struct snap_metrics {
+    _Atomic int refs;
+    struct snap_metric *v; /* sorted by cluster name */
+    size_t len;
+};
+struct snap_apps {
+    _Atomic int refs;
+    struct snap_app *v; /* sorted by key */
+    size_t len;
+};
+struct snap_hosts {
+    _Atomic int refs;
+    struct snap_host *v; /* sorted by host */
+    size_t len;
+};
+struct snap_recents {
+    _Atomic int refs;
+    struct snap_recent *v;
+    size_t len;
+};
+struct snap_text {
+    _Atomic int refs;
+    char *debug_vars_json; /* /debug/vars */
+    char *prometheus;      /* /metrics */
+};
+struct snap_leaders {
+    _Atomic int refs;
+    struct snap_leader l;
+};
+
+struct snapshot {
+    uint64_t built_at_ms;
+    const char *hostname;         /* process lifetime */
+    const char *memcache_json;    /* process lifetime: /config/memcache body */
+    const char *control_token;    /* process lifetime, may be NULL */
+    struct snap_metrics *metrics;
+    struct snap_apps *apps;
+    struct snap_hosts *hosts;
+    struct snap_recents *recents;
+    struct snap_text *text;
+    struct snap_leaders *leader;
+};
+
+/* Part constructors return one reference; *_unref frees at zero. The
+ * constructors take ownership of @v arrays (and their strings). */
+struct snap_metrics *snap_metrics_new(struct snap_metric *v, size_t len);
+struct snap_apps *snap_apps_new(struct snap_app *v, size_t len);
+struct snap_hosts *snap_hosts_new(struct snap_host *v, size_t len);
+struct snap_recents *snap_recents_new(struct snap_recent *v, size_t len);
+struct snap_text *snap_text_new(char *debug_vars_json, char *prometheus);
+/* Takes ownership of the strings and arrays in @l. */
+struct snap_leaders *snap_leaders_new(const struct snap_leader *l);
+void snap_metrics_unref(struct snap_metrics *p);
+void snap_apps_unref(struct snap_apps *p);
+void snap_hosts_unref(struct snap_hosts *p);
+void snap_recents_unref(struct snap_recents *p);
+void snap_text_unref(struct snap_text *p);
+void snap_leaders_unref(struct snap_leaders *p);
+
+/* Sets up RCU; main thread, before any other thread starts. */
+void snapshot_init(void);
+/* Frees the current snapshot and waits for deferred frees. Main thread,
+ * after every reader thread stopped. */
+void snapshot_shutdown(void);
+
+/* Publishes a new snapshot whose parts are the given ones; each pointer gets
+ * one new reference (the caller keeps its own). Loop thread. */
+void snapshot_publish(const struct snapshot *tmpl);
+
+/* Read side: the returned snapshot (never NULL after the first publish, NULL
+ * before) stays valid until snapshot_release(). Do not block in between.
+ * Any thread. */
+const struct snapshot *snapshot_acquire(void);
+void snapshot_release(const struct snapshot *s);
+
+/* Lookups (binary search). NULL when absent. */
+const struct snap_metric *snapshot_find_metric(const struct snapshot *s, const char *cluster);
+const struct snap_app *snapshot_find_app(const struct snapshot *s, const char *key);

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/* The throttler: per-cluster host sets and probes, aggregation every 25 ms,
+ * self checks every 100 ms, operator state (app throttles, skipped hosts),
+ * recent apps and named counters, and the snapshot it publishes for HTTP
+ * threads. Only probes while this node leads. Loop thread. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+
+struct loop;
+struct config;
+struct config_hostport;
+struct loop_cmd;
+struct snap_leader;
+struct throttler;
+
+/* Creates the throttler for @cfg (borrowed; must outlive it). @hostname and
+ * @service_id are copied. Publishes a first snapshot. Loop thread. */
+struct throttler *throttler_new(struct loop *loop, const struct config *cfg, const char *hostname,
+        const char *service_id);
+void throttler_free(struct throttler *t);
+
+/* Starts (leader) or stops (follower) probing. Stopping drops every aggregate
+ * at once, so a deposed leader answers checks 404 immediately. */
+void throttler_set_leader(struct throttler *t, bool is_leader);
+bool throttler_is_leader(const struct throttler *t);
+
+/* Replaces the leader/consensus part shown by /leader-check and the
+ * consensus endpoints.
+ * Takes ownership of the strings and arrays in @l. */
+void throttler_set_leader_status(struct throttler *t, const struct snap_leader *l);
+
+/* Sets the host list of cluster @cluster_idx (from an inventory source).
+ * IgnoreHosts and skipped hosts are filtered here; probes of hosts that stay
+ * are kept, with their connection and last result. */
+void throttler_set_cluster_hosts(struct throttler *t, size_t cluster_idx,
+        const struct config_hostport *hosts, size_t n);
+
+/* Operator state, applied locally (after any backend write succeeded).
+ * Each returns 0, or -EINVAL with @err set and nothing changed. */
+int throttler_throttle_app(struct throttler *t, const char *key, bool has_ttl, int64_t ttl_min,
+        bool has_ratio, double ratio, struct err *err);
+void throttler_unthrottle_app(struct throttler *t, const char *key);
+int throttler_skip_host(struct throttler *t, const char *host, bool has_ttl, int64_t ttl_min,
+        struct err *err);
+void throttler_recover_host(struct throttler *t, const char *host);
+/* Absolute-time variants for state loaded from a backend or a raft log. */
+void throttler_put_app(struct throttler *t, const char *key, uint64_t expire_at_ms, double ratio);
+void throttler_put_skipped_host(struct throttler *t, const char *host, uint64_t expire_at_ms);
+/* Drops every app throttle except the built-in one (before a full reload). */
+void throttler_clear_apps(struct throttler *t);
+
+/* Iterates current app throttles / skipped hosts (for snapshots of state).
+ * @fn is called for each live entry. */
+void throttler_each_app(struct throttler *t,
+        void (*fn)(const char *key, uint64_t expire_at_ms, double ratio, void *arg), void *arg);
+void throttler_each_skipped_host(struct throttler *t,
+        void (*fn)(const char *host, uint64_t expire_at_ms, void *arg), void *arg);
+
+/* ShareDomain health reported by peers: @metric -> worst seconds since
+ * healthy, valid until @now_ms + 5 s. */
+void throttler_set_share_health(struct throttler *t, const char *metric, int64_t seconds,
+        uint64_t now_ms);
+
+/* Applies an operator command locally and finishes it (200 or 500). */
+void throttler_apply_cmd(struct throttler *t, struct loop_cmd *cmd);
