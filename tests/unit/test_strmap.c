@@ -14,8 +14,11 @@
 
 #include "core/strmap.h"
 
-/* Values stored in the map are tags, never dereferenced. */
-#define TAG(n) ((void *)(uintptr_t)(n))
+/* Values stored in the map are addresses of bytes in tags[], never
+ * dereferenced; TAG(n) is distinct for each operation number n. */
+#define MAX_OPS 200000
+static char tags[MAX_OPS + 1];
+#define TAG(n) ((void *)&tags[(n)])
 
 static void test_empty(void **state)
 {
@@ -204,7 +207,7 @@ static void model_check_all(const struct strmap *m, const struct model *md)
             assert_null(v);
     }
     /* Iteration yields every present key exactly once and nothing else. */
-    bool *seen = calloc(md->nkeys, sizeof(*seen));
+    bool *seen = calloc(md->nkeys + 1, sizeof(*seen));
     assert_non_null(seen);
     size_t it = 0, count = 0;
     const char *k;
@@ -239,6 +242,7 @@ static void run_model(size_t nkeys, unsigned nops, unsigned put_pct, uint64_t se
     assert_non_null(md.vals);
     for (size_t i = 0; i < nkeys; i++)
         snprintf(md.keys[i], sizeof(md.keys[i]), "app-%zu/10.0.%zu.%zu", i, i % 7, i % 13);
+    assert_true(nkeys > 0 && nops <= MAX_OPS);
     rng_state = seed;
     strmap_init(&m);
 
