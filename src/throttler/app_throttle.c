@@ -18,8 +18,8 @@
 #define ABUSING_APP        "abusing-app"
 #define ABUSING_APP_TTL_MS (10ull * 365 * 24 * 3600 * 1000) /* the original's ten years */
 
-/* Formats @x as the shortest text that reads back as the same double, so an
- * error shows "1.0000001" rather than a rounded "1". */
+/* Formats @x with 15 significant digits, or 17 when 15 do not read back as
+ * @x, so an error shows "7" or "1.0000001", never a misleading rounded "1". */
 static const char *fmt_double(double x, char *buf, size_t size)
 {
     snprintf(buf, size, "%.15g", x);
