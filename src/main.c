@@ -15,6 +15,7 @@
 #include "config/config.h"
 #include "core/parse.h"
 #include "core/xalloc.h"
+#include "leader/leader.h"
 #include "log/log.h"
 #include "mysql/mylib.h"
 
@@ -216,6 +217,18 @@ int main(int argc, char **argv)
         exit(1);
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (f.init_backend) {
+        struct err err = {0};
+        rc = leader_init_backend(cfg, &err);
+        if (rc < 0)
+            log_error("%s", err.msg);
+        else
+            log_info("freno: backend schema is ready");
+        config_free(cfg);
+        curl_global_cleanup();
+        mylib_end();
+        exit(rc < 0 ? 1 : 0);
+    }
     struct app_params ap = {.cfg = cfg, .force_leadership = f.force_leadership};
     int code = app_run(&ap);
     curl_global_cleanup();

@@ -58,7 +58,14 @@ struct leader *leader_new(const struct leader_params *p, struct err *err)
 {
     struct leader *l = xcalloc(1, sizeof(*l));
     l->p = *p;
-    int rc = leader_local_init(l, err);
+    int rc;
+    /* As in the original, a configured backend wins over raft settings. */
+    if (p->cfg->backend_host != NULL && p->cfg->backend_host[0] != '\0')
+        rc = leader_mysql_init(l, err);
+    else if (!p->force_leadership && p->cfg->raft_nodes.len > 0)
+        rc = leader_raft_init(l, err);
+    else
+        rc = leader_local_init(l, err);
     if (rc < 0) {
         free(l);
         return NULL;

@@ -33,5 +33,8 @@ void leader_submit(struct leader *l, struct loop_cmd *cmd);
 void leader_shutdown(struct leader *l, void (*done)(void *arg), void *arg);
 /* Frees @l; NULL is fine. After leader_shutdown's callback. */
 void leader_free(struct leader *l);
+/* Creates the backend tables idempotently (--init-backend), blocking; for
+ * the main thread before the loop starts. Returns 0 or negative with @err. */
+int leader_init_backend(const struct config *cfg, struct err *err);
 /* Short name of the implementation, for logs ("forced", "single-node", ...). */
 const char *leader_kind(const struct leader *l);

@@ -19,3 +19,7 @@ struct leader {
 
 /* Implementations: fill l->ops and l->impl; return 0 or negative with @err. */
 int leader_local_init(struct leader *l, struct err *err);
+/* MySQL backend (leader_mysql.c); honours p.force_leadership. */
+int leader_mysql_init(struct leader *l, struct err *err);
+/* Raft (leader_raft.c); honours p.force_leadership. */
+int leader_raft_init(struct leader *l, struct err *err);
