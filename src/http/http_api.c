@@ -232,7 +232,9 @@ static void handle_check(const struct http_req *req, const struct route *rt,
 
 static void handle_leader_check(const struct snapshot *s, struct http_resp *resp)
 {
-    bool leader = s && s->leader && s->leader->l.is_leader;
+    bool leader = s && s->leader && s->leader->l.is_leader &&
+                  (s->leader->l.lease_until_boot_ms == 0 ||
+                          clock_boot_ms() < s->leader->l.lease_until_boot_ms);
     resp_text(resp, leader ? 200 : 404, false, leader ? "\"HTTP 200\"\n" : "\"HTTP 404\"\n");
 }
 

@@ -59,6 +59,11 @@ struct snap_service {
 
 struct snap_leader {
     bool is_leader;
+    /* When not 0, is_leader holds only while clock_boot_ms() is below this:
+     * the lease a backend election granted. Readers check it themselves, so
+     * a loop that is late (or a process that was paused) cannot make a
+     * stale snapshot claim leadership past the lease. */
+    uint64_t lease_until_boot_ms;
     bool healthy;
     char *leader_id;  /* "" when unknown */
     char *state;      /* "Leader", "Healthy", "Unhealthy", or raft's state */
