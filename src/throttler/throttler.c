@@ -867,6 +867,34 @@ void throttler_clear_apps(struct throttler *t)
     t->publish_pending = true;
 }
 
+void throttler_replace_apps(struct throttler *t, const struct throttler_app *v, size_t n)
+{
+    uint64_t now_ms = clock_wall_ms();
+    app_throttle_deinit(&t->apps);
+    app_throttle_init(&t->apps, now_ms);
+    for (size_t i = 0; i < n; i++)
+        app_throttle_put(&t->apps, v[i].key, v[i].expire_at_ms, v[i].ratio);
+    rebuild_apps(t);
+    publish(t, now_ms);
+}
+
+void throttler_replace_skipped_hosts(struct throttler *t, const struct throttler_host *v, size_t n)
+{
+    uint64_t now_ms = clock_wall_ms();
+    skipped_hosts_deinit(&t->skipped);
+    skipped_hosts_init(&t->skipped);
+    for (size_t i = 0; i < n; i++)
+        skipped_hosts_put(&t->skipped, v[i].host, v[i].expire_at_ms);
+    rebuild_hosts(t);
+    reapply_all_hosts(t, now_ms);
+    publish(t, now_ms);
+}
+
+void throttler_publish(struct throttler *t)
+{
+    publish(t, clock_wall_ms());
+}
+
 void throttler_each_app(struct throttler *t,
         void (*fn)(const char *key, uint64_t expire_at_ms, double ratio, void *arg), void *arg)
 {

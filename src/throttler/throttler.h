@@ -54,6 +54,25 @@ void throttler_put_skipped_host(struct throttler *t, const char *host, uint64_t 
 /* Drops every app throttle except the built-in one (before a full reload). */
 void throttler_clear_apps(struct throttler *t);
 
+/* A whole set of operator state as loaded from a backend. */
+struct throttler_app {
+    const char *key;
+    uint64_t expire_at_ms; /* 0: never */
+    double ratio;
+};
+struct throttler_host {
+    const char *host;
+    uint64_t expire_at_ms;
+};
+/* Replaces every app throttle (the built-in one stays unless @v has it) /
+ * every skipped host with @v in one step, and publishes at once, so readers
+ * never see a half-loaded set. */
+void throttler_replace_apps(struct throttler *t, const struct throttler_app *v, size_t n);
+void throttler_replace_skipped_hosts(struct throttler *t, const struct throttler_host *v, size_t n);
+/* Publishes pending changes now (after throttler_put_app and friends), so a
+ * GET right after a command sees them. */
+void throttler_publish(struct throttler *t);
+
 /* Iterates current app throttles / skipped hosts (for snapshots of state).
  * @fn is called for each live entry. */
 void throttler_each_app(struct throttler *t,
