@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: MIT */
+/* The MySQL backend's statements and the parsing of its rows, kept pure so
+ * they can be tested without a server. The election statements have the same
+ * semantics and write the same rows and values as the Go original's, so our
+ * nodes and its nodes in one Domain elect a single leader between them. Every
+ * string that reaches SQL goes in as a hex literal. All times are the
+ * database's now(). Any thread. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+
+/* Column widths of the shipped schema (sql/backend-schema.sql). */
+#define BACKEND_DOMAIN_MAX     32
+#define BACKEND_SERVICE_ID_MAX 128
+#define BACKEND_NAME_MAX       128
+
+/* The four tables, in the order of backend_schema_ddl(). */
+#define BACKEND_TABLES_COUNT 4
+extern const char *const backend_tables[BACKEND_TABLES_COUNT];
+
+/* The CREATE TABLE IF NOT EXISTS statement of table @i (0..3); the text of
+ * sql/backend-schema.sql is these four statements, each followed by ";". */
+const char *backend_schema_ddl(size_t i);
+
+/* Who we are in the backend. Strings are borrowed. */
+struct backend_ids {
+    const char *domain;
+    const char *share_domain;
+    const char *service_id;
+    int64_t expiry_secs; /* a row older than this is up for takeover */
+};
+
+/* Statements. Each returns a heap string the caller frees. */
+
+/* Inserts our election row, or on the Domain's existing row: takes it over
+ * if it has not been refreshed for expiry_secs, then refreshes share_domain
+ * and last_seen_active only if the row is (now) ours. MySQL evaluates the
+ * SET list left to right, which is what makes takeover and refresh one
+ * atomic step. */
+char *backend_sql_attempt_leadership(const struct backend_ids *ids);
+/* One row: (is_leader 0/1, leader service_id or ""). */
+char *backend_sql_read_leadership(const struct backend_ids *ids);
+/* Upserts our service_health row. */
+char *backend_sql_register_health(const struct backend_ids *ids);
+/* Rows (service_id) of our Domain seen within expiry_secs, sorted. */
+char *backend_sql_healthy_domain_services(const struct backend_ids *ids);
+/* Rows (domain, service_id) of the other live leaders in our ShareDomain. */
+char *backend_sql_share_domain_services(const struct backend_ids *ids);
+/* Makes our election row, if it is ours, look long expired, so that a peer
+ * takes over at its next attempt. */
+char *backend_sql_release(const struct backend_ids *ids);
+/* Rows (table_name, column_name, is_nullable) of the four tables' columns in
+ * the current schema: what backend_schema_check() needs. */
+char *backend_sql_schema_columns(void);
+
+/* Applies /throttle-app to the row of @key in one statement, with the
+ * semantics of SPEC §6 judged on the row itself: a missing or expired row is
+ * (re)created with expiry now()+ttl (no TTL or TTL 0: NULL, never) and the
+ * ratio given or 1; on a live row a TTL sets a new expiry (0: never) and a
+ * ratio a new ratio, and what is not given is kept. @ratio must be in [0,1]. */
+char *backend_sql_throttle_app(const char *key, bool has_ttl, int64_t ttl_min, bool has_ratio,
+        double ratio);
+/* The row of @key in the column layout of backend_sql_load_apps(). */
+char *backend_sql_read_app(const char *key);
+char *backend_sql_unthrottle_app(const char *key);
+/* Skips @host for @ttl_min minutes (callers pass the 60 minute default). */
+char *backend_sql_skip_host(const char *host, int64_t ttl_min);
+char *backend_sql_recover_host(const char *host);
+/* Rows (app_name, ratio, expires_at is null, ttl_seconds, span_seconds) of
+ * throttled_apps that are live or malformed; plainly expired rows stay out. */
+char *backend_sql_load_apps(void);
+/* Rows (host_name, ttl_seconds, span_seconds) of skipped_hosts that are live
+ * or malformed. */
+char *backend_sql_load_hosts(void);
+
+/* Row parsing. */
+
+enum backend_row {
+    BACKEND_ROW_OK,
+    BACKEND_ROW_EXPIRED, /* a normal row whose time has passed: ignored quietly */
+    BACKEND_ROW_BAD,     /* malformed: rejected with the reason in @err */
+};
+
+struct backend_app {
+    const char *key;       /* points into the row */
+    uint64_t expire_at_ms; /* 0: never */
+    double ratio;          /* [0,1], or -1: not given (a Go node's sentinel) */
+};
+
+/* Parses one row of backend_sql_load_apps() (5 cells, NULL for SQL NULL).
+ * Expiry is taken relative to @now_ms from the database's own ttl, so node
+ * and database clocks need not agree; an expiry in the current second is
+ * already expired. */
+enum backend_row backend_parse_app(const char *const *cells, uint64_t now_ms,
+        struct backend_app *out, struct err *err);
+
+struct backend_host {
+    const char *host;
+    uint64_t expire_at_ms;
+};
+
+/* Parses one row of backend_sql_load_hosts() (3 cells). */
+enum backend_row backend_parse_host(const char *const *cells, uint64_t now_ms,
+        struct backend_host *out, struct err *err);
+
+/* Result of backend_sql_schema_columns(): the tables missing (names joined
+ * with ", " into @missing, "" if none) and whether throttled_apps.expires_at
+ * accepts NULL (false also when the table is missing). */
+void backend_schema_check(const char *const *cells, size_t nrows, char *missing,
+        size_t missing_size, bool *apps_expiry_nullable);
+
+/* Charset for a connection with collation @collation ("utf8mb4_bin" ->
+ * "utf8mb4"), written to @buf. NULL or "" gives "utf8mb4". */
+const char *backend_charset_of(const char *collation, char *buf, size_t size);
