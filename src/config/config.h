@@ -119,12 +119,12 @@ void config_diag_deinit(struct config_diag *d);
  * are appended to @diag, which the caller zero-initializes and later releases
  * with config_diag_deinit(). Main thread. */
 int config_load_files(const char *const *paths, size_t n, bool skip_missing, struct config **out,
-        struct config_diag *diag);
+                      struct config_diag *diag);
 
 /* Same, from a NUL-terminated JSON text; @name labels messages. For tests and
  * the fuzzer. */
 int config_load_string(const char *json, const char *name, struct config **out,
-        struct config_diag *diag);
+                       struct config_diag *diag);
 
 /* Frees @c and everything it owns; NULL is fine. */
 void config_free(struct config *c);
