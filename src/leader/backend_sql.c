@@ -103,10 +103,15 @@ char *backend_sql_attempt_leadership(const struct backend_ids *ids)
 char *backend_sql_read_leadership(const struct backend_ids *ids)
 {
     char *d = hex(ids->domain), *id = hex(ids->service_id);
+    /* A row is taken over once now() - E > last_seen_active, with now()
+     * in whole seconds: from last_seen_active + E + 1 on. The third column
+     * says how far that is, in microseconds of the database clock. */
     char *sql = xasprintf("select ifnull(max(service_id) = %s, 0) as is_leader, "
-                          "ifnull(max(service_id), '') as service_id "
+                          "ifnull(max(service_id), '') as service_id, "
+                          "timestampdiff(microsecond, now(6), max(last_seen_active) + "
+                          "interval %" PRId64 " second) as takeover_in_us "
                           "from service_election where domain = %s",
-            id, d);
+            id, ids->expiry_secs + 1, d);
     free(d);
     free(id);
     return sql;

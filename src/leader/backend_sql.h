@@ -42,7 +42,9 @@ struct backend_ids {
  * SET list left to right, which is what makes takeover and refresh one
  * atomic step. */
 char *backend_sql_attempt_leadership(const struct backend_ids *ids);
-/* One row: (is_leader 0/1, leader service_id or ""). */
+/* One row: (is_leader 0/1, leader service_id or "", microseconds until the
+ * row can be taken over or NULL when there is none). The statement the
+ * original reads with, plus the third column. */
 char *backend_sql_read_leadership(const struct backend_ids *ids);
 /* Upserts our service_health row. */
 char *backend_sql_register_health(const struct backend_ids *ids);

@@ -16,6 +16,7 @@
 
 #include "config/config.h"
 #include "core/clock.h"
+#include "core/parse.h"
 #include "core/strmap.h"
 #include "core/xalloc.h"
 #include "leader/backend_sql.h"
@@ -70,6 +71,9 @@
 #define EXPIRY_MAX_SECS      3600
 #define TTL_MAX_MIN          (10 * 365 * 24 * 60) /* TIMESTAMP ends in 2038 */
 #define OP_ATTEMPTS          2
+/* After the moment the database will let a row go, so our statement's now()
+ * is surely past it. */
+#define TAKEOVER_SLACK_MS 50
 
 /* One kind of backend work whose failures are logged once per change. */
 struct chan {
@@ -116,11 +120,13 @@ struct mysql_leader {
     uv_timer_t *reload_timer;
     uv_timer_t *share_timer;
     uv_timer_t *lease_timer;
+    uv_timer_t *takeover_timer;
     uv_timer_t *stop_timer;
     struct share_poll *share;
 
     /* Election round. */
     bool elect_busy;
+    bool elect_again; /* a takeover attempt came while a round ran */
     uint64_t refresh_sent_ms; /* clock_boot_ms() when the refresh was sent */
     bool refresh_ok;
     bool schema_ok;
@@ -211,16 +217,23 @@ static size_t utf8_chars(const char *s)
 static const char *printable(const char *s, char *buf, size_t size)
 {
     size_t o = 0;
-    for (const unsigned char *p = (const unsigned char *)(s ? s : "(null)"); *p && o + 5 < size;
-            p++) {
+    const unsigned char *p = (const unsigned char *)(s ? s : "(null)");
+    for (; *p && o + 8 < size; p++) {
         if (*p < 0x20 || *p == 0x7f)
             o += (size_t)snprintf(buf + o, size - o, "\\x%02x", *p);
         else
             buf[o++] = (char)*p;
     }
-    buf[o] = '\0';
-    if (s != NULL && strlen(s) > o && o + 4 < size)
+    if (*p != '\0') {
+        /* Cut on a character boundary, then say it was cut. */
+        while (o > 0 && ((unsigned char)buf[o - 1] & 0xC0) == 0x80)
+            o--;
+        if (o > 0 && ((unsigned char)buf[o - 1] & 0xC0) == 0xC0)
+            o--;
         snprintf(buf + o, size - o, "...");
+        return buf;
+    }
+    buf[o] = '\0';
     return buf;
 }
 
@@ -240,8 +253,12 @@ static void chan_fail(struct mysql_leader *m, struct chan *c, enum myconn_status
         const char *msg)
 {
     c->failures++;
-    bool same = c->failing && c->status == status &&
-                (status != MYCONN_ERR_QUERY || strcmp(c->msg, msg) == 0);
+    /* Timeouts, refused connects and dropped connections are one state,
+     * "unreachable"; a server error is its own state per message. */
+    bool unreachable = status != MYCONN_ERR_QUERY;
+    bool was_unreachable = c->status != MYCONN_ERR_QUERY;
+    bool same = c->failing && unreachable == was_unreachable &&
+                (unreachable || strcmp(c->msg, msg) == 0);
     if (!same)
         log_warn("leader: backend %s: %s: %s", m->backend, c->name, msg);
     c->failing = true;
@@ -249,11 +266,10 @@ static void chan_fail(struct mysql_leader *m, struct chan *c, enum myconn_status
     snprintf(c->msg, sizeof(c->msg), "%s", msg);
 }
 
-/* True when @msg reports a missing table (ER_NO_SUCH_TABLE, 1146). */
-static bool is_missing_table(enum myconn_status status, const char *msg)
+/* True when the failed query on @c met a missing table (ER_NO_SUCH_TABLE). */
+static bool is_missing_table(const struct myconn *c, enum myconn_status status)
 {
-    return status == MYCONN_ERR_QUERY && msg != NULL &&
-           (strstr(msg, "1146") != NULL || strstr(msg, "doesn't exist") != NULL);
+    return status == MYCONN_ERR_QUERY && myconn_last_errno(c) == 1146;
 }
 
 static void svc_list_clear(struct svc_list *s)
@@ -399,12 +415,45 @@ static void maybe_serve(struct mysql_leader *m)
 
 /* ---- election round (elect_conn, every second) ---- */
 
+static void elect_start(struct mysql_leader *m);
+
 static void elect_end(struct mysql_leader *m)
 {
     m->elect_busy = false;
     publish_status(m);
-    if (m->stopping)
+    if (m->stopping) {
         release_send(m);
+        return;
+    }
+    if (m->elect_again) {
+        m->elect_again = false;
+        elect_start(m);
+    }
+}
+
+/* Rounds run every second, so on their own a dead leader's row would be
+ * taken over up to a second after it expires. A follower therefore also
+ * plans one attempt for the very moment the database will let the row go;
+ * each read re-plans it, so it only fires when the leader stopped renewing. */
+static void on_takeover_timer(uv_timer_t *h)
+{
+    struct mysql_leader *m = h->data;
+    if (m->stopping)
+        return;
+    if (m->elect_busy)
+        m->elect_again = true;
+    else
+        elect_start(m);
+}
+
+static void plan_takeover(struct mysql_leader *m, const char *takeover_in_us)
+{
+    int64_t us;
+    if (takeover_in_us == NULL || parse_i64(takeover_in_us, &us) < 0 || us <= 0 ||
+            us > (m->ids.expiry_secs + 1) * 1000000)
+        return;
+    uv_timer_start(m->takeover_timer, on_takeover_timer,
+            (uint64_t)us / 1000 + TAKEOVER_SLACK_MS, 0);
 }
 
 static void on_share_services(struct myconn *c, enum myconn_status status,
@@ -447,7 +496,7 @@ static void on_read_leadership(struct myconn *c, enum myconn_status status,
          * runs out on its own. */
         chan_fail(m, &m->elect_chan, status,
                 status != MYCONN_OK ? errmsg : "read leadership: unexpected result shape");
-        if (is_missing_table(status, errmsg))
+        if (is_missing_table(c, status))
             m->schema_ok = false;
         m->healthy = false;
         elect_end(m);
@@ -459,6 +508,8 @@ static void on_read_leadership(struct myconn *c, enum myconn_status status,
     free(m->leader_id);
     m->leader_id = xstrdup(id ? id : "");
     bool ours = mine != NULL && strcmp(mine, "1") == 0;
+    if (!ours && res->ncols >= 3)
+        plan_takeover(m, res->cells[2]);
     if (ours && m->refresh_ok) {
         confirm_lease(m, m->refresh_sent_ms);
     } else if (!ours && m->leading) {
@@ -489,7 +540,7 @@ static void on_attempt(struct myconn *c, enum myconn_status status, const struct
     m->refresh_ok = status == MYCONN_OK;
     if (!m->refresh_ok) {
         chan_fail(m, &m->elect_chan, status, errmsg);
-        if (is_missing_table(status, errmsg))
+        if (is_missing_table(c, status))
             m->schema_ok = false;
     }
     /* Read even after a failed attempt, as the original does: followers
@@ -553,6 +604,11 @@ static void on_elect_timer(uv_timer_t *h)
     struct mysql_leader *m = h->data;
     if (m->stopping || m->elect_busy)
         return; /* a slow round is not piled on */
+    elect_start(m);
+}
+
+static void elect_start(struct mysql_leader *m)
+{
     m->elect_busy = true;
     if (!m->schema_ok) {
         char *sql = backend_sql_schema_columns();
@@ -563,8 +619,8 @@ static void on_elect_timer(uv_timer_t *h)
     }
     /* A promotion whose state load failed retries once a round. */
     if (m->leading && !m->serving) {
-        m->want_apps = m->apps_loaded_term != m->term;
-        m->want_hosts = m->hosts_loaded_term != m->term;
+        m->want_apps |= m->apps_loaded_term != m->term;
+        m->want_hosts |= m->hosts_loaded_term != m->term;
         state_kick(m);
     }
 }
@@ -652,7 +708,7 @@ static void on_load_apps(struct myconn *c, enum myconn_status status, const stru
     struct mysql_leader *m = arg;
     if (status != MYCONN_OK || res->ncols < 5) {
         chan_fail(m, &m->state_chan, status, status != MYCONN_OK ? errmsg : "throttled_apps: bad result");
-        if (is_missing_table(status, errmsg))
+        if (is_missing_table(c, status))
             m->schema_ok = false;
         state_kick(m);
         return;
@@ -713,7 +769,7 @@ static void on_load_hosts(struct myconn *c, enum myconn_status status, const str
     struct mysql_leader *m = arg;
     if (status != MYCONN_OK || res->ncols < 3) {
         chan_fail(m, &m->state_chan, status, status != MYCONN_OK ? errmsg : "skipped_hosts: bad result");
-        if (is_missing_table(status, errmsg))
+        if (is_missing_table(c, status))
             m->schema_ok = false;
         state_kick(m);
         return;
@@ -1052,6 +1108,7 @@ static void mysql_shutdown(struct leader *l, void (*done)(void *arg), void *arg)
     uv_timer_stop(m->health_timer);
     uv_timer_stop(m->reload_timer);
     uv_timer_stop(m->share_timer);
+    uv_timer_stop(m->takeover_timer);
     /* Stop answering as leader before the row is let go: a peer may lead
      * the instant it is. */
     m->forced = false;
@@ -1073,6 +1130,7 @@ static void mysql_free(struct leader *l)
     timer_close(&m->reload_timer);
     timer_close(&m->share_timer);
     timer_close(&m->lease_timer);
+    timer_close(&m->takeover_timer);
     timer_close(&m->stop_timer);
     share_poll_free(m->share);
     /* Abandoned queries never call back, so finish their commands here. */
@@ -1199,6 +1257,7 @@ int leader_mysql_init(struct leader *l, struct err *err)
     m->reload_timer = timer_new(m);
     m->share_timer = timer_new(m);
     m->lease_timer = timer_new(m);
+    m->takeover_timer = timer_new(m);
     m->stop_timer = timer_new(m);
     /* The first round at once, so a lone node leads in about a second. */
     uv_timer_start(m->elect_timer, on_elect_timer, 0, ELECTION_INTERVAL_MS);

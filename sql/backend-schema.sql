@@ -1,0 +1,43 @@
+-- SPDX-License-Identifier: MIT
+-- Tables of freno's MySQL backend (leader election, service health and the
+-- operator state). `freno --init-backend --config FILE` runs these same
+-- statements (and creates the schema if it is missing); or run this file:
+--   mysql freno_backend < sql/backend-schema.sql
+-- The BackendMySQLUser account needs SELECT, INSERT, UPDATE and DELETE on
+-- these tables. The columns are those of the Go original, so both can share
+-- one backend. expires_at of throttled_apps must accept NULL (never expires):
+-- it is spelled out, because with explicit_defaults_for_timestamp off a bare
+-- TIMESTAMP column would be NOT NULL.
+
+CREATE TABLE IF NOT EXISTS service_election (
+  domain varchar(32) NOT NULL,
+  share_domain varchar(32) NOT NULL,
+  service_id varchar(128) NOT NULL,
+  last_seen_active timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  PRIMARY KEY (domain),
+  KEY share_domain_idx (share_domain,last_seen_active)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+CREATE TABLE IF NOT EXISTS service_health (
+  service_id varchar(128) NOT NULL,
+  domain varchar(32) NOT NULL,
+  share_domain varchar(32) NOT NULL,
+  last_seen_active timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  PRIMARY KEY (service_id),
+  KEY last_seen_active_idx (last_seen_active)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+CREATE TABLE IF NOT EXISTS throttled_apps (
+  app_name varchar(128) NOT NULL,
+  throttled_at timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  expires_at timestamp NULL DEFAULT NULL,
+  ratio double,
+  PRIMARY KEY (app_name)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+CREATE TABLE IF NOT EXISTS skipped_hosts (
+  host_name varchar(128) NOT NULL,
+  skipped_at timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  expires_at timestamp NOT NULL,
+  PRIMARY KEY (host_name)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
