@@ -69,7 +69,7 @@
 #define RELEASE_DEADLINE_MS  1800
 #define EXPIRY_MIN_SECS      3
 #define EXPIRY_MAX_SECS      3600
-#define TTL_MAX_MIN          (10 * 365 * 24 * 60) /* TIMESTAMP ends in 2038 */
+#define TTL_MAX_MIN          (10ll * 365 * 24 * 60) /* TIMESTAMP ends in 2038 */
 #define OP_ATTEMPTS          2
 /* After the moment the database will let a row go, so our statement's now()
  * is surely past it. */
@@ -913,7 +913,7 @@ static void op_apply(struct mysql_leader *m, struct op *o, const struct myresult
     m->ops_gen++;
     switch (cmd->kind) {
     case LOOP_CMD_THROTTLE_APP: {
-        struct backend_app a;
+        struct backend_app a = {0};
         enum backend_row kind = BACKEND_ROW_BAD;
         if (readback != NULL && readback->nrows == 1 && readback->ncols >= 5)
             kind = backend_parse_app(readback->cells, clock_wall_ms(), &a, &err);
@@ -1001,7 +1001,7 @@ static char *op_sql(const struct mysql_leader *m, const struct loop_cmd *cmd, ch
         return NULL;
     }
     if (cmd->has_ttl && (cmd->ttl_min < 0 || cmd->ttl_min > TTL_MAX_MIN)) {
-        snprintf(msg, size, "%s: ttl %" PRId64 " minutes is outside 0..%d", what, cmd->ttl_min,
+        snprintf(msg, size, "%s: ttl %" PRId64 " minutes is outside 0..%lld", what, cmd->ttl_min,
                 TTL_MAX_MIN);
         return NULL;
     }

@@ -392,7 +392,7 @@ int share_poll_start(struct share_poll *p, const char *const *service_ids, size_
     forget_gone_peers(p, service_ids, n);
     p->fn = fn;
     p->arg = arg;
-    p->reqs = xcalloc(n ? n : 1, sizeof(*p->reqs));
+    p->reqs = xcalloc(n ? n : 1, sizeof(struct request *));
     p->nreqs = 0;
     p->pending = 0;
     for (size_t i = 0; i < n; i++) {

@@ -165,7 +165,7 @@ static void test_parse_app_rows(void **state)
     assert_int_equal(app("gh-ost", "0.5", "0", "1800", "1800", &a, &err), BACKEND_ROW_OK);
     assert_string_equal(a.key, "gh-ost");
     assert_true(a.ratio == 0.5);
-    assert_int_equal(a.expire_at_ms, T0 + 1800 * 1000);
+    assert_int_equal(a.expire_at_ms, T0 + 1800ull * 1000);
 
     assert_int_equal(app("perm", "1", "1", NULL, NULL, &a, &err), BACKEND_ROW_OK);
     assert_int_equal(a.expire_at_ms, 0);
@@ -215,7 +215,7 @@ static void test_parse_host_rows(void **state)
     const char *ok[3] = {"db-7", "3600", "3600"};
     assert_int_equal(backend_parse_host(ok, T0, &h, &err), BACKEND_ROW_OK);
     assert_string_equal(h.host, "db-7");
-    assert_int_equal(h.expire_at_ms, T0 + 3600 * 1000);
+    assert_int_equal(h.expire_at_ms, T0 + 3600ull * 1000);
     const char *now[3] = {"db-7", "0", "10"};
     assert_int_equal(backend_parse_host(now, T0, &h, &err), BACKEND_ROW_EXPIRED);
     const char *neg[3] = {"db-7", "-3600", "-3600"};
@@ -276,7 +276,7 @@ static void test_schema_file_matches(void **state)
             continue;
         size_t n = strlen(line);
         assert_true(len + n < 65536);
-        memcpy(text + len, line, n);
+        memcpy(text + len, line, n + 1);
         len += n;
     }
     fclose(f);
