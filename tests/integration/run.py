@@ -64,6 +64,7 @@ def main():
     args = ap.parse_args()
 
     if args.write_config:
+        Path(args.write_config).resolve().parent.mkdir(parents=True, exist_ok=True)
         cfg = lib._substitute(lib.main_config(), str(Path(args.write_config).resolve().parent))
         Path(args.write_config).write_text(json.dumps(cfg, indent=2) + "\n")
         print(f"wrote {args.write_config}; run: freno --http --config {args.write_config} "
@@ -75,6 +76,11 @@ def main():
         for name, _ in tests:
             print(name)
         return 0
+
+    try:
+        lib.topology_ready()
+    except lib.TestFailure as e:
+        print(f"warning: the topology is not ready ({e}); start it: scripts/topology.sh start", flush=True)
 
     passed = failed = skipped = 0
     suite_start = time.monotonic()

@@ -615,12 +615,12 @@ def test_skip_and_recover_host():
         expect(host in hosts, f"/skipped-hosts lacks {host}: {hosts!r}")
         left = lib.seconds_from_now(hosts[host])
         expect(4 * 60 <= left <= 6 * 60, f"skip expiry {hosts[host]} is {left:.0f}s away, want ~300")
-        wait_check(d, f"/check/{APP}/mysql/skipme", 200, timeout=12,
+        wait_check(d, f"/check/{APP}/mysql/skipme", 200, timeout=15,
                    what="the skipped host to leave the probed set")
     finally:
         expect_ok_body(d, f"/recover-host/{host}")
     expect(host not in skipped(d), f"{host} still skipped after recover-host")
-    wait_check(d, f"/check/{APP}/mysql/skipme", 500, timeout=12, what="the recovered host to be probed again")
+    wait_check(d, f"/check/{APP}/mysql/skipme", 500, timeout=15, what="the recovered host to be probed again")
 
 
 def test_skip_host_ttl_default_and_bad_input():
@@ -643,12 +643,12 @@ def test_bad_requests():
     d = ready()
     for p in ("/nope", "/check/a/mysql", "/check", "/throttle-app", "/check/a/mysql/threads/extra/x"):
         expect_eq(d.get(p)[0], 404, f"GET {p}")
-    long_path = "/check/" + "x" * 10240 + "/mysql/threads"
-    try:
-        status, _ = d.get(long_path)
-    except (OSError, http.client.HTTPException) as e:
-        raise lib.TestFailure(f"10 kB path: no HTTP status, connection ended with {e!r}")
-    expect(400 <= status < 600, f"10 kB path answered {status}")
+    for long_path in ("/" + "y" * 10240, "/check/" + "x" * 10240 + "/mysql/threads"):
+        try:
+            status, _ = d.get(long_path)
+        except (OSError, http.client.HTTPException) as e:
+            raise lib.TestFailure(f"10 kB path {long_path[:12]}...: no HTTP status, connection ended with {e!r}")
+        expect(400 <= status < 600, f"10 kB path {long_path[:12]}... answered {status}")
     expect_ok_body(d, "/lb-check", "lb-check after a 10 kB path")
     expect_eq(d.get(f"/check/{APP}/mysql/threads")[0], 200, "check after a 10 kB path")
 
@@ -724,8 +724,6 @@ def test_prometheus_metrics():
     names = set()
     for line in text.splitlines():
         if not line or line.startswith("#"):
-            expect(not line or re.match(r"# (HELP|TYPE) ", line) or line.startswith("# "),
-                   f"/metrics comment line: {line!r}")
             continue
         expect(sample.fullmatch(line), f"/metrics line is not Prometheus text: {line!r}")
         names.add(re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", line).group(0))
