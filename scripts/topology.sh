@@ -204,7 +204,7 @@ replication_running() {
 heartbeat_fresh() {
     local lag
     lag=$(sql "$1" "$LAG_QUERY" 2>/dev/null) || return 1
-    [ -n "$lag" ] && awk -v l="$lag" 'BEGIN { exit !(l < 1.0) }'
+    [ -n "$lag" ] && awk -v l="$lag" 'BEGIN { exit !(l < 0.5) }'
 }
 
 create_users() {
@@ -316,7 +316,7 @@ cmd_start() {
     done
     start_heartbeat
     for p in "${REPLICA_PORTS[@]}"; do
-        wait_for "fresh heartbeat (lag < 1s) on replica $p" 60 heartbeat_fresh "$p"
+        wait_for "fresh heartbeat (lag < 0.5s) on replica $p" 60 heartbeat_fresh "$p"
     done
     print_info
 }

@@ -10,6 +10,7 @@ HTTP-check responder, a port that accepts but never answers).
 Environment:
   FRENO_BIN               daemon binary (default: build/freno in the repo)
   FRENO_TOPOLOGY_DIR      base dir of scripts/topology.sh (default /tmp/freno-topology)
+  FRENO_TEST_KEEP         keep the work dirs (config, log) of daemons that stopped cleanly
   FRENO_TEST_DAEMON_URL   use an already running daemon (e.g. under gdb) for
                           the tests that use the main config; tests that need
                           their own daemon are skipped. Write the config it
@@ -21,6 +22,7 @@ import http.client as httpclient
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -206,6 +208,9 @@ def _env_with_sanitizer_options():
     env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":" + asan).strip(":")
     ubsan = "print_stacktrace=1:halt_on_error=1"
     env["UBSAN_OPTIONS"] = (env.get("UBSAN_OPTIONS", "") + ":" + ubsan).strip(":")
+    supp = REPO / "tests" / "lsan.supp"  # leaks inside third-party libraries, if any
+    if supp.exists():
+        env["LSAN_OPTIONS"] = (env.get("LSAN_OPTIONS", "") + f":suppressions={supp}").strip(":")
     return env
 
 
@@ -224,7 +229,6 @@ class Daemon:
         self.proc = None
         self.started_at = None
         self._log_offset = 0
-        self.problems = []  # sanitizer or exit problems found at stop
 
     def start(self, wait=True, timeout=20.0):
         expect(FRENO_BIN.exists(), f"daemon binary {FRENO_BIN} not found (build first)")
@@ -278,6 +282,14 @@ class Daemon:
         problems = self.stop()
         expect(not problems, "\n".join(problems))
         return self.start(**kw)
+
+    def retire(self):
+        """Stops for good; removes the work dir unless there were problems
+        (then the log stays for a look). Returns the problems."""
+        problems = self.stop()
+        if not problems and not os.environ.get("FRENO_TEST_KEEP"):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        return problems
 
     def sanitizer_report(self):
         """New sanitizer report lines since the last call ('' if none)."""
@@ -344,6 +356,9 @@ class ExternalDaemon(Daemon):
     def stop(self, timeout=10.0):
         return []
 
+    def retire(self):
+        return []
+
     def restart(self, **kw):
         raise Skip("needs to restart the daemon")
 
@@ -383,10 +398,10 @@ def daemon(name, config, port, args=(), wait=True):
     with another config or args is stopped and replaced. With @wait false it
     returns right after spawning (d.started_at is the spawn time)."""
     d = _daemons.get(name)
-    if d is not None and d.alive() and d.requested == (config, list(args)):
+    if d is not None and d.alive() and d.requested == (config, list(args)) and _answers(d):
         return d
     if d is not None:
-        problems = d.stop()
+        problems = d.retire()
         if problems:
             _shutdown_problems.append((name, problems))
     if EXTERNAL_URL:
@@ -410,7 +425,7 @@ def stop_daemon(name):
     """Stops the daemon called @name and fails the test if it left a problem."""
     d = _daemons.pop(name, None)
     if d is not None:
-        problems = d.stop()
+        problems = d.retire()
         expect(not problems, "\n".join(problems))
 
 
@@ -426,14 +441,31 @@ def stop_extra_daemons():
     """After each test: stops every daemon but the shared one; returns problems."""
     problems = []
     for name in [n for n in _daemons if n != "main"]:
-        problems.extend(_daemons.pop(name).stop())
+        problems.extend(_daemons.pop(name).retire())
     return problems
 
 
+def _answers(d):
+    """True if @d answers /lb-check; if it does not, gives a dying process up
+    to 3 s to finish exiting so that its death is seen now."""
+    try:
+        d.get("/lb-check", timeout=3)
+        return True
+    except (OSError, httpclient.HTTPException):
+        if d.proc is not None:
+            try:
+                d.proc.wait(3)
+            except subprocess.TimeoutExpired:
+                pass
+        return False
+
+
 def check_daemons():
-    """After each test: every daemon still alive and no new sanitizer report."""
+    """After each test: every daemon alive and answering, no new sanitizer report."""
     problems = []
     for d in list(_daemons.values()):
+        if d.proc is not None and not _answers(d) and d.alive():
+            problems.append(f"daemon {d.name} is alive but does not answer /lb-check; log tail:\n{d.log_tail()}")
         if d.proc is not None and not d.alive():
             problems.append(f"daemon {d.name} died (status {d.proc.returncode}); log tail:\n{d.log_tail()}")
             _daemons.pop(d.name, None)
@@ -448,7 +480,7 @@ def shutdown():
     """Stops every daemon and helper; returns (name, problems) per daemon with problems."""
     results = []
     for name, d in list(_daemons.items()):
-        problems = d.stop()
+        problems = d.retire()
         if problems:
             results.append((name, problems))
     _daemons.clear()
