@@ -353,6 +353,7 @@ static void start_serving(struct mysql_leader *m)
     throttler_set_leader(m->t, true);
     log_info("leader: leading domain %s (lease until %" PRIu64 " ms from now)", m->ids.domain,
             m->lease_until_ms - clock_boot_ms());
+    publish_status(m);
 }
 
 static void step_down(struct mysql_leader *m, const char *why)

@@ -159,8 +159,9 @@ class Nodes:
     def __iter__(self):
         return iter(self.by_port.values())
 
-    def leader_check(self):
-        """{port: /leader-check status (0 when not answering)}, asked in parallel."""
+    def leader_check(self, exclude=()):
+        """{port: /leader-check status (0 when not answering)}, asked in
+        parallel of every node not in @exclude."""
         out = {}
 
         def ask(d):
@@ -169,20 +170,20 @@ class Nodes:
             except OSError:
                 out[d.port] = 0
 
-        threads = [threading.Thread(target=ask, args=(d,)) for d in self]
+        threads = [threading.Thread(target=ask, args=(d,)) for d in self if d.port not in exclude]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         return out
 
-    def leaders(self):
-        return sorted(p for p, s in self.leader_check().items() if s == 200)
+    def leaders(self, exclude=()):
+        return sorted(p for p, s in self.leader_check(exclude).items() if s == 200)
 
     def wait_one_leader(self, timeout, exclude=()):
         """Waits for exactly one leader (not in @exclude); returns (node, seconds waited)."""
         t0 = time.monotonic()
-        ls = wait_until(lambda: [p for p in self.leaders() if p not in exclude], lambda ls: len(ls) == 1,
+        ls = wait_until(lambda: self.leaders(exclude), lambda ls: len(ls) == 1,
                         timeout=timeout, interval=0.05,
                         what=f"exactly one leader in domain {self.domain}")
         return self.by_port[ls[0]], time.monotonic() - t0
