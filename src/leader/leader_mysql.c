@@ -300,7 +300,10 @@ static struct snap_service *svc_list_copy(const struct svc_list *s)
 static void publish_status(struct mysql_leader *m)
 {
     bool is_leader = m->serving;
-    const char *state = m->serving ? "Leader" : m->healthy ? "Healthy" : "Unhealthy";
+    /* As the original, State tells the election's view even when
+     * --force-leadership makes this node lead anyway. */
+    bool elected = m->forced ? m->leading : m->serving;
+    const char *state = elected ? "Leader" : m->healthy ? "Healthy" : "Unhealthy";
     const char *leader_id = m->leading ? m->ids.service_id
                             : m->healthy ? (m->leader_id ? m->leader_id : "")
                                          : "";
