@@ -18,12 +18,13 @@
 #include "core/err.h"
 #include "inventory/inv_haproxy.h"
 
-#define DATA_DIR TESTS_DIR "/data/"
-
 static char *slurp(const char *name, size_t *len)
 {
-    char path[512];
-    snprintf(path, sizeof(path), "%s%s", DATA_DIR, name);
+    /* Fixtures live beside this file, in data/inventory/. */
+    const char *slash = strrchr(__FILE__, '/');
+    int dir_len = slash ? (int)(slash - __FILE__) : 1;
+    char path[1024];
+    snprintf(path, sizeof(path), "%.*s/data/inventory/%s", dir_len, slash ? __FILE__ : ".", name);
     FILE *f = fopen(path, "rb");
     assert_non_null(f);
     char *buf = malloc(1 << 20);

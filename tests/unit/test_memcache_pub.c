@@ -15,7 +15,7 @@ static void test_format(void **state)
 {
     (void)state;
     char buf[64];
-    assert_int_equal(memcache_pub_format(buf, sizeof(buf), 1497418678836ull, 0.54), 20);
+    assert_int_equal(memcache_pub_format(buf, sizeof(buf), 1497418678836ull, 0.54), 22);
     assert_string_equal(buf, "1497418678836:0.540000");
     memcache_pub_format(buf, sizeof(buf), 1700000000000ull, 1234.5678904);
     assert_string_equal(buf, "1700000000000:1234.567890");
