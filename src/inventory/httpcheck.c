@@ -158,7 +158,7 @@ static void on_timer_closed(uv_handle_t *h)
 }
 
 struct httpcheck *httpcheck_new(struct loop *loop, const struct config *cfg, struct throttler *t,
-        struct inv_http *http)
+                                struct inv_http *http)
 {
     struct httpcheck *hc = xcalloc(1, sizeof(*hc));
     hc->loop = loop;

@@ -18,11 +18,11 @@
 #include "log/log.h"
 #include "loop/loop.h"
 
-#define CACHE_MS        1000
-#define MAX_CONCURRENT  2
+#define CACHE_MS         1000
+#define MAX_CONCURRENT   2
 #define FETCH_TIMEOUT_MS 5000
-#define MAX_BODY        (32u * 1024 * 1024)
-#define FIELD_MAX       512
+#define MAX_BODY         (32u * 1024 * 1024)
+#define FIELD_MAX        512
 
 /* ---- CSV ---- */
 
@@ -115,7 +115,7 @@ static enum hp_state parse_status(const char *s, bool *transitioning)
 }
 
 int inv_haproxy_parse(const char *csv, size_t len, const char *pool, uint16_t default_port,
-        struct inv_hosts *out, struct err *err)
+                      struct inv_hosts *out, struct err *err)
 {
     struct csv c = {.p = csv, .end = csv + len};
     char field[FIELD_MAX];
@@ -145,7 +145,9 @@ int inv_haproxy_parse(const char *csv, size_t len, const char *pool, uint16_t de
     }
     if (col_px < 0 || col_sv < 0 || col_st < 0)
         return err_set(err, -EINVAL, "CSV header lacks the %s column",
-                col_px < 0 ? "pxname" : col_sv < 0 ? "svname" : "status");
+                       col_px < 0   ? "pxname"
+                       : col_sv < 0 ? "svname"
+                                    : "status");
     long last = col_px > col_sv ? col_px : col_sv;
     last = last > col_st ? last : col_st;
 
@@ -198,9 +200,13 @@ int inv_haproxy_parse(const char *csv, size_t len, const char *pool, uint16_t de
     if (!pool_found)
         return err_set(err, -EINVAL, "pool %s not found", pool);
     if (servers > 0 && transitioning == servers)
-        return err_set(err, -EINVAL, "pool %s: all %zu servers are transitioning, HAProxy is likely reloading", pool, servers);
+        return err_set(err, -EINVAL,
+                       "pool %s: all %zu servers are transitioning, HAProxy is likely reloading",
+                       pool, servers);
     if (up > 0 && up_transitioning == up)
-        return err_set(err, -EINVAL, "pool %s: all %zu UP servers are transitioning, HAProxy is likely reloading", pool, up);
+        return err_set(err, -EINVAL,
+                       "pool %s: all %zu UP servers are transitioning, HAProxy is likely reloading",
+                       pool, up);
     return 0;
 }
 
@@ -317,7 +323,7 @@ static void refresh_finish(struct hp_refresh *r)
 
 /* Gives @r the answer for address @idx: @body, or @fail. */
 static void refresh_feed(struct hp_refresh *r, const char *url, const char *body, size_t len,
-        const struct err *fail)
+                         const struct err *fail)
 {
     if (fail != NULL) {
         if (!r->failed)
@@ -406,7 +412,7 @@ static void start_queued(struct inv_haproxy *h)
 }
 
 void inv_haproxy_refresh(struct inv_haproxy *h, const struct config_cluster *cc, uint64_t now_ms,
-        inv_source_done_fn *done, void *arg)
+                         inv_source_done_fn *done, void *arg)
 {
     struct hp_refresh *r = xcalloc(1, sizeof(*r));
     r->cc = cc;

@@ -27,7 +27,7 @@ struct inv_haproxy;
  * transitioning, or every UP server transitioning (HAProxy reloading). @out
  * may be partly filled on error. Pure; any thread. */
 int inv_haproxy_parse(const char *csv, size_t len, const char *pool, uint16_t default_port,
-        struct inv_hosts *out, struct err *err);
+                      struct inv_hosts *out, struct err *err);
 
 /* The CSV URL for a configured base URL ("http://h:p" or "http://h:p/path",
  * no trailing slash): "http://h:p/;csv;norefresh", "http://h:p/path;csv;norefresh".
@@ -46,4 +46,4 @@ void inv_haproxy_free(struct inv_haproxy *h);
  * if no address gave a host. @done is called exactly once, possibly before
  * this returns. Loop thread. */
 void inv_haproxy_refresh(struct inv_haproxy *h, const struct config_cluster *cc, uint64_t now_ms,
-        inv_source_done_fn *done, void *arg);
+                         inv_source_done_fn *done, void *arg);

@@ -98,8 +98,8 @@ static void drain_done(struct inv_http *h)
                 res.code = -EFBIG;
                 snprintf(msg, sizeof(msg), "body larger than %zu bytes", r->max_body);
             } else {
-                res.code = cc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT
-                           : cc == CURLE_COULDNT_CONNECT  ? -ECONNREFUSED
+                res.code = cc == CURLE_OPERATION_TIMEDOUT     ? -ETIMEDOUT
+                           : cc == CURLE_COULDNT_CONNECT      ? -ECONNREFUSED
                            : cc == CURLE_COULDNT_RESOLVE_HOST ? -EHOSTUNREACH
                                                               : -EIO;
                 snprintf(msg, sizeof(msg), "%s", r->errbuf[0] ? r->errbuf : curl_easy_strerror(cc));
@@ -244,7 +244,7 @@ void inv_http_free(struct inv_http *h)
 }
 
 struct inv_http_req *inv_http_get(struct inv_http *h, const char *url, uint32_t timeout_ms,
-        size_t max_body, inv_http_done_fn *cb, void *arg, struct err *err)
+                                  size_t max_body, inv_http_done_fn *cb, void *arg, struct err *err)
 {
     CURL *e = curl_easy_init();
     if (e == NULL) {

@@ -14,8 +14,8 @@ struct inv_http;
 struct inv_http_req;
 
 struct inv_http_result {
-    int code;       /* 0, or a negative errno-style code when no answer came */
-    long status;    /* HTTP status when code is 0 */
+    int code;         /* 0, or a negative errno-style code when no answer came */
+    long status;      /* HTTP status when code is 0 */
     const char *body; /* NUL-terminated; valid during the callback only */
     size_t len;
     const char *msg; /* when code < 0: "<curl detail>"; "" otherwise */
@@ -37,7 +37,8 @@ void inv_http_free(struct inv_http *h);
  * @max_body bytes is an error. Returns the request (valid until its callback
  * ran or it was cancelled), or NULL with @err set. */
 struct inv_http_req *inv_http_get(struct inv_http *h, const char *url, uint32_t timeout_ms,
-        size_t max_body, inv_http_done_fn *cb, void *arg, struct err *err);
+                                  size_t max_body, inv_http_done_fn *cb, void *arg,
+                                  struct err *err);
 /* Abandons @r: its callback is not called. NULL is fine. */
 void inv_http_cancel(struct inv_http_req *r);
 /* Number of requests in flight (for tests and limits). */

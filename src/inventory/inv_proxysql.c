@@ -31,7 +31,7 @@ static char *addr_key(const char *host, uint16_t port)
 }
 
 void inv_proxysql_apply_rows(struct strmap *ignore, const char *const *cells, size_t nrows,
-        size_t ncols, uint64_t now_ms, uint64_t ttl_ms, struct inv_hosts *out)
+                             size_t ncols, uint64_t now_ms, uint64_t ttl_ms, struct inv_hosts *out)
 {
     if (ncols < 3)
         return;
@@ -45,13 +45,14 @@ void inv_proxysql_apply_rows(struct strmap *ignore, const char *const *cells, si
         const char *status = cells[r * ncols + 2];
         uint32_t port;
         if (host == NULL || host[0] == '\0' || port_s == NULL || status == NULL ||
-                parse_u32(port_s, &port) < 0 || port == 0 || port > 65535)
+            parse_u32(port_s, &port) < 0 || port == 0 || port > 65535)
             continue;
         char *key = addr_key(host, (uint16_t)port);
         uint64_t *until = strmap_get(ignore, key);
         if (strcmp(status, "ONLINE") == 0) {
             if (until != NULL && *until > now_ms) {
-                log_debug("inventory: proxysql: %s is ONLINE but still ignored for %" PRIu64 " ms", key, *until - now_ms);
+                log_debug("inventory: proxysql: %s is ONLINE but still ignored for %" PRIu64 " ms",
+                          key, *until - now_ms);
             } else {
                 inv_hosts_add(out, host, (uint16_t)port);
             }
@@ -91,11 +92,11 @@ struct inv_proxysql {
     char **addrs; /* sorted copy of the configured addresses */
     size_t naddrs;
     struct myconn *conn;
-    size_t conn_idx;  /* address of conn */
+    size_t conn_idx; /* address of conn */
     bool busy;
-    bool scanning;    /* trying addresses in order, not reusing a connection */
-    uint64_t now_ms;  /* of the refresh in flight */
-    struct err last;  /* last connect error while trying addresses */
+    bool scanning;   /* trying addresses in order, not reusing a connection */
+    uint64_t now_ms; /* of the refresh in flight */
+    struct err last; /* last connect error while trying addresses */
     struct strmap ignore;
     char sql[160];
     inv_source_done_fn *done;
@@ -119,8 +120,9 @@ struct inv_proxysql *inv_proxysql_new(struct loop *loop, const struct config_clu
     qsort(p->addrs, p->naddrs, sizeof(*p->addrs), cmp_str);
     strmap_init(&p->ignore);
     snprintf(p->sql, sizeof(p->sql),
-            "SELECT srv_host, srv_port, status FROM stats_mysql_connection_pool WHERE hostgroup=%" PRId64,
-            cc->proxysql_hostgroup_id);
+             "SELECT srv_host, srv_port, status FROM stats_mysql_connection_pool WHERE "
+             "hostgroup=%" PRId64,
+             cc->proxysql_hostgroup_id);
     return p;
 }
 
@@ -145,7 +147,7 @@ static void finish(struct inv_proxysql *p, const struct inv_hosts *hosts, const 
 static void try_address(struct inv_proxysql *p, size_t idx);
 
 static void on_rows(struct myconn *c, enum myconn_status status, const struct myresult *res,
-        const char *errmsg, void *arg)
+                    const char *errmsg, void *arg)
 {
     struct inv_proxysql *p = arg;
     if (status == MYCONN_OK) {
@@ -154,7 +156,7 @@ static void on_rows(struct myconn *c, enum myconn_status status, const struct my
                                 ? p->cc->proxysql_ignore_server_ttl_secs
                                 : DEFAULT_TTL_SECS;
         inv_proxysql_apply_rows(&p->ignore, res->cells, res->nrows, res->ncols, p->now_ms,
-                (uint64_t)ttl_s * 1000, &hosts);
+                                (uint64_t)ttl_s * 1000, &hosts);
         finish(p, &hosts, NULL);
         inv_hosts_deinit(&hosts);
         return;
@@ -221,7 +223,7 @@ static void try_address(struct inv_proxysql *p, size_t idx)
 }
 
 void inv_proxysql_refresh(struct inv_proxysql *p, uint64_t now_ms, inv_source_done_fn *done,
-        void *arg)
+                          void *arg)
 {
     p->done = done;
     p->arg = arg;

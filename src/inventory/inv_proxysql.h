@@ -26,7 +26,7 @@ struct inv_proxysql;
  * @now_ms + @ttl_ms. Rows with a NULL, an empty host or a bad port are
  * skipped. Pure apart from @ignore; any thread. */
 void inv_proxysql_apply_rows(struct strmap *ignore, const char *const *cells, size_t nrows,
-        size_t ncols, uint64_t now_ms, uint64_t ttl_ms, struct inv_hosts *out);
+                             size_t ncols, uint64_t now_ms, uint64_t ttl_ms, struct inv_hosts *out);
 /* Frees the values of @ignore and deinitializes it. */
 void inv_proxysql_ignore_deinit(struct strmap *ignore);
 
@@ -42,4 +42,4 @@ void inv_proxysql_free(struct inv_proxysql *p);
  * later from the loop (at once when no address is usable). Not while a
  * refresh is in flight. */
 void inv_proxysql_refresh(struct inv_proxysql *p, uint64_t now_ms, inv_source_done_fn *done,
-        void *arg);
+                          void *arg);

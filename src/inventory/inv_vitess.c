@@ -17,9 +17,9 @@
 #include "core/xalloc.h"
 #include "inventory/inv_http.h"
 
-#define TABLET_TYPE_REPLICA 2 /* topodata.TabletType REPLICA */
+#define TABLET_TYPE_REPLICA  2 /* topodata.TabletType REPLICA */
 #define DEFAULT_TIMEOUT_SECS 5
-#define MAX_BODY (64u * 1024 * 1024)
+#define MAX_BODY             (64u * 1024 * 1024)
 
 static bool blank(const char *s)
 {
@@ -71,20 +71,20 @@ static bool is_serveable(const json_t *tablet)
         return false;
     const json_t *last_error = json_object_get(stats, "last_error");
     if (last_error != NULL && !json_is_null(last_error) &&
-            (!json_is_string(last_error) || json_string_length(last_error) > 0))
+        (!json_is_string(last_error) || json_string_length(last_error) > 0))
         return false;
     const json_t *realtime = json_object_get(stats, "realtime");
     return realtime != NULL && !json_is_null(realtime);
 }
 
 int inv_vitess_parse(const char *json, size_t len, const struct config_strv *cells,
-        struct inv_hosts *out, struct err *err)
+                     struct inv_hosts *out, struct err *err)
 {
     json_error_t jerr;
     json_t *root = json_loadb(json, len, JSON_DECODE_ANY, &jerr);
     if (root == NULL)
         return err_set(err, -EINVAL, "tablets: invalid JSON at line %d column %d: %s", jerr.line,
-                jerr.column, jerr.text);
+                       jerr.column, jerr.text);
     if (!json_is_array(root)) {
         json_decref(root);
         return err_set(err, -EINVAL, "tablets: expected a JSON array of tablets");
@@ -121,7 +121,7 @@ char *inv_vitess_url(const struct config_cluster *cc)
         if (blank(cc->vitess_cells.v[i]))
             continue;
         char *c = xstrndup(cc->vitess_cells.v[i] + strspn(cc->vitess_cells.v[i], " \t"),
-                strlen(cc->vitess_cells.v[i]));
+                           strlen(cc->vitess_cells.v[i]));
         size_t cl = strlen(c);
         while (cl > 0 && (c[cl - 1] == ' ' || c[cl - 1] == '\t'))
             c[--cl] = '\0';
@@ -133,7 +133,7 @@ char *inv_vitess_url(const struct config_cluster *cc)
         cells = next;
     }
     char *url = xasprintf("%.*s%s/keyspace/%s/tablets/%s%s", (int)n, cc->vitess_api,
-            has_api ? "" : "/api", ks, shard, cells);
+                          has_api ? "" : "/api", ks, shard, cells);
     free(ks);
     free(shard);
     free(cells);
@@ -206,7 +206,7 @@ static void on_tablets(const struct inv_http_result *res, void *arg)
 }
 
 void inv_vitess_refresh(struct inv_vitess *v, const struct config_cluster *cc,
-        inv_source_done_fn *done, void *arg)
+                        inv_source_done_fn *done, void *arg)
 {
     struct vt_refresh *r = xcalloc(1, sizeof(*r));
     r->v = v;

@@ -24,7 +24,7 @@ struct inv_vitess;
  * a port in 1..65535. Returns 0, or -EINVAL with @err set when the text is
  * not a JSON array. Pure; any thread. */
 int inv_vitess_parse(const char *json, size_t len, const struct config_strv *cells,
-        struct inv_hosts *out, struct err *err);
+                     struct inv_hosts *out, struct err *err);
 
 /* The tablets URL for @cc (CONFIG_SOURCE_VITESS), as the original builds it:
  * API without trailing slashes, "/api" appended unless already there, then
@@ -41,4 +41,4 @@ void inv_vitess_free(struct inv_vitess *v);
  * list is a success. @done is called exactly once, possibly before this
  * returns. Loop thread. */
 void inv_vitess_refresh(struct inv_vitess *v, const struct config_cluster *cc,
-        inv_source_done_fn *done, void *arg);
+                        inv_source_done_fn *done, void *arg);

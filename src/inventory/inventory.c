@@ -76,17 +76,17 @@ static void on_source_done(void *arg, const struct inv_hosts *hosts, const struc
         const char *why = err != NULL ? err->msg : "unknown error";
         if (!ic->failing || strcmp(ic->last_err, why) != 0)
             log_warn("inventory: %s: %s; keeping the previous %zu host(s)", ic->cc->name, why,
-                    ic->nhosts);
+                     ic->nhosts);
         ic->failing = true;
         snprintf(ic->last_err, sizeof(ic->last_err), "%s", why);
         return;
     }
     if (ic->failing)
         log_info("inventory: %s: %s source answers again, %zu host(s)", ic->cc->name,
-                source_name(ic->cc->source), hosts->len);
+                 source_name(ic->cc->source), hosts->len);
     else if (!ic->ever_ok || hosts->len != ic->nhosts)
         log_info("inventory: %s: %zu host(s) from %s", ic->cc->name, hosts->len,
-                source_name(ic->cc->source));
+                 source_name(ic->cc->source));
     ic->failing = false;
     ic->last_err[0] = '\0';
     ic->ever_ok = true;
@@ -139,7 +139,7 @@ static void on_timer_closed(uv_handle_t *h)
 }
 
 struct inventory *inventory_new(struct loop *loop, const struct config *cfg, struct throttler *t,
-        struct err *err)
+                                struct err *err)
 {
     struct inv_http *http = inv_http_new(loop, err);
     if (http == NULL)

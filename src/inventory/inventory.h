@@ -17,6 +17,6 @@ struct inventory;
  * must outlive the inventory. Returns NULL with @err set if the HTTP client
  * cannot be created. */
 struct inventory *inventory_new(struct loop *loop, const struct config *cfg, struct throttler *t,
-        struct err *err);
+                                struct err *err);
 /* Stops everything and abandons refreshes in flight. NULL is fine. */
 void inventory_free(struct inventory *inv);

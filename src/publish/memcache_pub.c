@@ -20,15 +20,15 @@
 #include "log/log.h"
 #include "loop/loop.h"
 
-#define TIMEOUT_MS     300
-#define EXPIRY_SECS    1
-#define KEY_MAX        250
+#define TIMEOUT_MS  300
+#define EXPIRY_SECS 1
+#define KEY_MAX     250
 
 struct mp_state {
     bool dirty;
-    bool set;          /* pending write is a set (else a delete) */
-    bool deleted;      /* the last write sent was a delete */
-    bool bad_key;      /* logged once, never written */
+    bool set;     /* pending write is a set (else a delete) */
+    bool deleted; /* the last write sent was a delete */
+    bool bad_key; /* logged once, never written */
     char value[64];
 };
 
@@ -128,7 +128,8 @@ struct memcache_pub *memcache_pub_new(struct loop *loop, const struct config *cf
     }
     for (size_t i = 0; i < cfg->memcache_servers.len; i++)
         if (add_server(mc, cfg->memcache_servers.v[i]) < 0)
-            log_warn("memcache: server \"%s\" ignored: expected host:port", cfg->memcache_servers.v[i]);
+            log_warn("memcache: server \"%s\" ignored: expected host:port",
+                     cfg->memcache_servers.v[i]);
     memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_CONNECT_TIMEOUT, TIMEOUT_MS);
     memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_POLL_TIMEOUT, TIMEOUT_MS);
     memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_SND_TIMEOUT, TIMEOUT_MS * 1000);
@@ -193,14 +194,14 @@ static void on_work(uv_work_t *w)
         memcached_return_t rc;
         if (it->set)
             rc = memcached_set(mc, it->key, strlen(it->key), it->value, strlen(it->value),
-                    EXPIRY_SECS, 0);
+                               EXPIRY_SECS, 0);
         else
             rc = memcached_delete(mc, it->key, strlen(it->key), 0);
         if (rc == MEMCACHED_SUCCESS || (!it->set && rc == MEMCACHED_NOTFOUND))
             continue;
         if (b->failed++ == 0)
             snprintf(b->err, sizeof(b->err), "%s %s: %s", it->set ? "set" : "delete", it->key,
-                    memcached_last_error_message(mc));
+                     memcached_last_error_message(mc));
     }
 }
 
@@ -267,7 +268,7 @@ static void dispatch(struct memcache_pub *m)
 }
 
 void memcache_pub_put(struct memcache_pub *m, const char *metric, bool has_value, bool ok,
-        double value, uint64_t now_ms)
+                      double value, uint64_t now_ms)
 {
     char key[KEY_MAX + 64];
     snprintf(key, sizeof(key), "%s/%s", m->path, metric);

@@ -26,7 +26,7 @@ void memcache_pub_free(struct memcache_pub *m);
  * @has_value and @ok, otherwise the key is to be deleted (once per change).
  * Starts a batch unless one is in flight. */
 void memcache_pub_put(struct memcache_pub *m, const char *metric, bool has_value, bool ok,
-        double value, uint64_t now_ms);
+                      double value, uint64_t now_ms);
 
 /* Formats the stored value: "<now_ms>:<value %.6f>". Returns the length
  * (truncated to @size - 1 like snprintf). Pure. */

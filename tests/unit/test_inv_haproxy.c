@@ -190,13 +190,16 @@ static void test_errors(void **state)
     assert_string_equal(err.msg, "pool p not found");
     /* Every server transitioning, whatever its state. */
     assert_int_equal(parse("# pxname,svname,status\np,a,UP 1/2\np,b,DOWN 1/2\np,BACKEND,UP\n", "p",
-                             &l, &err),
-            -EINVAL);
-    assert_string_equal(err.msg, "pool p: all 2 servers are transitioning, HAProxy is likely reloading");
+                           &l, &err),
+                     -EINVAL);
+    assert_string_equal(err.msg,
+                        "pool p: all 2 servers are transitioning, HAProxy is likely reloading");
     inv_hosts_deinit(&l);
     /* Every UP server transitioning while others are stable. */
-    assert_int_equal(parse("# pxname,svname,status\np,a,UP 1/2\np,b,DOWN\n", "p", &l, &err), -EINVAL);
-    assert_string_equal(err.msg, "pool p: all 1 UP servers are transitioning, HAProxy is likely reloading");
+    assert_int_equal(parse("# pxname,svname,status\np,a,UP 1/2\np,b,DOWN\n", "p", &l, &err),
+                     -EINVAL);
+    assert_string_equal(err.msg,
+                        "pool p: all 1 UP servers are transitioning, HAProxy is likely reloading");
     inv_hosts_deinit(&l);
     /* No UP server at all is not "all UP transitioning". */
     assert_int_equal(parse("# pxname,svname,status\np,a,DOWN\np,b,MAINT\n", "p", &l, &err), 0);

@@ -31,7 +31,7 @@ static void expect_hosts(const struct inv_hosts *l, const char *const *want, siz
 }
 
 static void apply(struct strmap *ign, const char *const *cells, size_t nrows, uint64_t now,
-        struct inv_hosts *out)
+                  struct inv_hosts *out)
 {
     inv_proxysql_apply_rows(ign, cells, nrows, 3, now, TTL, out);
 }
@@ -42,12 +42,10 @@ static void test_statuses(void **state)
     struct strmap ign;
     strmap_init(&ign);
     const char *rows[] = {
-            "replica1", "3306", "OFFLINE_SOFT",
-            "replica2", "3306", "ONLINE",
-            "replica3", "3306", "SHUNNED",
-            "replica4", "3306", "ONLINE",
-            "replica5", "3306", "SHUNNED_REPLICATION_LAG",
-            "replica6", "3306", "OFFLINE_HARD",
+            "replica1", "3306",     "OFFLINE_SOFT", "replica2", "3306",
+            "ONLINE",   "replica3", "3306",         "SHUNNED",  "replica4",
+            "3306",     "ONLINE",   "replica5",     "3306",     "SHUNNED_REPLICATION_LAG",
+            "replica6", "3306",     "OFFLINE_HARD",
     };
     struct inv_hosts l = {0};
     apply(&ign, rows, 6, T0, &l);
@@ -106,15 +104,9 @@ static void test_bad_rows(void **state)
     strmap_init(&ign);
     struct inv_hosts l = {0};
     const char *rows[] = {
-            NULL, "3306", "ONLINE",
-            "", "3306", "ONLINE",
-            "a", NULL, "ONLINE",
-            "b", "0", "ONLINE",
-            "c", "65536", "ONLINE",
-            "d", "x", "ONLINE",
-            "e", "3306", NULL,
-            "::1", "13307", "ONLINE",
-            "f", "3307", "online",
+            NULL, "3306", "ONLINE", "",    "3306",  "ONLINE", "a", NULL,   "ONLINE",
+            "b",  "0",    "ONLINE", "c",   "65536", "ONLINE", "d", "x",    "ONLINE",
+            "e",  "3306", NULL,     "::1", "13307", "ONLINE", "f", "3307", "online",
     };
     apply(&ign, rows, 9, T0, &l);
     const char *want[] = {"::1:13307"};

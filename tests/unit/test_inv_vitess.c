@@ -165,7 +165,8 @@ static void test_url(void **state)
     cc.vitess_shard = "";
     cc.vitess_cells = (struct config_strv){.v = cells, .len = 3};
     u = inv_vitess_url(&cc);
-    assert_string_equal(u, "https://vtctld.example.com/api/keyspace/commerce/tablets/?cells=zone1%2Czone%202");
+    assert_string_equal(
+            u, "https://vtctld.example.com/api/keyspace/commerce/tablets/?cells=zone1%2Czone%202");
     free(u);
 }
 

@@ -27,7 +27,7 @@ static void test_crc32(void **state)
     assert_int_equal(memcache_pub_crc32("123456789", 9), 0xcbf43926u);
     assert_int_equal(memcache_pub_crc32("", 0), 0);
     assert_int_equal(memcache_pub_crc32("freno/mysql/main", 16) % 3,
-            memcache_pub_crc32("freno/mysql/main", 16) % 3);
+                     memcache_pub_crc32("freno/mysql/main", 16) % 3);
 }
 
 int main(void)
