@@ -68,13 +68,31 @@ static const char *source_name(enum config_host_source s)
     }
 }
 
+/* True if @a and @b differ other than in their digits: curl's messages carry
+ * elapsed times, and a changed count is not a new kind of failure. */
+static bool reason_changed(const char *a, const char *b)
+{
+    for (;;) {
+        while (*a >= '0' && *a <= '9')
+            a++;
+        while (*b >= '0' && *b <= '9')
+            b++;
+        if (*a != *b)
+            return true;
+        if (*a == '\0')
+            return false;
+        a++;
+        b++;
+    }
+}
+
 static void on_source_done(void *arg, const struct inv_hosts *hosts, const struct err *err)
 {
     struct inv_cluster *ic = arg;
     ic->busy = false;
     if (hosts == NULL) {
         const char *why = err != NULL ? err->msg : "unknown error";
-        if (!ic->failing || strcmp(ic->last_err, why) != 0)
+        if (!ic->failing || reason_changed(ic->last_err, why))
             log_warn("inventory: %s: %s; keeping the previous %zu host(s)", ic->cc->name, why,
                      ic->nhosts);
         ic->failing = true;
