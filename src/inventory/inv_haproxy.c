@@ -21,7 +21,7 @@
 #define CACHE_MS         1000
 #define MAX_CONCURRENT   2
 #define FETCH_TIMEOUT_MS 5000
-#define MAX_BODY         (32u * 1024 * 1024)
+#define MAX_BODY         ((size_t)32 * 1024 * 1024)
 #define FIELD_MAX        512
 
 /* ---- CSV ---- */

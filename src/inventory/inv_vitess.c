@@ -19,7 +19,7 @@
 
 #define TABLET_TYPE_REPLICA  2 /* topodata.TabletType REPLICA */
 #define DEFAULT_TIMEOUT_SECS 5
-#define MAX_BODY             (64u * 1024 * 1024)
+#define MAX_BODY             ((size_t)64 * 1024 * 1024)
 
 static bool blank(const char *s)
 {
