@@ -55,7 +55,6 @@ struct memcache_pub {
     struct mp_batch *in_flight;
     bool closing;
     bool failing;
-    char last_err[256];
 };
 
 uint32_t memcache_pub_crc32(const char *data, size_t len)
@@ -201,7 +200,7 @@ static void on_work(uv_work_t *w)
             continue;
         if (b->failed++ == 0)
             snprintf(b->err, sizeof(b->err), "%s %s: %s", it->set ? "set" : "delete", it->key,
-                     memcached_last_error_message(mc));
+                     memcached_strerror(mc, rc));
     }
 }
 
@@ -217,15 +216,14 @@ static void on_work_done(uv_work_t *w, int status)
         destroy(m);
         return;
     }
-    if (status == 0 && b->failed > 0) {
-        if (!m->failing || strcmp(m->last_err, b->err) != 0)
-            log_warn("memcache: %zu of %zu writes failed: %s", b->failed, b->n, b->err);
+    /* Logged on changes only: while a server is down libmemcached alternates
+     * between "connection failure" and "disabled until retry". */
+    if (status == 0 && b->failed > 0 && !m->failing) {
+        log_warn("memcache: %zu of %zu writes failed: %s", b->failed, b->n, b->err);
         m->failing = true;
-        snprintf(m->last_err, sizeof(m->last_err), "%s", b->err);
-    } else if (status == 0 && m->failing) {
+    } else if (status == 0 && b->failed == 0 && m->failing) {
         log_info("memcache: writes succeed again");
         m->failing = false;
-        m->last_err[0] = '\0';
     }
     batch_free(b);
     dispatch(m);
