@@ -231,6 +231,23 @@ static int plan(struct rnode *n, const struct loop_cmd *cmd, struct raft_codec_c
     return err_set(err, -EINVAL, "unknown command %d", (int)cmd->kind);
 }
 
+/* Copies @len bytes of JSON into a raft_malloc'ed buffer padded with blanks
+ * to a multiple of 8 bytes: libraft 0.15 writes entries unpadded but reads
+ * them back as if padded, so any other length corrupts its segment files.
+ * Trailing blanks are still valid JSON. */
+static struct raft_buffer to_raft_buffer(const char *text, size_t len)
+{
+    size_t padded = (len + 7) / 8 * 8;
+    struct raft_buffer buf = {.base = raft_malloc(padded ? padded : 8), .len = padded ? padded : 8};
+    if (buf.base == NULL) {
+        log_error("raft: out of memory for %zu bytes", buf.len);
+        abort();
+    }
+    memcpy(buf.base, text, len);
+    memset((char *)buf.base + len, ' ', buf.len - len);
+    return buf;
+}
+
 static void pump(struct rnode *n);
 
 static void on_applied(struct raft_apply *req, int status, void *result)
@@ -280,12 +297,7 @@ static void pump(struct rnode *n)
             loop_cmd_finish(node_loop(n), cmd, 500, err.msg);
             continue;
         }
-        struct raft_buffer buf = {.base = raft_malloc(len), .len = len};
-        if (buf.base == NULL) {
-            log_error("raft: out of memory for a log entry");
-            abort();
-        }
-        memcpy(buf.base, text, len);
+        struct raft_buffer buf = to_raft_buffer(text, len);
         free(text);
         n->apply_req.data = n;
         int rv = raft_apply(&n->raft, &n->apply_req, &buf, 1, on_applied);
@@ -422,17 +434,12 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
     raft_codec_state_deinit(&s);
     /* libraft frees both with raft_free (fsm version 1). */
     struct raft_buffer *b = raft_malloc(sizeof(*b));
-    void *data = raft_malloc(len > 0 ? len : 1);
-    if (b == NULL || data == NULL) {
-        raft_free(b);
-        raft_free(data);
+    if (b == NULL) {
         free(text);
         return RAFT_NOMEM;
     }
-    memcpy(data, text, len);
+    *b = to_raft_buffer(text, len);
     free(text);
-    b->base = data;
-    b->len = len;
     *bufs = b;
     *n_bufs = 1;
     log_debug("raft: snapshot of %zu bytes", len);

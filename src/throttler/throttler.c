@@ -243,7 +243,8 @@ static void rebuild_apps(struct throttler *t)
 {
     struct collect_ctx c = {0};
     throttler_each_app(t, collect_app, &c);
-    qsort(c.v, c.len, sizeof(struct snap_app), cmp_app);
+    if (c.len > 1)
+        qsort(c.v, c.len, sizeof(struct snap_app), cmp_app);
     snap_apps_unref(t->p_apps);
     t->p_apps = snap_apps_new(c.v, c.len);
     t->publish_pending = true;
@@ -270,7 +271,8 @@ static void rebuild_hosts(struct throttler *t)
 {
     struct collect_ctx c = {0};
     throttler_each_skipped_host(t, collect_host, &c);
-    qsort(c.v, c.len, sizeof(struct snap_host), cmp_host);
+    if (c.len > 1) /* qsort's pointer must not be NULL, even for 0 items */
+        qsort(c.v, c.len, sizeof(struct snap_host), cmp_host);
     snap_hosts_unref(t->p_hosts);
     t->p_hosts = snap_hosts_new(c.v, c.len);
     t->publish_pending = true;
