@@ -8,6 +8,7 @@
  * Loop thread. */
 #include "leader/leader_impl.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -664,6 +665,30 @@ static int lock_dir(struct rnode *n, struct err *err)
     return 0;
 }
 
+/* libraft bootstraps a directory that has no metadata file, even when log
+ * segments or snapshots are there: that would quietly start a new history
+ * over the old one. Refuse instead. */
+static int check_dir_contents(struct rnode *n, struct err *err)
+{
+    DIR *d = opendir(n->dir);
+    if (d == NULL)
+        return err_set(err, -errno, "raft: data directory %s: %s", n->dir, strerror(errno));
+    bool meta = false, data = false;
+    const struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const char *name = e->d_name;
+        if (strcmp(name, "metadata1") == 0 || strcmp(name, "metadata2") == 0)
+            meta = true;
+        else if (strncmp(name, "snapshot-", 9) == 0 || strncmp(name, "open-", 5) == 0 ||
+                 (name[0] >= '0' && name[0] <= '9'))
+            data = true;
+    }
+    closedir(d);
+    if (data && !meta)
+        return err_set(err, -EINVAL, "raft: data directory %s: log or snapshot files are there but the metadata files (metadata1, metadata2) are missing; restore them, or empty the directory (a cluster node then catches up from its peers)", n->dir);
+    return 0;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -797,6 +822,9 @@ static int start(struct rnode *n, struct err *err)
     /* Snapshots are a few KB of JSON; plain files let an operator read them. */
     raft_uv_set_snapshot_compression(&n->io, false);
     raft_uv_set_connect_retry_delay(&n->io, CONNECT_RETRY_MS);
+    /* Auto-recovery moves a damaged last segment aside and starts without
+     * it: committed commands would vanish silently. Refuse to start instead. */
+    raft_uv_set_auto_recovery(&n->io, false);
 
     n->fsm.version = 1;
     n->fsm.data = n;
@@ -856,6 +884,8 @@ int leader_raft_init(struct leader *l, struct err *err)
         rc = make_dirs(n->dir, err);
     if (rc == 0)
         rc = lock_dir(n, err);
+    if (rc == 0)
+        rc = check_dir_contents(n, err);
     if (rc == 0)
         rc = start(n, err);
     if (rc < 0) {
