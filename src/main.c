@@ -17,7 +17,7 @@
 #include "core/xalloc.h"
 #include "leader/leader.h"
 #include "log/log.h"
-#include "mysql/mylib.h"
+#include "mysql/myasync.h"
 
 struct flags {
     const char *config;
@@ -211,7 +211,7 @@ int main(int argc, char **argv)
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
 
-    if (mylib_init() < 0) {
+    if (myasync_library_init() < 0) {
         log_error("freno: cannot initialize the MariaDB client library");
         config_free(cfg);
         exit(1);
@@ -226,12 +226,12 @@ int main(int argc, char **argv)
             log_info("freno: backend schema is ready");
         config_free(cfg);
         curl_global_cleanup();
-        mylib_end();
+        myasync_library_end();
         exit(rc < 0 ? 1 : 0);
     }
     struct app_params ap = {.cfg = cfg, .force_leadership = f.force_leadership};
     int code = app_run(&ap);
     curl_global_cleanup();
-    mylib_end();
+    myasync_library_end();
     exit(code);
 }

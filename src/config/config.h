@@ -28,11 +28,13 @@ struct config_hostport {
     uint16_t port;
 };
 
-/* One cluster with inheritance from Stores.MySQL already applied. */
+/* One cluster with inheritance from Stores.MySQL already applied. Every string
+ * is non-NULL ("" when unset), whatever the host source. */
 struct config_cluster {
     char *name;
     char *user;
     char *password;
+    char *collation;    /* "" means the default charset (Stores.MySQL.Collation) */
     char *metric_query; /* "" means replication lag from SHOW SLAVE STATUS */
     int64_t cache_millis;
     double throttle_threshold;
@@ -65,6 +67,8 @@ struct config_cluster {
     int64_t vitess_timeout_secs; /* default 5 */
 };
 
+/* Every string is non-NULL ("" when unset) except control_token. Clusters are
+ * sorted by name. */
 struct config {
     uint16_t listen_port; /* 8087 */
     char *data_center;
@@ -87,7 +91,7 @@ struct config {
 
     /* Extensions (not in the original). */
     int64_t backend_election_expiry_secs; /* BackendElectionExpirySecs, default 5 */
-    char *control_token;                  /* ControlToken: required on control requests if set */
+    char *control_token; /* ControlToken: required on control requests if set; NULL if unset */
 
     /* Stores.MySQL defaults are folded into each cluster; kept for reference. */
     struct config_cluster mysql_defaults;
@@ -111,14 +115,16 @@ void config_diag_deinit(struct config_diag *d);
  * list); otherwise a missing file is an error. ${VAR} expansion is applied as
  * SPEC §3 says, reading the environment. Validation (host sources, backend vs
  * raft) is done too. Returns 0 and sets *@out, or -EINVAL with every problem
- * in @diag (warnings are filled in both cases). Main thread. */
+ * in @diag and *@out set to NULL (warnings are filled in both cases). Messages
+ * are appended to @diag, which the caller zero-initializes and later releases
+ * with config_diag_deinit(). Main thread. */
 int config_load_files(const char *const *paths, size_t n, bool skip_missing, struct config **out,
-        struct config_diag *diag);
+                      struct config_diag *diag);
 
 /* Same, from a NUL-terminated JSON text; @name labels messages. For tests and
  * the fuzzer. */
 int config_load_string(const char *json, const char *name, struct config **out,
-        struct config_diag *diag);
+                       struct config_diag *diag);
 
 /* Frees @c and everything it owns; NULL is fine. */
 void config_free(struct config *c);

@@ -20,8 +20,8 @@ struct myconn_params {
     const char *database;  /* may be NULL */
     const char *charset;   /* may be NULL: utf8mb4 */
     const char *collation; /* may be NULL: SET NAMES <charset> COLLATE <collation> after connect */
-    uint32_t connect_timeout_ms;
-    uint32_t query_timeout_ms; /* whole query incl. reading the result */
+    uint32_t connect_timeout_ms; /* resolve + connect + handshake (+ SET NAMES); 0: 1000 */
+    uint32_t query_timeout_ms;   /* whole query incl. reading the result; 0: 1000 */
 };
 
 /* A result set, owned by myasync and valid only during the callback. cells
@@ -45,9 +45,17 @@ enum myconn_status {
 /* Called once per myconn_query(). @res is NULL unless status is MYCONN_OK
  * (and then NULL for statements without a result set is replaced by an empty
  * result). @errmsg is a one-line reason including the library's errno when
- * status != OK. */
-typedef void myconn_done_fn(struct myconn *c, enum myconn_status status,
-        const struct myresult *res, const char *errmsg, void *arg);
+ * status != OK, and "" otherwise. A result of more than 10000 rows or 16 MiB
+ * is not read: MYCONN_ERR_QUERY, connection dropped. The callback may start
+ * the next query or free @c. */
+typedef void myconn_done_fn(struct myconn *c, enum myconn_status status, const struct myresult *res,
+                            const char *errmsg, void *arg);
+
+/* Initializes / releases the client library's global state. Call init once
+ * in main() before any thread starts, end once after every connection was
+ * freed. Return 0 or -1. */
+int myasync_library_init(void);
+void myasync_library_end(void);
 
 /* Creates an idle connection object; strings in @p are copied. */
 struct myconn *myconn_new(struct loop *loop, const struct myconn_params *p);
@@ -60,7 +68,11 @@ int myconn_query(struct myconn *c, const char *sql, myconn_done_fn *cb, void *ar
 bool myconn_is_busy(const struct myconn *c);
 /* Drops the underlying connection (next query reconnects). Not while busy. */
 void myconn_reset(struct myconn *c);
-/* "host:port" as configured, for messages. */
+/* The MySQL error number (server ER_* or client CR_*) of the last failed
+ * query or connect, or 0 when it succeeded or failed otherwise (timeout,
+ * resolve error). Valid during and after the callback. */
+unsigned int myconn_last_errno(const struct myconn *c);
+/* "host:port" as configured (IPv6 in brackets), for messages. */
 const char *myconn_name(const struct myconn *c);
 
 /* Appends @s as a SQL hex literal (X'..', or '' for empty) to @buf of @size

@@ -243,7 +243,7 @@ static void rebuild_apps(struct throttler *t)
 {
     struct collect_ctx c = {0};
     throttler_each_app(t, collect_app, &c);
-    if (c.len > 1)
+    if (c.len > 0)
         qsort(c.v, c.len, sizeof(struct snap_app), cmp_app);
     snap_apps_unref(t->p_apps);
     t->p_apps = snap_apps_new(c.v, c.len);
@@ -271,7 +271,7 @@ static void rebuild_hosts(struct throttler *t)
 {
     struct collect_ctx c = {0};
     throttler_each_skipped_host(t, collect_host, &c);
-    if (c.len > 1) /* qsort's pointer must not be NULL, even for 0 items */
+    if (c.len > 0)
         qsort(c.v, c.len, sizeof(struct snap_host), cmp_host);
     snap_hosts_unref(t->p_hosts);
     t->p_hosts = snap_hosts_new(c.v, c.len);
@@ -391,7 +391,7 @@ static void rebuild_text(struct throttler *t, uint64_t now_ms)
         snprintf(name, sizeof(name), "throttled_states.%s", key);
         emit(vars, &prom, &plen, &pcap, name, json_real(e->ratio), e->ratio, "gauge");
     }
-    char *dv = json_dumps(vars, JSON_COMPACT | JSON_SORT_KEYS);
+    char *dv = json_dumps(vars, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
     json_decref(vars);
     char *dvn = xasprintf("%s\n", dv ? dv : "{}");
     free(dv);
