@@ -43,7 +43,7 @@
  * restart replays little and a new node catches up from one snapshot. */
 #define SNAPSHOT_THRESHOLD 64
 #define SNAPSHOT_TRAILING 16
-#define SEGMENT_SIZE (1024 * 1024)
+#define SEGMENT_SIZE ((size_t)1024 * 1024)
 /* How often raft's state is looked at (libraft 0.15 has no state callback). */
 #define POLL_INTERVAL_MS 20
 #define LOCK_FILE "freno.lock"
@@ -564,7 +564,7 @@ static void raft_shutdown(struct leader *l, void (*done)(void *arg), void *arg)
         n->transfer.data = n;
         if (raft_transfer(&n->raft, &n->transfer, 0, on_transferred) == 0) {
             n->transfer_pending = true;
-            n->transfer_deadline_ms = loop_now_ms(node_loop(n)) + 2 * ELECTION_TIMEOUT_MS;
+            n->transfer_deadline_ms = loop_now_ms(node_loop(n)) + 2ull * ELECTION_TIMEOUT_MS;
             return;
         }
     }
