@@ -6,6 +6,7 @@
  * that could see it has left its read-side section. */
 #include "snapshot/snapshot.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <urcu-bp.h>
@@ -182,7 +183,7 @@ static void box_free(struct snapshot_box *b)
 
 static void on_rcu_free(struct rcu_head *head)
 {
-    box_free(caa_container_of(head, struct snapshot_box, rcu));
+    box_free((struct snapshot_box *)(void *)((char *)head - offsetof(struct snapshot_box, rcu)));
 }
 
 void snapshot_init(void)
