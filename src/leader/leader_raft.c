@@ -164,13 +164,9 @@ static void show_status(struct rnode *n)
     if (n->shown && n->shown_state == state && n->shown_is_leader == is_leader &&
             strcmp(n->shown_leader, leader) == 0)
         return;
-    if (!n->shown || n->shown_state != state)
-        log_info("raft: %s, term %llu", state_name(state),
-                n->raft_ready ? n->raft.current_term : 0ull);
-    if (!n->shown || strcmp(n->shown_leader, leader) != 0)
-        log_info("raft: leader is %s", leader[0] ? leader : "unknown");
-    if (!n->shown || n->shown_is_leader != is_leader)
-        log_info("raft: this node %s", is_leader ? "leads: probing" : "does not lead");
+    log_info("raft: %s in term %llu, leader %s; this node %s", state_name(state),
+            n->raft_ready ? n->raft.current_term : 0ull, leader[0] ? leader : "unknown",
+            is_leader ? "leads and probes" : "does not lead");
     n->shown = true;
     n->shown_state = state;
     n->shown_is_leader = is_leader;
