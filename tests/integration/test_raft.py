@@ -438,9 +438,15 @@ def test_raft_minority_partition():
         for d in others:
             os.kill(d.proc.pid, signal.SIGSTOP)
         t0 = time.monotonic()
+        # A command it takes now cannot commit: it fails when the leader
+        # steps down, well within the HTTP layer's 5 s wait.
+        status, msg = control(leader, "/throttle-app/isolated")
+        expect(status == 500 and msg.startswith("not leader"),
+               f"command on an isolated leader: {status} {msg!r}")
         wait_until(lambda: is_leader(leader), lambda v: not v, timeout=5.0, interval=0.02,
                    what="the isolated leader to step down")
-        print(f"    isolated leader stepped down after {time.monotonic() - t0:.2f}s", flush=True)
+        print(f"    isolated leader stepped down after {time.monotonic() - t0:.2f}s "
+              f"(pending command answered: {msg!r})", flush=True)
         expect(state(leader) in ("Follower", "Candidate"), f"state {state(leader)}")
     finally:
         for d in others:
