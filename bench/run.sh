@@ -18,10 +18,17 @@ mkdir -p "$WORK"
 bash scripts/setup.sh >/dev/null
 cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DSANITIZE= >/dev/null
 make -C build-release -j2 freno >/dev/null
-bash scripts/topology.sh start >/dev/null
+# 500 hosts are reached through 127.0.x.y addresses: the servers must listen
+# on the wildcard address for the duration of the benchmark.
+bash scripts/topology.sh stop >/dev/null 2>&1 || true
+FRENO_TOPOLOGY_BIND="0.0.0.0,::1" bash scripts/topology.sh start >/dev/null
 
 PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+cleanup() {
+    for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    bash scripts/topology.sh stop >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
 
 LAG_QUERY="select unix_timestamp(now(6)) - unix_timestamp(ts) as lag_check from meta.heartbeat order by ts desc limit 1"

@@ -108,7 +108,9 @@ write_cnf() {
         echo "pid-file=$dir/mariadbd.pid"
         echo "log-error=$dir/error.log"
         echo "port=$port"
-        echo "bind-address=127.0.0.1,::1"
+        # Loopback only; the benchmark widens it (FRENO_TOPOLOGY_BIND) to reach
+        # the replicas through many 127.0.x.y addresses.
+        echo "bind-address=${FRENO_TOPOLOGY_BIND:-127.0.0.1,::1}"
         echo "server-id=$server_id"
         echo "skip-name-resolve"
         echo "performance_schema=OFF"
