@@ -904,6 +904,53 @@ void throttler_clear_apps(struct throttler *t)
     t->publish_pending = true;
 }
 
+void throttler_clear_skipped_hosts(struct throttler *t)
+{
+    skipped_hosts_deinit(&t->skipped);
+    skipped_hosts_init(&t->skipped);
+    rebuild_hosts(t);
+    reapply_all_hosts(t, clock_wall_ms());
+    t->publish_pending = true;
+}
+
+int throttler_plan_throttle_app(struct throttler *t, const char *key, bool has_ttl,
+        int64_t ttl_min, bool has_ratio, double ratio, uint64_t now_ms, uint64_t *expire_at_ms,
+        double *ratio_out, struct err *err)
+{
+    /* Run the real rules on a scratch set holding only the current entry
+     * (initialized by hand: app_throttle_init would add the built-in one). */
+    struct app_throttle scratch;
+    strmap_init(&scratch.map);
+    const struct app_throttle_entry *cur = app_throttle_get(&t->apps, key, now_ms);
+    if (cur != NULL)
+        app_throttle_put(&scratch, key, cur->expire_at_ms, cur->ratio);
+    struct app_throttle_entry e;
+    int rc = app_throttle_set(&scratch, key, has_ttl, ttl_min, has_ratio, ratio, now_ms, &e, err);
+    app_throttle_deinit(&scratch);
+    if (rc < 0)
+        return rc;
+    *expire_at_ms = e.expire_at_ms;
+    *ratio_out = e.ratio;
+    return 0;
+}
+
+int throttler_plan_skip_host(struct throttler *t, const char *host, bool has_ttl, int64_t ttl_min,
+        uint64_t now_ms, uint64_t *expire_at_ms, struct err *err)
+{
+    (void)t; /* a skip does not depend on the current state */
+    struct skipped_hosts scratch;
+    skipped_hosts_init(&scratch);
+    int rc = skipped_hosts_add(&scratch, host, has_ttl, ttl_min, now_ms, expire_at_ms, err);
+    skipped_hosts_deinit(&scratch);
+    return rc;
+}
+
+void throttler_publish_pending(struct throttler *t)
+{
+    if (t->publish_pending)
+        publish(t, clock_wall_ms());
+}
+
 void throttler_each_app(struct throttler *t,
         void (*fn)(const char *key, uint64_t expire_at_ms, double ratio, void *arg), void *arg)
 {

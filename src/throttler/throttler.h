@@ -73,6 +73,21 @@ void throttler_put_app(struct throttler *t, const char *key, uint64_t expire_at_
 void throttler_put_skipped_host(struct throttler *t, const char *host, uint64_t expire_at_ms);
 /* Drops every app throttle except the built-in one (before a full reload). */
 void throttler_clear_apps(struct throttler *t);
+/* Drops every skipped host (before a full reload, e.g. a raft snapshot). */
+void throttler_clear_skipped_hosts(struct throttler *t);
+
+/* Compute, without changing anything, what throttler_throttle_app() and
+ * throttler_skip_host() would store at @now_ms: the absolute expiry (0: never
+ * for apps) and the ratio. Same rules and errors; for replicating a command
+ * as absolute values. */
+int throttler_plan_throttle_app(struct throttler *t, const char *key, bool has_ttl,
+        int64_t ttl_min, bool has_ratio, double ratio, uint64_t now_ms, uint64_t *expire_at_ms,
+        double *ratio_out, struct err *err);
+int throttler_plan_skip_host(struct throttler *t, const char *host, bool has_ttl, int64_t ttl_min,
+        uint64_t now_ms, uint64_t *expire_at_ms, struct err *err);
+/* Publishes a snapshot now if the put/clear functions above left changes
+ * unpublished (they leave publishing to the next tick otherwise). */
+void throttler_publish_pending(struct throttler *t);
 
 /* Iterates current app throttles / skipped hosts (for snapshots of state).
  * @fn is called for each live entry. */
