@@ -515,7 +515,8 @@ def test_memcache_values_expiry_and_deletion():
     expect(m is not None, f"memcache value format: {v!r}")
     expect_eq(m.group(2), "0.500000", "memcache value")
     expect(abs(int(m.group(1)) / 1000 - time.time()) < 2, f"epoch millis {m.group(1)} not recent")
-    expect(mc_get(f"{MC_PATH}/mysql/hap") is not None, "every healthy cluster is published")
+    lib.wait_until(lambda: mc_get(f"{MC_PATH}/mysql/hap"), lambda x: x and x.endswith(f":{R2}.000000"),
+                   timeout=5, what="mysql/hap published too")
     expect(mc_get(f"{MC_PATH}/mysql/hcoff") is None, "an error aggregate has no key")
     # The aggregate turns into an error: the key is deleted at once.
     lib.sql(PRIMARY, "SET SESSION sql_log_bin = 0; DROP TABLE invtest.flip")
