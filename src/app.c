@@ -14,9 +14,11 @@
 #include "core/err.h"
 #include "core/xalloc.h"
 #include "http/http_server.h"
+#include "inventory/inventory.h"
 #include "leader/leader.h"
 #include "log/log.h"
 #include "loop/loop.h"
+#include "publish/memcache_pub.h"
 #include "snapshot/events.h"
 #include "snapshot/snapshot.h"
 #include "throttler/throttler.h"
@@ -25,6 +27,8 @@ struct app {
     struct config *cfg;
     struct loop *loop;
     struct throttler *throttler;
+    struct inventory *inventory;
+    struct memcache_pub *memcache;
     struct leader *leader;
     uv_signal_t sigterm;
     uv_signal_t sigint;
@@ -39,6 +43,12 @@ static void on_cmd(struct loop_cmd *cmd, void *arg)
         return;
     }
     leader_submit(a->leader, cmd);
+}
+
+static void on_aggregated(const char *metric, bool has_value, bool ok, double value,
+        uint64_t now_ms, void *arg)
+{
+    memcache_pub_put(arg, metric, has_value, ok, value, now_ms);
 }
 
 static void on_leader_released(void *arg)
@@ -78,6 +88,14 @@ int app_run(const struct app_params *p)
         goto out;
     }
     a.throttler = throttler_new(a.loop, a.cfg, hostname, service_id);
+    a.inventory = inventory_new(a.loop, a.cfg, a.throttler, &err);
+    if (a.inventory == NULL) {
+        log_error("%s", err.msg);
+        goto out;
+    }
+    a.memcache = memcache_pub_new(a.loop, a.cfg);
+    if (a.memcache != NULL)
+        throttler_set_aggregate_hook(a.throttler, on_aggregated, a.memcache);
     struct leader_params lp = {
             .loop = a.loop,
             .cfg = a.cfg,
@@ -110,6 +128,10 @@ out:
     a.stopping = true;
     http_server_stop(http);
     leader_free(a.leader);
+    inventory_free(a.inventory);
+    if (a.throttler != NULL)
+        throttler_set_aggregate_hook(a.throttler, NULL, NULL);
+    memcache_pub_free(a.memcache);
     throttler_free(a.throttler);
     loop_free(a.loop);
     snapshot_shutdown();

@@ -336,7 +336,7 @@ static void handle_throttled_apps(const struct snapshot *s, uint64_t now_ms,
                 a->ratio == floor(a->ratio) ? json_integer((json_int_t)a->ratio) : json_real(a->ratio));
         json_object_set_new(o, a->key, e);
     }
-    resp_json(resp, 200, o, JSON_SORT_KEYS | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+    resp_json(resp, 200, o, JSON_SORT_KEYS | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
 }
 
 static void handle_skipped_hosts(const struct snapshot *s, uint64_t now_ms,

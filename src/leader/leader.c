@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* Leader selection and the local implementation (forced leadership and
- * single-node mode): this node leads from the first instant and applies
- * operator commands directly. Loop thread. */
+/* Leader selection, and the in-memory local implementation used only when
+ * neither a backend nor a raft data directory is configured (the config
+ * loader normally refuses that): this node leads from the first instant and
+ * applies operator commands directly. Loop thread. */
 #include "leader/leader.h"
 
 #include <stdlib.h>
@@ -32,14 +33,14 @@ static void local_free(struct leader *l)
 }
 
 static const struct leader_ops forced_ops = {"forced", local_submit, local_shutdown, local_free};
-static const struct leader_ops single_ops = {"single-node", local_submit, local_shutdown,
+static const struct leader_ops memory_ops = {"in-memory", local_submit, local_shutdown,
         local_free};
 
 int leader_local_init(struct leader *l, struct err *err)
 {
     (void)err;
     const struct config *cfg = l->p.cfg;
-    l->ops = l->p.force_leadership ? &forced_ops : &single_ops;
+    l->ops = l->p.force_leadership ? &forced_ops : &memory_ops;
     struct snap_leader s = {
             .is_leader = true,
             .healthy = true,
@@ -54,15 +55,21 @@ int leader_local_init(struct leader *l, struct err *err)
     return 0;
 }
 
+static bool is_set(const char *s)
+{
+    return s != NULL && s[0] != '\0';
+}
+
 struct leader *leader_new(const struct leader_params *p, struct err *err)
 {
     struct leader *l = xcalloc(1, sizeof(*l));
     l->p = *p;
     int rc;
-    /* As in the original, a configured backend wins over raft settings. */
-    if (p->cfg->backend_host != NULL && p->cfg->backend_host[0] != '\0')
+    /* As in the original, a configured backend wins over raft settings.
+     * RaftDataDir with no RaftNodes is raft's single-node mode. */
+    if (is_set(p->cfg->backend_host))
         rc = leader_mysql_init(l, err);
-    else if (!p->force_leadership && p->cfg->raft_nodes.len > 0)
+    else if (is_set(p->cfg->raft_data_dir))
         rc = leader_raft_init(l, err);
     else
         rc = leader_local_init(l, err);

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* Leadership and replicated operator state. One implementation is chosen at
- * start: forced (--force-leadership), single node (RaftDataDir with no
- * RaftNodes), the MySQL backend, or raft. Each tells the throttler whether to
- * probe, publishes the consensus status, and carries out operator commands.
- * Loop thread. */
+ * start: the MySQL backend (BackendMySQLHost), else raft (RaftDataDir; with
+ * no RaftNodes that is single-node mode), else in memory. Each honours
+ * --force-leadership, tells the throttler whether to probe, publishes the
+ * consensus status, and carries out operator commands. Loop thread. */
 #pragma once
 
 #include <stdbool.h>

@@ -21,5 +21,6 @@ struct leader {
 int leader_local_init(struct leader *l, struct err *err);
 /* MySQL backend (leader_mysql.c); honours p.force_leadership. */
 int leader_mysql_init(struct leader *l, struct err *err);
-/* Raft (leader_raft.c); honours p.force_leadership. */
+/* Raft (leader_raft.c), single-node mode when RaftNodes is empty; honours
+ * p.force_leadership. */
 int leader_raft_init(struct leader *l, struct err *err);

@@ -47,6 +47,7 @@ struct host_probe {
     uint16_t port;
     char *key; /* "host:port" */
     struct probe *probe;
+    bool http_404; /* the last HTTP check answered 404: left out of aggregation */
 };
 
 struct cluster {
@@ -84,6 +85,8 @@ struct throttler {
     uv_timer_t *selfcheck_timer;
     uv_timer_t *slow_timer;
     uv_timer_t *sweep_timer;
+    throttler_aggregate_fn *on_aggregated;
+    void *on_aggregated_arg;
 
     struct app_throttle apps;
     struct skipped_hosts skipped;
@@ -522,6 +525,34 @@ void throttler_set_cluster_hosts(struct throttler *t, size_t cluster_idx,
     apply_hosts(t, c, clock_wall_ms());
 }
 
+void throttler_each_cluster_host(struct throttler *t, size_t cluster_idx,
+        void (*fn)(const char *host, uint16_t port, void *arg), void *arg)
+{
+    const struct cluster *c = &t->clusters[cluster_idx];
+    for (size_t i = 0; i < c->nhosts; i++)
+        fn(c->hosts[i]->host, c->hosts[i]->port, arg);
+}
+
+void throttler_set_host_http_404(struct throttler *t, size_t cluster_idx, const char *host,
+        bool is_404)
+{
+    const struct cluster *c = &t->clusters[cluster_idx];
+    for (size_t i = 0; i < c->nhosts; i++) {
+        struct host_probe *h = c->hosts[i];
+        if (strcmp(h->host, host) != 0 || h->http_404 == is_404)
+            continue;
+        h->http_404 = is_404;
+        log_info("throttler: %s: %s %s", c->metric_name, h->key,
+                is_404 ? "answers its HTTP check with 404, left out" : "HTTP check no longer 404, counted again");
+    }
+}
+
+void throttler_set_aggregate_hook(struct throttler *t, throttler_aggregate_fn *fn, void *arg)
+{
+    t->on_aggregated = fn;
+    t->on_aggregated_arg = arg;
+}
+
 static void reapply_all_hosts(struct throttler *t, uint64_t now_ms)
 {
     for (size_t i = 0; i < t->nclusters; i++)
@@ -542,7 +573,8 @@ static bool aggregate_cluster(struct cluster *c, uint64_t now_ms)
     bool collected = true;
     for (size_t i = 0; i < c->nhosts; i++) {
         const struct probe_result *r = probe_last(c->hosts[i]->probe);
-        hs[i] = (struct agg_host){.status = r->status, .value = r->value, .msg = r->msg};
+        hs[i] = (struct agg_host){.status = r->status, .value = r->value, .msg = r->msg,
+                .http_404 = c->hosts[i]->http_404};
         if (r->status == PROBE_NONE_YET)
             collected = false;
     }
@@ -592,6 +624,9 @@ static void on_aggregate(uv_timer_t *h)
         struct cluster *c = &t->clusters[i];
         if (t->is_leader && aggregate_cluster(c, now_ms))
             t->dirty_metrics = true;
+        if (t->is_leader && t->on_aggregated != NULL)
+            t->on_aggregated(c->metric_name, c->has_value, c->ok, c->value, now_ms,
+                    t->on_aggregated_arg);
         if (c->share_known && now_ms >= c->share_until_ms) {
             c->share_known = false;
             t->dirty_metrics = true;
@@ -895,6 +930,53 @@ void throttler_replace_skipped_hosts(struct throttler *t, const struct throttler
 void throttler_publish(struct throttler *t)
 {
     publish(t, clock_wall_ms());
+}
+
+void throttler_clear_skipped_hosts(struct throttler *t)
+{
+    skipped_hosts_deinit(&t->skipped);
+    skipped_hosts_init(&t->skipped);
+    rebuild_hosts(t);
+    reapply_all_hosts(t, clock_wall_ms());
+    t->publish_pending = true;
+}
+
+int throttler_plan_throttle_app(struct throttler *t, const char *key, bool has_ttl,
+        int64_t ttl_min, bool has_ratio, double ratio, uint64_t now_ms, uint64_t *expire_at_ms,
+        double *ratio_out, struct err *err)
+{
+    /* Run the real rules on a scratch set holding only the current entry
+     * (initialized by hand: app_throttle_init would add the built-in one). */
+    struct app_throttle scratch;
+    strmap_init(&scratch.map);
+    const struct app_throttle_entry *cur = app_throttle_get(&t->apps, key, now_ms);
+    if (cur != NULL)
+        app_throttle_put(&scratch, key, cur->expire_at_ms, cur->ratio);
+    struct app_throttle_entry e;
+    int rc = app_throttle_set(&scratch, key, has_ttl, ttl_min, has_ratio, ratio, now_ms, &e, err);
+    app_throttle_deinit(&scratch);
+    if (rc < 0)
+        return rc;
+    *expire_at_ms = e.expire_at_ms;
+    *ratio_out = e.ratio;
+    return 0;
+}
+
+int throttler_plan_skip_host(struct throttler *t, const char *host, bool has_ttl, int64_t ttl_min,
+        uint64_t now_ms, uint64_t *expire_at_ms, struct err *err)
+{
+    (void)t; /* a skip does not depend on the current state */
+    struct skipped_hosts scratch;
+    skipped_hosts_init(&scratch);
+    int rc = skipped_hosts_add(&scratch, host, has_ttl, ttl_min, now_ms, expire_at_ms, err);
+    skipped_hosts_deinit(&scratch);
+    return rc;
+}
+
+void throttler_publish_pending(struct throttler *t)
+{
+    if (t->publish_pending)
+        publish(t, clock_wall_ms());
 }
 
 void throttler_each_app(struct throttler *t,

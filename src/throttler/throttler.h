@@ -40,6 +40,26 @@ void throttler_set_leader_status(struct throttler *t, const struct snap_leader *
 void throttler_set_cluster_hosts(struct throttler *t, size_t cluster_idx,
         const struct config_hostport *hosts, size_t n);
 
+/* Calls @fn for each host cluster @cluster_idx probes now (IgnoreHosts and
+ * skipped hosts already left out). @host is borrowed for the call. */
+void throttler_each_cluster_host(struct throttler *t, size_t cluster_idx,
+        void (*fn)(const char *host, uint16_t port, void *arg), void *arg);
+
+/* Records the HTTP check answer for every probed host of cluster
+ * @cluster_idx named @host: with @is_404 the host is left out of the
+ * cluster's aggregation until a later answer says otherwise or it leaves and
+ * rejoins the inventory. Unknown hosts are ignored. */
+void throttler_set_host_http_404(struct throttler *t, size_t cluster_idx, const char *host,
+        bool is_404);
+
+/* Called on the leader after each aggregation of each cluster, with the
+ * metric name ("mysql/<cluster>") and the aggregate: has_value false means
+ * none (not collected yet or expired); otherwise ok says value or error. */
+typedef void throttler_aggregate_fn(const char *metric, bool has_value, bool ok, double value,
+        uint64_t now_ms, void *arg);
+/* Installs @fn (NULL removes it). */
+void throttler_set_aggregate_hook(struct throttler *t, throttler_aggregate_fn *fn, void *arg);
+
 /* Operator state, applied locally (after any backend write succeeded).
  * Each returns 0, or -EINVAL with @err set and nothing changed. */
 int throttler_throttle_app(struct throttler *t, const char *key, bool has_ttl, int64_t ttl_min,
@@ -53,6 +73,21 @@ void throttler_put_app(struct throttler *t, const char *key, uint64_t expire_at_
 void throttler_put_skipped_host(struct throttler *t, const char *host, uint64_t expire_at_ms);
 /* Drops every app throttle except the built-in one (before a full reload). */
 void throttler_clear_apps(struct throttler *t);
+/* Drops every skipped host (before a full reload, e.g. a raft snapshot). */
+void throttler_clear_skipped_hosts(struct throttler *t);
+
+/* Compute, without changing anything, what throttler_throttle_app() and
+ * throttler_skip_host() would store at @now_ms: the absolute expiry (0: never
+ * for apps) and the ratio. Same rules and errors; for replicating a command
+ * as absolute values. */
+int throttler_plan_throttle_app(struct throttler *t, const char *key, bool has_ttl,
+        int64_t ttl_min, bool has_ratio, double ratio, uint64_t now_ms, uint64_t *expire_at_ms,
+        double *ratio_out, struct err *err);
+int throttler_plan_skip_host(struct throttler *t, const char *host, bool has_ttl, int64_t ttl_min,
+        uint64_t now_ms, uint64_t *expire_at_ms, struct err *err);
+/* Publishes a snapshot now if the put/clear functions above left changes
+ * unpublished (they leave publishing to the next tick otherwise). */
+void throttler_publish_pending(struct throttler *t);
 
 /* A whole set of operator state as loaded from a backend. */
 struct throttler_app {

@@ -525,6 +525,9 @@ def main_config():
                 "lag1ign": cluster([R1], IgnoreHostsCount=1),
                 # default metric: SHOW SLAVE STATUS Seconds_Behind_Master
                 "repl": cluster(REPLICAS, query=""),
+                # IPv6 literal hosts: "[::1]:port" and a bare "::1" taking the cluster Port
+                "v6": {"MetricQuery": LAG_QUERY, "Port": R2,
+                       "StaticHostsSettings": {"Hosts": [f"[::1]:{R1}", "::1"]}},
                 # threads_running is >= 1 (the probe itself), far below 1000, above 0.5
                 "threads": cluster(REPLICAS, query=THREADS_QUERY, ThrottleThreshold=1000),
                 "threadsb": cluster(REPLICAS, query=THREADS_QUERY, ThrottleThreshold=1000),

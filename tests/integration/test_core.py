@@ -188,6 +188,20 @@ def test_lag_under_threshold_is_200():
     expect_eq(body["Threshold"], 1, "lag Threshold")
 
 
+def test_ipv6_literal_hosts_are_probed():
+    d = ready()
+    lib.topology_ready()
+    status, body = wait_check(d, f"/check/{APP}/mysql/v6", 200,
+                              what="cluster of [::1]:R1 and ::1 (cluster Port R2) to answer 200")
+    expect(0 <= body["Value"] < 1.0, f"v6 Value should be a small lag, got {body!r}")
+    # Both hosts are probed: stopping R1's SQL thread drives the v6 cluster over.
+    lib.stop_sql_thread(R1)
+    wait_check(d, f"/check/{APP}/mysql/v6", 429, timeout=10,
+               what="v6 cluster to answer 429 once [::1]:R1 lags")
+    lib.start_sql_thread(R1)
+    wait_check(d, f"/check/{APP}/mysql/v6", 200, timeout=15)
+
+
 def test_lag_over_threshold_is_429_then_200_and_low_priority_417():
     d = ready()
     lib.topology_ready()

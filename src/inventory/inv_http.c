@@ -1,0 +1,319 @@
+/* SPDX-License-Identifier: MIT */
+/* libcurl multi driven by libuv, the integration curl documents for event
+ * loops: curl tells us which sockets to watch (socket callback -> uv_poll)
+ * and when to call back (timer callback -> uv_timer); we hand readiness back
+ * with curl_multi_socket_action() and collect finished transfers. Loop
+ * thread; every request and socket context is owned by struct inv_http. */
+#include "inventory/inv_http.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include <curl/curl.h>
+
+#include "core/err.h"
+#include "core/xalloc.h"
+#include "log/log.h"
+#include "loop/loop.h"
+
+struct inv_http {
+    struct loop *loop;
+    CURLM *multi;
+    uv_timer_t *timer;
+    struct inv_http_req *reqs; /* in flight, doubly linked */
+    size_t nreqs;
+};
+
+struct inv_http_req {
+    struct inv_http *h;
+    CURL *easy;
+    char *body;
+    size_t len;
+    size_t cap;
+    size_t max_body;
+    bool too_big;
+    inv_http_done_fn *cb;
+    void *arg;
+    struct inv_http_req *prev;
+    struct inv_http_req *next;
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+/* One per socket curl asks us to watch; freed when its poll handle closed. */
+struct sock_ctx {
+    uv_poll_t poll;
+    curl_socket_t fd;
+    struct inv_http *h;
+};
+
+/* Every handle here is the first member of a heap block that data points to. */
+static void on_handle_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void req_unlink(struct inv_http_req *r)
+{
+    struct inv_http *h = r->h;
+    if (r->prev != NULL)
+        r->prev->next = r->next;
+    else
+        h->reqs = r->next;
+    if (r->next != NULL)
+        r->next->prev = r->prev;
+    r->prev = r->next = NULL;
+    h->nreqs--;
+}
+
+/* Frees @r, which must be unlinked; removing it again from the multi is a no-op. */
+static void req_free(struct inv_http_req *r)
+{
+    curl_multi_remove_handle(r->h->multi, r->easy);
+    curl_easy_cleanup(r->easy);
+    free(r->body);
+    free(r);
+}
+
+/* Reports every finished transfer. Each callback may add or cancel requests,
+ * so messages are read one at a time (removing a handle drops its message). */
+static void drain_done(struct inv_http *h)
+{
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(h->multi, &left)) != NULL) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        struct inv_http_req *r = NULL;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+        CURLcode cc = m->data.result;
+        struct inv_http_result res = {.body = r->body ? r->body : "", .len = r->len, .msg = ""};
+        char msg[CURL_ERROR_SIZE + 64];
+        if (cc == CURLE_OK) {
+            curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &res.status);
+        } else {
+            if (r->too_big) {
+                res.code = -EFBIG;
+                snprintf(msg, sizeof(msg), "body larger than %zu bytes", r->max_body);
+            } else {
+                res.code = cc == CURLE_OPERATION_TIMEDOUT     ? -ETIMEDOUT
+                           : cc == CURLE_COULDNT_CONNECT      ? -ECONNREFUSED
+                           : cc == CURLE_COULDNT_RESOLVE_HOST ? -EHOSTUNREACH
+                                                              : -EIO;
+                snprintf(msg, sizeof(msg), "%s", r->errbuf[0] ? r->errbuf : curl_easy_strerror(cc));
+            }
+            res.msg = msg;
+        }
+        req_unlink(r);
+        curl_multi_remove_handle(h->multi, r->easy);
+        r->cb(&res, r->arg);
+        req_free(r);
+    }
+}
+
+static void on_poll(uv_poll_t *p, int status, int events)
+{
+    struct sock_ctx *sc = p->data;
+    struct inv_http *h = sc->h;
+    int flags = 0;
+    if (status < 0)
+        flags = CURL_CSELECT_ERR;
+    if (events & UV_READABLE)
+        flags |= CURL_CSELECT_IN;
+    if (events & UV_WRITABLE)
+        flags |= CURL_CSELECT_OUT;
+    int running;
+    curl_multi_socket_action(h->multi, sc->fd, flags, &running);
+    drain_done(h);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    struct inv_http *h = t->data;
+    int running;
+    curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    drain_done(h);
+}
+
+static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    struct inv_http *h = userp;
+    struct sock_ctx *sc = socketp;
+
+    if (what == CURL_POLL_REMOVE) {
+        if (sc != NULL) {
+            /* Stop now: curl closes the socket right after this returns. */
+            uv_poll_stop(&sc->poll);
+            uv_close((uv_handle_t *)&sc->poll, on_handle_closed);
+            curl_multi_assign(h->multi, fd, NULL);
+        }
+        return 0;
+    }
+    if (sc == NULL) {
+        sc = xcalloc(1, sizeof(*sc));
+        sc->fd = fd;
+        sc->h = h;
+        int rc = uv_poll_init_socket(loop_uv(h->loop), &sc->poll, fd);
+        if (rc != 0) {
+            log_error("inventory: http: watching socket %d: %s", (int)fd, uv_strerror(rc));
+            free(sc);
+            return -1;
+        }
+        sc->poll.data = sc;
+        curl_multi_assign(h->multi, fd, sc);
+    }
+    int ev = 0;
+    if (what & CURL_POLL_IN)
+        ev |= UV_READABLE;
+    if (what & CURL_POLL_OUT)
+        ev |= UV_WRITABLE;
+    uv_poll_start(&sc->poll, ev, on_poll);
+    return 0;
+}
+
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    struct inv_http *h = userp;
+    if (timeout_ms < 0)
+        uv_timer_stop(h->timer);
+    else
+        uv_timer_start(h->timer, on_timeout, (uint64_t)timeout_ms, 0);
+    return 0;
+}
+
+static size_t on_write(char *data, size_t size, size_t n, void *arg)
+{
+    struct inv_http_req *r = arg;
+    size_t add = size * n;
+    if (add > r->max_body - r->len) {
+        r->too_big = true;
+        return 0;
+    }
+    if (r->len + add + 1 > r->cap) {
+        size_t cap = r->cap ? r->cap : 4096;
+        while (cap < r->len + add + 1)
+            cap *= 2;
+        r->body = xrealloc(r->body, cap);
+        r->cap = cap;
+    }
+    memcpy(r->body + r->len, data, add);
+    r->len += add;
+    r->body[r->len] = '\0';
+    return add;
+}
+
+struct inv_http *inv_http_new(struct loop *loop, struct err *err)
+{
+    CURLM *multi = curl_multi_init();
+    if (multi == NULL) {
+        err_set(err, -ENOMEM, "inventory: http: curl_multi_init failed");
+        return NULL;
+    }
+    struct inv_http *h = xcalloc(1, sizeof(*h));
+    h->loop = loop;
+    h->multi = multi;
+    h->timer = xcalloc(1, sizeof(*h->timer));
+    uv_timer_init(loop_uv(loop), h->timer);
+    h->timer->data = h;
+    curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+    curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, h);
+    curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+    curl_multi_setopt(multi, CURLMOPT_TIMERDATA, h);
+    return h;
+}
+
+void inv_http_free(struct inv_http *h)
+{
+    if (h == NULL)
+        return;
+    while (h->reqs != NULL) {
+        struct inv_http_req *r = h->reqs;
+        req_unlink(r);
+        req_free(r);
+    }
+    /* Closes cached connections, which reports their sockets as removed. */
+    curl_multi_cleanup(h->multi);
+    uv_timer_stop(h->timer);
+    h->timer->data = h->timer;
+    uv_close((uv_handle_t *)h->timer, on_handle_closed);
+    free(h);
+}
+
+struct inv_http_req *inv_http_get(struct inv_http *h, const char *url, uint32_t timeout_ms,
+                                  size_t max_body, inv_http_done_fn *cb, void *arg, struct err *err)
+{
+    CURL *e = curl_easy_init();
+    if (e == NULL) {
+        err_set(err, -ENOMEM, "GET %s: curl_easy_init failed", url);
+        return NULL;
+    }
+    struct inv_http_req *r = xcalloc(1, sizeof(*r));
+    r->h = h;
+    r->easy = e;
+    r->max_body = max_body;
+    r->cb = cb;
+    r->arg = arg;
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)r);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "freno/" FRENO_VERSION);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+    CURLMcode mc = curl_multi_add_handle(h->multi, e);
+    if (mc != CURLM_OK) {
+        err_set(err, -EIO, "GET %s: %s", url, curl_multi_strerror(mc));
+        curl_easy_cleanup(e);
+        free(r);
+        return NULL;
+    }
+    r->next = h->reqs;
+    if (h->reqs != NULL)
+        h->reqs->prev = r;
+    h->reqs = r;
+    h->nreqs++;
+    return r;
+}
+
+void inv_http_cancel(struct inv_http_req *r)
+{
+    if (r == NULL)
+        return;
+    req_unlink(r);
+    req_free(r);
+}
+
+size_t inv_http_in_flight(const struct inv_http *h)
+{
+    return h->nreqs;
+}
+
+char *inv_http_escape(const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = strlen(s);
+    char *out = xmalloc(n * 3 + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '_' || c == '.' || c == '~';
+        if (keep) {
+            out[o++] = (char)c;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        }
+    }
+    out[o] = '\0';
+    return out;
+}

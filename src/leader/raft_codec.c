@@ -1,0 +1,334 @@
+/* SPDX-License-Identifier: MIT */
+/* Raft log entries and snapshots as versioned JSON (jansson). A command is
+ * {"v":1,"op":"throttle","key":"app","expire_at_ms":N,"ratio":R}; a snapshot
+ * is {"v":1,"apps":[{"key","expire_at_ms","ratio"}],"hosts":[{"host",
+ * "expire_at_ms"}]}. Unknown members are ignored (room to grow); a missing or
+ * mistyped member, or another version, is an error. Any thread. */
+#include "leader/raft_codec.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "core/xalloc.h"
+
+#define FORMAT_VERSION 1
+
+static const char *const op_names[] = {
+        [RAFT_CODEC_THROTTLE] = "throttle",
+        [RAFT_CODEC_UNTHROTTLE] = "unthrottle",
+        [RAFT_CODEC_SKIP] = "skip",
+        [RAFT_CODEC_RECOVER] = "recover",
+};
+
+const char *raft_codec_op_name(enum raft_codec_op op)
+{
+    if ((int)op < RAFT_CODEC_THROTTLE || (int)op > RAFT_CODEC_RECOVER)
+        return "?";
+    return op_names[op];
+}
+
+static bool op_has_expiry(enum raft_codec_op op)
+{
+    return op == RAFT_CODEC_THROTTLE || op == RAFT_CODEC_SKIP;
+}
+
+static bool ratio_is_valid(double r)
+{
+    return r >= 0 && r <= 1; /* false for NaN too */
+}
+
+/* Dumps @o (reference stolen) into a heap buffer without the trailing NUL in
+ * *@len. */
+static void dump(json_t *o, char **out, size_t *len)
+{
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (s == NULL) {
+        /* Only on allocation failure: our values are always encodable. */
+        s = xstrdup("");
+    }
+    *len = strlen(s);
+    *out = s;
+}
+
+int raft_codec_encode_cmd(const struct raft_codec_cmd *c, char **out, size_t *len,
+        struct err *err)
+{
+    const char *name = raft_codec_op_name(c->op);
+    if (strcmp(name, "?") == 0)
+        return err_set(err, -EINVAL, "raft command: unknown operation %d", (int)c->op);
+    size_t key_len = strnlen(c->key, sizeof(c->key));
+    if (key_len == 0 || key_len > RAFT_CODEC_KEY_MAX)
+        return err_set(err, -EINVAL, "raft command %s: key must be 1 to %d bytes", name,
+                RAFT_CODEC_KEY_MAX);
+    if (op_has_expiry(c->op) && c->expire_at_ms > (uint64_t)INT64_MAX)
+        return err_set(err, -EINVAL, "raft command %s %s: expiry too far in the future", name,
+                c->key);
+    if (c->op == RAFT_CODEC_THROTTLE && !ratio_is_valid(c->ratio))
+        return err_set(err, -EINVAL, "raft command %s %s: ratio must be in [0..1] range", name,
+                c->key);
+
+    /* JSON strings are UTF-8; a key that is not would be dropped silently. */
+    json_t *key = json_stringn(c->key, key_len);
+    if (key == NULL)
+        return err_set(err, -EINVAL, "raft command %s: key is not valid UTF-8", name);
+
+    json_t *o = json_object();
+    json_object_set_new(o, "v", json_integer(FORMAT_VERSION));
+    json_object_set_new(o, "op", json_string(name));
+    json_object_set_new(o, "key", key);
+    if (op_has_expiry(c->op))
+        json_object_set_new(o, "expire_at_ms", json_integer((json_int_t)c->expire_at_ms));
+    if (c->op == RAFT_CODEC_THROTTLE)
+        json_object_set_new(o, "ratio", json_real(c->ratio));
+    dump(o, out, len);
+    return 0;
+}
+
+/* Reads member @name of @o as a non-negative integer. */
+static int get_ms(const json_t *o, const char *what, const char *name, uint64_t *out,
+        struct err *err)
+{
+    const json_t *v = json_object_get(o, name);
+    if (v == NULL)
+        return err_set(err, -EINVAL, "%s: missing \"%s\"", what, name);
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        return err_set(err, -EINVAL, "%s: \"%s\" must be a non-negative integer", what, name);
+    *out = (uint64_t)json_integer_value(v);
+    return 0;
+}
+
+static int get_ratio(const json_t *o, const char *what, double *out, struct err *err)
+{
+    const json_t *v = json_object_get(o, "ratio");
+    if (v == NULL)
+        return err_set(err, -EINVAL, "%s: missing \"ratio\"", what);
+    if (!json_is_number(v) || !ratio_is_valid(json_number_value(v)))
+        return err_set(err, -EINVAL, "%s: \"ratio\" must be a number in [0..1]", what);
+    *out = json_number_value(v);
+    return 0;
+}
+
+/* Reads member @name of @o as a string of 1..RAFT_CODEC_KEY_MAX bytes without
+ * NUL bytes. The result points into @o. */
+static int get_key(const json_t *o, const char *what, const char *name, const char **out,
+        struct err *err)
+{
+    const json_t *v = json_object_get(o, name);
+    if (v == NULL)
+        return err_set(err, -EINVAL, "%s: missing \"%s\"", what, name);
+    if (!json_is_string(v))
+        return err_set(err, -EINVAL, "%s: \"%s\" must be a string", what, name);
+    const char *s = json_string_value(v);
+    size_t n = json_string_length(v);
+    if (n == 0 || n > RAFT_CODEC_KEY_MAX || strlen(s) != n)
+        return err_set(err, -EINVAL, "%s: \"%s\" must be 1 to %d bytes with no NUL", what, name,
+                RAFT_CODEC_KEY_MAX);
+    *out = s;
+    return 0;
+}
+
+/* Parses @buf as a JSON object of our format version. */
+static json_t *load_object(const void *buf, size_t len, const char *what, struct err *err)
+{
+    json_error_t jerr;
+    json_t *o = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (o == NULL) {
+        err_set(err, -EINVAL, "%s: line %d column %d: %s", what, jerr.line, jerr.column,
+                jerr.text);
+        return NULL;
+    }
+    if (!json_is_object(o)) {
+        err_set(err, -EINVAL, "%s: not a JSON object", what);
+        json_decref(o);
+        return NULL;
+    }
+    const json_t *v = json_object_get(o, "v");
+    if (!json_is_integer(v) || json_integer_value(v) != FORMAT_VERSION) {
+        if (json_is_integer(v))
+            err_set(err, -EINVAL, "%s: unsupported format version %lld", what,
+                    (long long)json_integer_value(v));
+        else
+            err_set(err, -EINVAL, "%s: missing format version", what);
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+int raft_codec_decode_cmd(const void *buf, size_t len, struct raft_codec_cmd *c, struct err *err)
+{
+    static const char what[] = "raft command";
+    json_t *o = load_object(buf, len, what, err);
+    if (o == NULL)
+        return -EINVAL;
+    int rc = -EINVAL;
+    memset(c, 0, sizeof(*c));
+    const char *op = json_string_value(json_object_get(o, "op"));
+    for (int i = RAFT_CODEC_THROTTLE; op != NULL && i <= RAFT_CODEC_RECOVER; i++)
+        if (strcmp(op, op_names[i]) == 0)
+            c->op = (enum raft_codec_op)i;
+    if (c->op == 0) {
+        err_set(err, -EINVAL, "%s: missing or unknown \"op\"", what);
+        goto out;
+    }
+    const char *key;
+    if (get_key(o, what, "key", &key, err) < 0)
+        goto out;
+    memcpy(c->key, key, strlen(key) + 1);
+    if (op_has_expiry(c->op) && get_ms(o, what, "expire_at_ms", &c->expire_at_ms, err) < 0)
+        goto out;
+    if (c->op == RAFT_CODEC_THROTTLE && get_ratio(o, what, &c->ratio, err) < 0)
+        goto out;
+    rc = 0;
+out:
+    json_decref(o);
+    return rc;
+}
+
+void raft_codec_state_add_app(struct raft_codec_state *s, const char *key, uint64_t expire_at_ms,
+        double ratio)
+{
+    s->apps = xrealloc(s->apps, (s->apps_len + 1) * sizeof(*s->apps));
+    s->apps[s->apps_len++] = (struct raft_codec_app){xstrdup(key), expire_at_ms, ratio};
+}
+
+void raft_codec_state_add_host(struct raft_codec_state *s, const char *host,
+        uint64_t expire_at_ms)
+{
+    s->hosts = xrealloc(s->hosts, (s->hosts_len + 1) * sizeof(*s->hosts));
+    s->hosts[s->hosts_len++] = (struct raft_codec_host){xstrdup(host), expire_at_ms};
+}
+
+void raft_codec_state_deinit(struct raft_codec_state *s)
+{
+    for (size_t i = 0; i < s->apps_len; i++)
+        free(s->apps[i].key);
+    for (size_t i = 0; i < s->hosts_len; i++)
+        free(s->hosts[i].host);
+    free(s->apps);
+    free(s->hosts);
+    memset(s, 0, sizeof(*s));
+}
+
+static int cmp_app(const void *a, const void *b)
+{
+    return strcmp(((const struct raft_codec_app *)a)->key, ((const struct raft_codec_app *)b)->key);
+}
+
+static int cmp_host(const void *a, const void *b)
+{
+    return strcmp(((const struct raft_codec_host *)a)->host,
+            ((const struct raft_codec_host *)b)->host);
+}
+
+void raft_codec_encode_state(const struct raft_codec_state *s, char **out, size_t *len)
+{
+    /* Sort shallow copies so the caller's arrays keep their order. */
+    struct raft_codec_app *apps = xcalloc(s->apps_len + 1, sizeof(*apps));
+    struct raft_codec_host *hosts = xcalloc(s->hosts_len + 1, sizeof(*hosts));
+    if (s->apps_len > 0)
+        memcpy(apps, s->apps, s->apps_len * sizeof(*apps));
+    if (s->hosts_len > 0)
+        memcpy(hosts, s->hosts, s->hosts_len * sizeof(*hosts));
+    qsort(apps, s->apps_len, sizeof(*apps), cmp_app);
+    qsort(hosts, s->hosts_len, sizeof(*hosts), cmp_host);
+
+    json_t *o = json_object();
+    json_object_set_new(o, "v", json_integer(FORMAT_VERSION));
+    json_t *a = json_array();
+    /* Entries whose key is not UTF-8 cannot be written; they cannot come
+     * from the log either (commands with such keys are refused). */
+    for (size_t i = 0; i < s->apps_len; i++) {
+        json_t *key = json_string(apps[i].key);
+        if (key == NULL)
+            continue;
+        json_t *e = json_object();
+        json_object_set_new(e, "key", key);
+        /* Expiries past INT64_MAX ms cannot occur (the throttler bounds TTLs
+         * to what a clock can show); clamp rather than wrap if one did. */
+        uint64_t at = apps[i].expire_at_ms > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX
+                                                                 : apps[i].expire_at_ms;
+        json_object_set_new(e, "expire_at_ms", json_integer((json_int_t)at));
+        json_object_set_new(e, "ratio", json_real(apps[i].ratio));
+        json_array_append_new(a, e);
+    }
+    json_object_set_new(o, "apps", a);
+    json_t *h = json_array();
+    for (size_t i = 0; i < s->hosts_len; i++) {
+        json_t *host = json_string(hosts[i].host);
+        if (host == NULL)
+            continue;
+        json_t *e = json_object();
+        json_object_set_new(e, "host", host);
+        uint64_t at = hosts[i].expire_at_ms > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX
+                                                                  : hosts[i].expire_at_ms;
+        json_object_set_new(e, "expire_at_ms", json_integer((json_int_t)at));
+        json_array_append_new(h, e);
+    }
+    json_object_set_new(o, "hosts", h);
+    free(apps);
+    free(hosts);
+    dump(o, out, len);
+}
+
+int raft_codec_decode_state(const void *buf, size_t len, struct raft_codec_state *s,
+        struct err *err)
+{
+    static const char what[] = "raft snapshot";
+    struct raft_codec_state tmp = {0};
+    char where[64];
+    json_t *o = load_object(buf, len, what, err);
+    if (o == NULL)
+        return -EINVAL;
+    int rc = -EINVAL;
+    const json_t *apps = json_object_get(o, "apps");
+    const json_t *hosts = json_object_get(o, "hosts");
+    if (!json_is_array(apps) || !json_is_array(hosts)) {
+        err_set(err, -EINVAL, "%s: \"apps\" and \"hosts\" must be arrays", what);
+        goto out;
+    }
+    for (size_t i = 0; i < json_array_size(apps); i++) {
+        const json_t *e = json_array_get(apps, i);
+        snprintf(where, sizeof(where), "%s: apps[%zu]", what, i);
+        const char *key;
+        uint64_t at;
+        double ratio;
+        if (!json_is_object(e)) {
+            err_set(err, -EINVAL, "%s: not an object", where);
+            goto out;
+        }
+        if (get_key(e, where, "key", &key, err) < 0 ||
+                get_ms(e, where, "expire_at_ms", &at, err) < 0 ||
+                get_ratio(e, where, &ratio, err) < 0)
+            goto out;
+        raft_codec_state_add_app(&tmp, key, at, ratio);
+    }
+    for (size_t i = 0; i < json_array_size(hosts); i++) {
+        const json_t *e = json_array_get(hosts, i);
+        snprintf(where, sizeof(where), "%s: hosts[%zu]", what, i);
+        const char *host;
+        uint64_t at;
+        if (!json_is_object(e)) {
+            err_set(err, -EINVAL, "%s: not an object", where);
+            goto out;
+        }
+        if (get_key(e, where, "host", &host, err) < 0 ||
+                get_ms(e, where, "expire_at_ms", &at, err) < 0)
+            goto out;
+        raft_codec_state_add_host(&tmp, host, at);
+    }
+    *s = tmp;
+    memset(&tmp, 0, sizeof(tmp));
+    rc = 0;
+out:
+    raft_codec_state_deinit(&tmp);
+    json_decref(o);
+    return rc;
+}

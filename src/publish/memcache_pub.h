@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/* Publishes aggregated metrics to memcached as the original does: after each
+ * aggregation, <MemcachePath>/<metric> = "<epoch ms>:<value %.6f>" with a 1 s
+ * expiry, and the key is deleted while the aggregate is an error. libmemcached
+ * blocks, so writes run in the libuv thread pool, one batch at a time; values
+ * that arrive meanwhile replace older unsent ones (newest wins) and go out
+ * with the next batch. Keys are spread over several servers as the original's
+ * client does (CRC-32 of the key modulo the server count). Loop thread. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct config;
+struct loop;
+struct memcache_pub;
+
+/* Returns NULL when @cfg has no MemcacheServers (nothing to publish).
+ * Servers are "host:port" (port 11211 if missing), "[v6]:port". */
+struct memcache_pub *memcache_pub_new(struct loop *loop, const struct config *cfg);
+/* Frees now, or once the batch in flight has finished. NULL is fine. */
+void memcache_pub_free(struct memcache_pub *m);
+
+/* Records the latest aggregate of @metric ("mysql/<cluster>"): a value when
+ * @has_value and @ok, otherwise the key is to be deleted (once per change).
+ * Starts a batch unless one is in flight. */
+void memcache_pub_put(struct memcache_pub *m, const char *metric, bool has_value, bool ok,
+                      double value, uint64_t now_ms);
+
+/* Formats the stored value: "<now_ms>:<value %.6f>". Returns the length
+ * (truncated to @size - 1 like snprintf). Pure. */
+int memcache_pub_format(char *buf, size_t size, uint64_t now_ms, double value);
+/* CRC-32 (IEEE) of @len bytes of @data, the server selection hash. Pure. */
+uint32_t memcache_pub_crc32(const char *data, size_t len);
