@@ -162,7 +162,9 @@ struct mysql_leader {
     struct op *ops_tail;
 
     struct chan elect_chan;
-    struct chan state_chan;
+    struct chan health_chan;
+    struct chan apps_chan;
+    struct chan hosts_chan;
     struct chan share_chan;
 
     bool stopping;
@@ -506,7 +508,10 @@ static void on_read_leadership(struct myconn *c, enum myconn_status status,
         elect_end(m);
         return;
     }
-    chan_ok(m, &m->elect_chan);
+    /* A round whose attempt failed is not a recovery, or a refresh that
+     * keeps failing (say, no INSERT privilege) would log twice a second. */
+    if (m->refresh_ok)
+        chan_ok(m, &m->elect_chan);
     m->healthy = true;
     const char *mine = res->cells[0], *id = res->cells[1];
     free(m->leader_id);
@@ -637,9 +642,9 @@ static void on_domain_services(struct myconn *c, enum myconn_status status,
     (void)c;
     struct mysql_leader *m = arg;
     if (status != MYCONN_OK) {
-        chan_fail(m, &m->state_chan, status, errmsg);
+        chan_fail(m, &m->health_chan, status, errmsg);
     } else {
-        chan_ok(m, &m->state_chan);
+        chan_ok(m, &m->health_chan);
         svc_list_clear(&m->domain_services);
         m->domain_services.v = xcalloc(res->nrows ? res->nrows : 1, sizeof(struct snap_service));
         for (size_t r = 0; r < res->nrows && res->ncols >= 1; r++) {
@@ -661,11 +666,10 @@ static void on_health(struct myconn *c, enum myconn_status status, const struct 
     (void)res;
     struct mysql_leader *m = arg;
     if (status != MYCONN_OK) {
-        chan_fail(m, &m->state_chan, status, errmsg);
+        chan_fail(m, &m->health_chan, status, errmsg);
         state_kick(m);
         return;
     }
-    chan_ok(m, &m->state_chan);
     char *sql = backend_sql_healthy_domain_services(&m->ids);
     myconn_query(c, sql, on_domain_services, m);
     free(sql);
@@ -711,13 +715,13 @@ static void on_load_apps(struct myconn *c, enum myconn_status status, const stru
     (void)c;
     struct mysql_leader *m = arg;
     if (status != MYCONN_OK || res->ncols < 5) {
-        chan_fail(m, &m->state_chan, status, status != MYCONN_OK ? errmsg : "throttled_apps: bad result");
+        chan_fail(m, &m->apps_chan, status, status != MYCONN_OK ? errmsg : "unexpected result shape");
         if (is_missing_table(c, status))
             m->schema_ok = false;
         state_kick(m);
         return;
     }
-    chan_ok(m, &m->state_chan);
+    chan_ok(m, &m->apps_chan);
     if (m->job_gen != m->ops_gen) {
         /* An operator change landed while this was in flight; the rows may
          * predate it. Read again rather than undo it. */
@@ -772,13 +776,13 @@ static void on_load_hosts(struct myconn *c, enum myconn_status status, const str
     (void)c;
     struct mysql_leader *m = arg;
     if (status != MYCONN_OK || res->ncols < 3) {
-        chan_fail(m, &m->state_chan, status, status != MYCONN_OK ? errmsg : "skipped_hosts: bad result");
+        chan_fail(m, &m->hosts_chan, status, status != MYCONN_OK ? errmsg : "unexpected result shape");
         if (is_missing_table(c, status))
             m->schema_ok = false;
         state_kick(m);
         return;
     }
-    chan_ok(m, &m->state_chan);
+    chan_ok(m, &m->hosts_chan);
     if (m->job_gen != m->ops_gen) {
         m->want_hosts = true;
         state_kick(m);
@@ -1232,7 +1236,9 @@ int leader_mysql_init(struct leader *l, struct err *err)
     m->forced = l->p.force_leadership;
     m->apps_expiry_nullable = true;
     m->elect_chan.name = "election";
-    m->state_chan.name = "state";
+    m->health_chan.name = "health";
+    m->apps_chan.name = "throttled_apps";
+    m->hosts_chan.name = "skipped_hosts";
     m->share_chan.name = "share-domain services";
     strmap_init(&m->bad_apps);
     strmap_init(&m->bad_hosts);
