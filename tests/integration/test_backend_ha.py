@@ -609,7 +609,14 @@ def test_backend_stalled_and_down():
         lib.freeze_node(BACKEND_PORT)
         frozen = True
         t_stop = time.monotonic()
-        time.sleep(8)
+        # An operator command cannot be stored: 500 with the reason, nothing
+        # applied, and the node does not hang.
+        t0 = time.monotonic()
+        status, body = leader.get_json("/throttle-app/ha-during-stall", timeout=5)
+        expect_eq(status, 500, f"throttle while the backend is stalled ({body})")
+        expect(time.monotonic() - t0 < 3, "the refusal came within the backend timeouts")
+        expect("ha-during-stall" not in throttled_apps(leader), "nothing applied during the stall")
+        time.sleep(max(0.0, 8 - (time.monotonic() - t_stop)))
         gone = sampler.first_time(lambda ls: ls == [], t_stop)
         expect(gone is not None, f"the leader stepped down while the backend was stalled: {sampler.history}")
         print(f"figure: backend stalled: the leader stepped down after {gone - t_stop:.2f} s")
@@ -622,7 +629,11 @@ def test_backend_stalled_and_down():
         # Down: connections refused.
         lib.shutdown_node(BACKEND_PORT)
         t_down = time.monotonic()
-        time.sleep(6)
+        status, body = leader.get_json("/skip-host/db-ha-during-down")
+        expect_eq(status, 500, f"skip-host while the backend is down ({body})")
+        expect("Can't connect" in body["Message"], f"the reason: {body}")
+        expect("db-ha-during-down" not in leader.get_json("/skipped-hosts")[1], "nothing skipped")
+        time.sleep(max(0.0, 6 - (time.monotonic() - t_down)))
         expect_eq(nodes.leaders(), [], "no leader while the backend is down")
         lib.start_node(BACKEND_PORT)
         t_back = time.monotonic()
