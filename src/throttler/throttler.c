@@ -306,7 +306,9 @@ static void prom_name(char *buf, size_t size, const char *name)
     for (const char *p = name; *p && o + 1 < size; p++) {
         char c = *p;
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-        buf[o++] = ok ? c : '_';
+        if (!ok)
+            c = '_';
+        buf[o++] = c;
     }
     buf[o] = '\0';
 }
@@ -347,7 +349,7 @@ static void rebuild_text(struct throttler *t, uint64_t now_ms)
     json_t *timer = json_object();
     json_object_set_new(timer, "count", json_integer((json_int_t)lat_n));
     json_object_set_new(timer, "mean", json_real(lat_n ? (double)lat_sum * 1000.0 / (double)lat_n : 0));
-    json_object_set_new(timer, "max", json_integer((json_int_t)(lat_max * 1000)));
+    json_object_set_new(timer, "max", json_integer((json_int_t)lat_max * 1000));
     json_object_set_new(vars, "probes.latency", timer);
     emit(vars, &prom, &plen, &pcap, "probes.latency.count", json_integer((json_int_t)lat_n),
             (double)lat_n, "counter");
@@ -454,7 +456,8 @@ static char *hostport_key(const char *host, uint16_t port)
  * hosts that remain. */
 static void apply_hosts(struct throttler *t, struct cluster *c, uint64_t now_ms)
 {
-    struct host_probe **next = xcalloc(c->nsource ? c->nsource : 1, sizeof(*next));
+    /* An array of pointers is intended. */
+    struct host_probe **next = xcalloc(c->nsource ? c->nsource : 1, sizeof(*next)); // NOLINT(bugprone-sizeof-expression)
     size_t n = 0;
     for (size_t i = 0; i < c->nsource; i++) {
         const struct config_hostport *hp = &c->source[i];
