@@ -114,7 +114,7 @@ static const struct config_key keys[] = {
          IN_CONFIG(enable_profiling),
          .desc = "accepted for compatibility; there is no Go profiler here"},
         {.name = "BackendElectionExpirySecs",
-         INT(2, 60),
+         INT(3, 60),
          IN_CONFIG(backend_election_expiry_secs),
          .def_num = 5,
          .desc = "seconds without renewal after which a backend leader is replaced"},

@@ -864,7 +864,7 @@ static void test_type_errors(void **state)
     load_fails_with("{" RAFT ", \"ListenPort\": 0}",
                     "config t.json: ListenPort: expected 1..65535, got 0");
     load_fails_with("{" RAFT ", \"BackendElectionExpirySecs\": 1}",
-                    "config t.json: BackendElectionExpirySecs: expected 2..60, got 1");
+                    "config t.json: BackendElectionExpirySecs: expected 3..60, got 1");
     load_fails_with("{" RAFT ", \"BackendElectionExpirySecs\": 61}",
                     "config t.json: BackendElectionExpirySecs: expected 2..60, got 61");
     load_fails_with(
