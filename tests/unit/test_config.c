@@ -866,7 +866,7 @@ static void test_type_errors(void **state)
     load_fails_with("{" RAFT ", \"BackendElectionExpirySecs\": 1}",
                     "config t.json: BackendElectionExpirySecs: expected 3..60, got 1");
     load_fails_with("{" RAFT ", \"BackendElectionExpirySecs\": 61}",
-                    "config t.json: BackendElectionExpirySecs: expected 2..60, got 61");
+                    "config t.json: BackendElectionExpirySecs: expected 3..60, got 61");
     load_fails_with(
             "{" RAFT ", \"Stores\": {\"MySQL\": {\"ThrottleThreshold\": -1}}}",
             "config t.json: Stores.MySQL.ThrottleThreshold: expected a number >= 0, got -1");
