@@ -46,7 +46,7 @@ static void on_cmd(struct loop_cmd *cmd, void *arg)
 }
 
 static void on_aggregated(const char *metric, bool has_value, bool ok, double value,
-        uint64_t now_ms, void *arg)
+                          uint64_t now_ms, void *arg)
 {
     memcache_pub_put(arg, metric, has_value, ok, value, now_ms);
 }
@@ -121,7 +121,7 @@ int app_run(const struct app_params *p)
     uv_signal_start(&a.sigterm, on_signal, SIGTERM);
     uv_signal_start(&a.sigint, on_signal, SIGINT);
     log_info("app: listening on port %u, %zu cluster(s), service id %s",
-            (unsigned)a.cfg->listen_port, a.cfg->clusters_len, service_id);
+             (unsigned)a.cfg->listen_port, a.cfg->clusters_len, service_id);
     loop_run(a.loop);
     code = 0;
 out:

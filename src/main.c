@@ -37,7 +37,8 @@ static void usage(FILE *f)
 {
     fprintf(f, "Usage: freno --http [--config FILE] [options]\n"
                "\n"
-               "  --config FILE          config file (default: /etc/freno.conf.json, then conf/freno.conf.json)\n"
+               "  --config FILE          config file (default: /etc/freno.conf.json, then "
+               "conf/freno.conf.json)\n"
                "  --http                 run the HTTP service\n"
                "  --http-port N          listen on N (overrides ListenPort)\n"
                "  --raft-datadir DIR     raft data directory (overrides RaftDataDir)\n"
@@ -87,11 +88,17 @@ static int parse_flags(int argc, char **argv, struct flags *f)
         struct {
             const char *name;
             bool *b;
-        } bools[] = {{"http", &f->http}, {"force-leadership", &f->force_leadership},
-                {"enable-profiling", &f->enable_profiling}, {"quiet", &f->quiet},
-                {"verbose", &f->verbose}, {"debug", &f->debug}, {"stack", &f->stack},
-                {"version", &f->version}, {"help", &f->help}, {"h", &f->help},
-                {"init-backend", &f->init_backend}};
+        } bools[] = {{"http", &f->http},
+                     {"force-leadership", &f->force_leadership},
+                     {"enable-profiling", &f->enable_profiling},
+                     {"quiet", &f->quiet},
+                     {"verbose", &f->verbose},
+                     {"debug", &f->debug},
+                     {"stack", &f->stack},
+                     {"version", &f->version},
+                     {"help", &f->help},
+                     {"h", &f->help},
+                     {"init-backend", &f->init_backend}};
         bool matched = false;
         for (size_t j = 0; j < sizeof(bools) / sizeof(bools[0]); j++) {
             if (strcmp(key, bools[j].name) != 0)
@@ -121,7 +128,8 @@ static int parse_flags(int argc, char **argv, struct flags *f)
         }
         if (which == 4) {
             if (parse_i64(value, &f->http_port) < 0 || f->http_port < 1 || f->http_port > 65535) {
-                fprintf(stderr, "freno: --http-port: expected a port number 1..65535, got \"%s\"\n", value);
+                fprintf(stderr, "freno: --http-port: expected a port number 1..65535, got \"%s\"\n",
+                        value);
                 return -EINVAL;
             }
         } else {

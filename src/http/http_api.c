@@ -170,14 +170,14 @@ static double rng_uniform(void)
 
 /* ---- handlers ---- */
 
-static void handle_check(const struct http_req *req, const struct route *rt,
-        struct http_resp *resp)
+static void handle_check(const struct http_req *req, const struct route *rt, struct http_resp *resp)
 {
     struct check_request cr = {
             .app = route_param(rt, "app"),
             .store_type = route_param(rt, "storeType"),
             .store_name = route_param(rt, "storeName"),
-            .ok_if_not_exists = rt->id == ROUTE_CHECK_IF_EXISTS || rt->id == ROUTE_CHECK_READ_IF_EXISTS,
+            .ok_if_not_exists =
+                    rt->id == ROUTE_CHECK_IF_EXISTS || rt->id == ROUTE_CHECK_READ_IF_EXISTS,
     };
     if (rt->id == ROUTE_CHECK_READ || rt->id == ROUTE_CHECK_READ_IF_EXISTS) {
         const char *t = route_param(rt, "threshold");
@@ -212,8 +212,8 @@ static void handle_check(const struct http_req *req, const struct route *rt,
     snapshot_release(s);
 
     int n = snprintf(resp->small, sizeof(resp->small),
-            "{\"StatusCode\":%d,\"Value\":%s,\"Threshold\":%s,\"Message\":%s}\n", res.status, v, t,
-            m);
+                     "{\"StatusCode\":%d,\"Value\":%s,\"Threshold\":%s,\"Message\":%s}\n",
+                     res.status, v, t, m);
     resp->status = res.status;
     resp->json = true;
     resp->body = resp->small;
@@ -234,7 +234,7 @@ static void handle_leader_check(const struct snapshot *s, struct http_resp *resp
 {
     bool leader = s && s->leader && s->leader->l.is_leader &&
                   (s->leader->l.lease_until_boot_ms == 0 ||
-                          clock_boot_ms() < s->leader->l.lease_until_boot_ms);
+                   clock_boot_ms() < s->leader->l.lease_until_boot_ms);
     resp_text(resp, leader ? 200 : 404, false, leader ? "\"HTTP 200\"\n" : "\"HTTP 404\"\n");
 }
 
@@ -271,19 +271,19 @@ static void handle_consensus_status(const struct snapshot *s, struct http_resp *
     json_t *m = json_object();
     for (size_t i = 0; i < l->share_services_len; i++)
         json_object_set_new(m, l->share_services[i].domain,
-                json_string(l->share_services[i].service_id));
+                            json_string(l->share_services[i].service_id));
     json_object_set_new(o, "ShareDomainServices", m);
     json_t *all = services_list(l->share_services, l->share_services_len);
     if (l->service_id != NULL && l->service_id[0] != '\0')
         json_array_insert_new(all, 0, json_string(l->service_id));
     json_object_set_new(o, "ShareDomainServicesList", all);
     json_object_set_new(o, "HealthyDomainServicesList",
-            services_list(l->domain_services, l->domain_services_len));
+                        services_list(l->domain_services, l->domain_services_len));
     resp_json(resp, 200, o, JSON_PRESERVE_ORDER);
 }
 
 static void handle_aggregated(const struct http_req *req, const struct snapshot *s,
-        struct http_resp *resp)
+                              struct http_resp *resp)
 {
     const char *b = req->query(req->ctx, "brief");
     bool brief = b != NULL && strcmp(b, "true") == 0;
@@ -302,8 +302,7 @@ static void handle_aggregated(const struct http_req *req, const struct snapshot 
     resp_json(resp, 200, o, JSON_SORT_KEYS);
 }
 
-static void handle_metrics_health(const struct snapshot *s, uint64_t now_ms,
-        struct http_resp *resp)
+static void handle_metrics_health(const struct snapshot *s, uint64_t now_ms, struct http_resp *resp)
 {
     json_t *o = json_object();
     for (size_t i = 0; s && s->metrics && i < s->metrics->len; i++) {
@@ -313,7 +312,7 @@ static void handle_metrics_health(const struct snapshot *s, uint64_t now_ms,
         char ts[40];
         json_t *h = json_object();
         json_object_set_new(h, "LastHealthyAt",
-                json_string(clock_rfc3339(m->last_healthy_at_ms, ts, sizeof(ts))));
+                            json_string(clock_rfc3339(m->last_healthy_at_ms, ts, sizeof(ts))));
         uint64_t since = now_ms > m->last_healthy_at_ms ? now_ms - m->last_healthy_at_ms : 0;
         json_object_set_new(h, "SecondsSinceLastHealthy", json_integer((json_int_t)(since / 1000)));
         json_object_set_new(o, m->name, h);
@@ -321,8 +320,7 @@ static void handle_metrics_health(const struct snapshot *s, uint64_t now_ms,
     resp_json(resp, 200, o, JSON_SORT_KEYS | JSON_PRESERVE_ORDER);
 }
 
-static void handle_throttled_apps(const struct snapshot *s, uint64_t now_ms,
-        struct http_resp *resp)
+static void handle_throttled_apps(const struct snapshot *s, uint64_t now_ms, struct http_resp *resp)
 {
     json_t *o = json_object();
     for (size_t i = 0; s && s->apps && i < s->apps->len; i++) {
@@ -331,16 +329,17 @@ static void handle_throttled_apps(const struct snapshot *s, uint64_t now_ms,
             continue;
         char ts[40];
         json_t *e = json_object();
-        json_object_set_new(e, "ExpireAt", json_string(clock_rfc3339(a->expire_at_ms, ts, sizeof(ts))));
+        json_object_set_new(e, "ExpireAt",
+                            json_string(clock_rfc3339(a->expire_at_ms, ts, sizeof(ts))));
         json_object_set_new(e, "Ratio",
-                a->ratio == floor(a->ratio) ? json_integer((json_int_t)a->ratio) : json_real(a->ratio));
+                            a->ratio == floor(a->ratio) ? json_integer((json_int_t)a->ratio)
+                                                        : json_real(a->ratio));
         json_object_set_new(o, a->key, e);
     }
     resp_json(resp, 200, o, JSON_SORT_KEYS | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
 }
 
-static void handle_skipped_hosts(const struct snapshot *s, uint64_t now_ms,
-        struct http_resp *resp)
+static void handle_skipped_hosts(const struct snapshot *s, uint64_t now_ms, struct http_resp *resp)
 {
     json_t *o = json_object();
     for (size_t i = 0; s && s->hosts && i < s->hosts->len; i++) {
@@ -348,13 +347,14 @@ static void handle_skipped_hosts(const struct snapshot *s, uint64_t now_ms,
         if (h->expire_at_ms != 0 && h->expire_at_ms <= now_ms)
             continue;
         char ts[40];
-        json_object_set_new(o, h->host, json_string(clock_rfc3339(h->expire_at_ms, ts, sizeof(ts))));
+        json_object_set_new(o, h->host,
+                            json_string(clock_rfc3339(h->expire_at_ms, ts, sizeof(ts))));
     }
     resp_json(resp, 200, o, JSON_SORT_KEYS);
 }
 
 static void handle_recent_apps(const struct route *rt, const struct snapshot *s, uint64_t now_ms,
-        struct http_resp *resp)
+                               struct http_resp *resp)
 {
     int64_t last_minutes = 0;
     const char *lm = route_param(rt, "lastMinutes");
@@ -369,11 +369,13 @@ static void handle_recent_apps(const struct route *rt, const struct snapshot *s,
     json_t *o = json_object();
     for (size_t i = 0; s && s->recents && i < s->recents->len; i++) {
         const struct snap_recent *r = &s->recents->v[i];
-        int64_t mins = now_ms > r->checked_at_ms ? (int64_t)((now_ms - r->checked_at_ms) / 60000) : 0;
+        int64_t mins =
+                now_ms > r->checked_at_ms ? (int64_t)((now_ms - r->checked_at_ms) / 60000) : 0;
         if (last_minutes > 0 && mins > last_minutes)
             continue;
         json_t *e = json_object();
-        json_object_set_new(e, "CheckedAtEpoch", json_integer((json_int_t)(r->checked_at_ms / 1000)));
+        json_object_set_new(e, "CheckedAtEpoch",
+                            json_integer((json_int_t)(r->checked_at_ms / 1000)));
         json_object_set_new(e, "MinutesSinceChecked", json_integer(mins));
         json_object_set_new(o, r->key, e);
     }
@@ -401,7 +403,7 @@ static bool control_authorized(const struct http_req *req, const struct snapshot
 }
 
 static void handle_control(const struct http_api_ctx *ctx, const struct http_req *req,
-        const struct route *rt, struct http_resp *resp)
+                           const struct route *rt, struct http_resp *resp)
 {
     const struct snapshot *s = snapshot_acquire();
     bool ok = control_authorized(req, s);
@@ -443,7 +445,9 @@ static void handle_control(const struct http_api_ctx *ctx, const struct http_req
                     ? snprintf(cmd.name, sizeof(cmd.name), "%s/%s", name, store)
                     : snprintf(cmd.name, sizeof(cmd.name), "%s", name);
     if (n < 0 || (size_t)n >= sizeof(cmd.name) || (size_t)n > 128) {
-        snprintf(msg, sizeof(msg), "%s: name of %d bytes is longer than the 128 bytes the backend can store", what, n);
+        snprintf(msg, sizeof(msg),
+                 "%s: name of %d bytes is longer than the 128 bytes the backend can store", what,
+                 n);
         resp_general(resp, 500, msg);
         return;
     }
@@ -475,7 +479,8 @@ static void handle_control(const struct http_api_ctx *ctx, const struct http_req
             return;
         }
         if (cmd.ratio < 0 || cmd.ratio > 1) {
-            snprintf(msg, sizeof(msg), "%s: ratio must be in [0..1] range; got %g", what, cmd.ratio);
+            snprintf(msg, sizeof(msg), "%s: ratio must be in [0..1] range; got %g", what,
+                     cmd.ratio);
             resp_general(resp, 500, msg);
             return;
         }
@@ -497,7 +502,7 @@ static void handle_help(struct http_resp *resp)
 }
 
 void http_api_handle(const struct http_api_ctx *ctx, const struct http_req *req,
-        struct http_resp *resp)
+                     struct http_resp *resp)
 {
     struct route rt;
     memset(resp, 0, sizeof(*resp));
@@ -549,8 +554,9 @@ void http_api_handle(const struct http_api_ctx *ctx, const struct http_req *req,
         break;
     case ROUTE_CONSENSUS_STATE:
         resp_json(resp, 200,
-                json_string((s && s->leader && s->leader->l.state) ? s->leader->l.state : "Unhealthy"),
-                0);
+                  json_string((s && s->leader && s->leader->l.state) ? s->leader->l.state
+                                                                     : "Unhealthy"),
+                  0);
         break;
     case ROUTE_CONSENSUS_STATUS:
         handle_consensus_status(s, resp);
@@ -577,10 +583,12 @@ void http_api_handle(const struct http_api_ctx *ctx, const struct http_req *req,
         handle_recent_apps(&rt, s, now_ms, resp);
         break;
     case ROUTE_DEBUG_VARS:
-        resp_text(resp, 200, true, (s && s->text && s->text->debug_vars_json) ? s->text->debug_vars_json : "{}\n");
+        resp_text(resp, 200, true,
+                  (s && s->text && s->text->debug_vars_json) ? s->text->debug_vars_json : "{}\n");
         break;
     case ROUTE_PROMETHEUS:
-        resp_text(resp, 200, false, (s && s->text && s->text->prometheus) ? s->text->prometheus : "");
+        resp_text(resp, 200, false,
+                  (s && s->text && s->text->prometheus) ? s->text->prometheus : "");
         break;
     case ROUTE_CONFIG_MEMCACHE:
         resp_text(resp, 200, true, (s && s->memcache_json) ? s->memcache_json : "{}\n");

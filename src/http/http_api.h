@@ -23,10 +23,10 @@ struct http_req {
 
 struct http_resp {
     int status;
-    bool json;      /* Content-Type: application/json */
-    char *body;     /* points to small or to a heap buffer (heap set) */
+    bool json;  /* Content-Type: application/json */
+    char *body; /* points to small or to a heap buffer (heap set) */
     size_t len;
-    bool heap;      /* body must be free()d */
+    bool heap; /* body must be free()d */
     char small[HTTP_RESP_SMALL];
 };
 
@@ -37,7 +37,7 @@ struct http_api_ctx {
 
 /* Answers @req into @resp. */
 void http_api_handle(const struct http_api_ctx *ctx, const struct http_req *req,
-        struct http_resp *resp);
+                     struct http_resp *resp);
 
 /* Formats @v the way Go's encoding/json does (shortest round-trip, no
  * exponent for 1e-6 <= |v| < 1e21). Returns the length written. */

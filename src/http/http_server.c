@@ -46,7 +46,7 @@ static void peer_address(struct MHD_Connection *conn, char *buf, size_t size)
     const struct sockaddr *sa = ci->client_addr;
     if (sa->sa_family == AF_INET) {
         inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, buf,
-                (socklen_t)size);
+                  (socklen_t)size);
     } else if (sa->sa_family == AF_INET6) {
         const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
         /* A v4 client on the dual-stack socket shows as its v4 address. */
@@ -58,8 +58,8 @@ static void peer_address(struct MHD_Connection *conn, char *buf, size_t size)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-        const char *method, const char *version, const char *upload_data,
-        size_t *upload_data_size, void **req_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
 {
     (void)version;
     (void)upload_data;
@@ -104,7 +104,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return rc;
 }
 
-static void on_mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+        __attribute__((format(printf, 2, 0)));
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
@@ -127,13 +128,11 @@ struct http_server *http_server_start(const struct http_server_params *p, struct
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_DUAL_STACK |
                      MHD_USE_ERROR_LOG | MHD_USE_TURBO;
     s->mhd = MHD_start_daemon(flags, p->port, NULL, NULL, on_request, s,
-            MHD_OPTION_THREAD_POOL_SIZE, threads,
-            MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
-            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
-            MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
-            MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-            MHD_OPTION_END);
+                              MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
+                              (unsigned)4096, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
+                              MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
+                              MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_END);
     if (s->mhd == NULL) {
         err_set(err, -EADDRINUSE, "http: cannot listen on port %u (in use, or no permission)",
                 (unsigned)p->port);

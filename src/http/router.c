@@ -27,7 +27,7 @@ static const struct pattern patterns[] = {
         {"/check-if-exists/:app/:storeType/:storeName", ROUTE_CHECK_IF_EXISTS, false},
         {"/check-read/:app/:storeType/:storeName/:threshold", ROUTE_CHECK_READ, false},
         {"/check-read-if-exists/:app/:storeType/:storeName/:threshold", ROUTE_CHECK_READ_IF_EXISTS,
-                false},
+         false},
         {"/aggregated-metrics", ROUTE_AGGREGATED_METRICS, false},
         {"/metrics-health", ROUTE_METRICS_HEALTH, false},
         {"/throttle-app/:app", ROUTE_THROTTLE_APP, false},
@@ -53,17 +53,40 @@ static const struct pattern patterns[] = {
 
 /* /help lists what the original lists (it registers /config/memcache as a
  * plain GET and so leaves it out), plus our /metrics. */
-static const char *const help_list[] = {"/lb-check", "/_ping", "/status", "/leader-check",
-        "/raft/leader", "/raft/state", "/consensus/leader", "/consensus/state", "/consensus/status",
-        "/hostname", "/check/:app/:storeType/:storeName",
+static const char *const help_list[] = {
+        "/lb-check",
+        "/_ping",
+        "/status",
+        "/leader-check",
+        "/raft/leader",
+        "/raft/state",
+        "/consensus/leader",
+        "/consensus/state",
+        "/consensus/status",
+        "/hostname",
+        "/check/:app/:storeType/:storeName",
         "/check-if-exists/:app/:storeType/:storeName",
         "/check-read/:app/:storeType/:storeName/:threshold",
-        "/check-read-if-exists/:app/:storeType/:storeName/:threshold", "/aggregated-metrics",
-        "/metrics-health", "/throttle-app/:app", "/throttle-app/:app/ratio/:ratio",
-        "/throttle-app/:app/ttl/:ttlMinutes", "/throttle-app/:app/ttl/:ttlMinutes/ratio/:ratio",
-        "/unthrottle-app/:app", "/throttled-apps", "/recent-apps", "/recent-apps/:lastMinutes",
-        "/skip-host/:hostName", "/skip-host/:hostName/ttl/:ttlMinutes", "/skipped-hosts",
-        "/recover-host/:hostName", "/debug/vars", "/debug/metrics", "/help", "/metrics", NULL};
+        "/check-read-if-exists/:app/:storeType/:storeName/:threshold",
+        "/aggregated-metrics",
+        "/metrics-health",
+        "/throttle-app/:app",
+        "/throttle-app/:app/ratio/:ratio",
+        "/throttle-app/:app/ttl/:ttlMinutes",
+        "/throttle-app/:app/ttl/:ttlMinutes/ratio/:ratio",
+        "/unthrottle-app/:app",
+        "/throttled-apps",
+        "/recent-apps",
+        "/recent-apps/:lastMinutes",
+        "/skip-host/:hostName",
+        "/skip-host/:hostName/ttl/:ttlMinutes",
+        "/skipped-hosts",
+        "/recover-host/:hostName",
+        "/debug/vars",
+        "/debug/metrics",
+        "/help",
+        "/metrics",
+        NULL};
 
 const char *const *router_patterns(void)
 {

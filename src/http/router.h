@@ -32,7 +32,7 @@ enum route_id {
     ROUTE_PROMETHEUS,
 };
 
-#define ROUTE_PATH_MAX 4096
+#define ROUTE_PATH_MAX   4096
 #define ROUTE_MAX_PARAMS 4
 
 struct route {

@@ -47,12 +47,12 @@ static void init_next(struct init *in);
 static void init_fail(struct init *in, int code, const char *what, const char *msg)
 {
     in->rc = err_set(in->err, code, "init-backend %s:%u/%s: %s: %s", in->cfg->backend_host,
-            (unsigned)in->cfg->backend_port, in->cfg->backend_schema, what, msg);
+                     (unsigned)in->cfg->backend_port, in->cfg->backend_schema, what, msg);
     loop_stop(in->loop);
 }
 
 static void on_query(struct myconn *c, enum myconn_status status, const struct myresult *res,
-        const char *errmsg, void *arg)
+                     const char *errmsg, void *arg)
 {
     (void)c;
     struct init *in = arg;
@@ -61,7 +61,7 @@ static void on_query(struct myconn *c, enum myconn_status status, const struct m
                            : in->step == STEP_CREATE_SCHEMA ? "create the schema"
                            : in->step == STEP_USE           ? "use the schema"
                            : in->step == STEP_CHECK         ? "check the tables"
-                                                            : backend_tables[in->step - STEP_TABLES];
+                                                    : backend_tables[in->step - STEP_TABLES];
         init_fail(in, -EIO, what, errmsg);
         return;
     }
@@ -82,7 +82,9 @@ static void on_query(struct myconn *c, enum myconn_status status, const struct m
             return;
         }
         if (!nullable)
-            log_warn("init-backend: the existing throttled_apps.expires_at is NOT NULL, so permanent throttles are refused; fix: ALTER TABLE throttled_apps MODIFY expires_at timestamp NULL DEFAULT NULL");
+            log_warn("init-backend: the existing throttled_apps.expires_at is NOT NULL, so "
+                     "permanent throttles are refused; fix: ALTER TABLE throttled_apps MODIFY "
+                     "expires_at timestamp NULL DEFAULT NULL");
         in->step = STEP_DONE;
         break;
     }
@@ -97,8 +99,9 @@ static void init_next(struct init *in)
 {
     char *sql = NULL;
     if (in->step == STEP_DONE) {
-        log_info("init-backend: %s:%u/%s: tables service_election, service_health, throttled_apps and skipped_hosts are ready",
-                in->cfg->backend_host, (unsigned)in->cfg->backend_port, in->cfg->backend_schema);
+        log_info("init-backend: %s:%u/%s: tables service_election, service_health, throttled_apps "
+                 "and skipped_hosts are ready",
+                 in->cfg->backend_host, (unsigned)in->cfg->backend_port, in->cfg->backend_schema);
         loop_stop(in->loop);
         return;
     }
@@ -109,11 +112,11 @@ static void init_next(struct init *in)
             init_fail(in, -EINVAL, "schema name", "too long");
             return;
         }
-        sql = xasprintf("select schema_name from information_schema.schemata where schema_name = %s",
-                lit);
+        sql = xasprintf(
+                "select schema_name from information_schema.schemata where schema_name = %s", lit);
     } else if (in->step == STEP_CREATE_SCHEMA) {
         sql = xasprintf("CREATE DATABASE IF NOT EXISTS %s DEFAULT CHARACTER SET utf8mb4",
-                in->schema_ident);
+                        in->schema_ident);
     } else if (in->step == STEP_USE) {
         sql = xasprintf("USE %s", in->schema_ident);
     } else if (in->step == STEP_CHECK) {
@@ -153,9 +156,10 @@ static char *quote_ident(const char *name)
 int leader_init_backend(const struct config *cfg, struct err *err)
 {
     if (cfg->backend_host == NULL || cfg->backend_host[0] == '\0')
-        return err_set(err, -EINVAL, "init-backend: BackendMySQLHost is not set in the configuration");
+        return err_set(err, -EINVAL,
+                       "init-backend: BackendMySQLHost is not set in the configuration");
     if (cfg->backend_schema == NULL || cfg->backend_schema[0] == '\0' ||
-            strlen(cfg->backend_schema) > 64)
+        strlen(cfg->backend_schema) > 64)
         return err_set(err, -EINVAL, "init-backend: BackendMySQLSchema must be 1 to 64 characters");
     struct init in = {.cfg = cfg, .err = err, .step = STEP_SCHEMA_EXISTS};
     in.loop = loop_new();
@@ -170,8 +174,9 @@ int leader_init_backend(const struct config *cfg, struct err *err)
             .password = cfg->backend_password ? cfg->backend_password : "",
             .database = NULL, /* it may not exist yet */
             .charset = charset,
-            .collation = cfg->backend_collation && cfg->backend_collation[0] ? cfg->backend_collation
-                                                                             : NULL,
+            .collation = cfg->backend_collation && cfg->backend_collation[0]
+                                 ? cfg->backend_collation
+                                 : NULL,
             .connect_timeout_ms = INIT_CONNECT_TIMEOUT_MS,
             .query_timeout_ms = INIT_QUERY_TIMEOUT_MS,
     };

@@ -111,7 +111,7 @@ char *backend_sql_read_leadership(const struct backend_ids *ids)
                           "timestampdiff(microsecond, now(6), max(last_seen_active) + "
                           "interval %" PRId64 " second) as takeover_in_us "
                           "from service_election where domain = %s",
-            id, ids->expiry_secs + 1, d);
+                          id, ids->expiry_secs + 1, d);
     free(d);
     free(id);
     return sql;
@@ -124,7 +124,7 @@ char *backend_sql_register_health(const struct backend_ids *ids)
                           "last_seen_active) values (%s, %s, %s, now()) on duplicate key update "
                           "domain = values(domain), share_domain = values(share_domain), "
                           "last_seen_active = values(last_seen_active)",
-            id, d, sd);
+                          id, d, sd);
     free(d);
     free(sd);
     free(id);
@@ -137,7 +137,7 @@ char *backend_sql_healthy_domain_services(const struct backend_ids *ids)
     char *sql = xasprintf("select service_id from service_health where domain = %s "
                           "and last_seen_active >= now() - interval %" PRId64 " second "
                           "order by service_id",
-            d, ids->expiry_secs);
+                          d, ids->expiry_secs);
     free(d);
     return sql;
 }
@@ -149,7 +149,7 @@ char *backend_sql_share_domain_services(const struct backend_ids *ids)
                           "where share_domain = %s "
                           "and last_seen_active >= now() - interval %" PRId64 " second "
                           "and service_id != %s order by domain",
-            sd, ids->expiry_secs, id);
+                          sd, ids->expiry_secs, id);
     free(sd);
     free(id);
     return sql;
@@ -162,7 +162,7 @@ char *backend_sql_release(const struct backend_ids *ids)
      * than ours must see the row as expired too. */
     char *sql = xasprintf("update service_election set last_seen_active = now() - interval 1 day "
                           "where domain = %s and service_id = %s",
-            d, id);
+                          d, id);
     free(d);
     free(id);
     return sql;
@@ -173,14 +173,14 @@ char *backend_sql_schema_columns(void)
     return xasprintf("select table_name, column_name, is_nullable from information_schema.columns "
                      "where table_schema = database() and table_name in "
                      "('%s', '%s', '%s', '%s')",
-            backend_tables[0], backend_tables[1], backend_tables[2], backend_tables[3]);
+                     backend_tables[0], backend_tables[1], backend_tables[2], backend_tables[3]);
 }
 
 /* A row is live when it has no expiry or one after the current second. */
 #define APP_LIVE "(expires_at is null or expires_at > now())"
 
 char *backend_sql_throttle_app(const char *key, bool has_ttl, int64_t ttl_min, bool has_ratio,
-        double ratio)
+                               double ratio)
 {
     char *k = hex(key);
     char expiry[64], r[64];
@@ -197,15 +197,15 @@ char *backend_sql_throttle_app(const char *key, bool has_ttl, int64_t ttl_min, b
                           "ratio = if(" APP_LIVE ", %s, values(ratio)), "
                           "throttled_at = if(" APP_LIVE ", throttled_at, values(throttled_at)), "
                           "expires_at = if(" APP_LIVE ", %s, values(expires_at))",
-            k, expiry, r,
-            has_ratio ? "values(ratio)" : "if(ratio >= 0 and ratio <= 1, ratio, 1)",
-            has_ttl ? "values(expires_at)" : "expires_at");
+                          k, expiry, r,
+                          has_ratio ? "values(ratio)" : "if(ratio >= 0 and ratio <= 1, ratio, 1)",
+                          has_ttl ? "values(expires_at)" : "expires_at");
     free(k);
     return sql;
 }
 
 #define APP_COLUMNS                                                                                \
-    "select app_name, ratio, expires_at is null, timestampdiff(second, now(), expires_at), "     \
+    "select app_name, ratio, expires_at is null, timestampdiff(second, now(), expires_at), "       \
     "timestampdiff(second, throttled_at, expires_at) from throttled_apps"
 
 char *backend_sql_read_app(const char *key)
@@ -237,7 +237,7 @@ char *backend_sql_skip_host(const char *host, int64_t ttl_min)
     char *h = hex(host);
     char *sql = xasprintf("replace into skipped_hosts (host_name, skipped_at, expires_at) "
                           "values (%s, now(), now() + interval %" PRId64 " minute)",
-            h, ttl_min);
+                          h, ttl_min);
     free(h);
     return sql;
 }
@@ -292,16 +292,16 @@ static enum backend_row bad(struct err *err, const char *fmt, ...)
 /* Shared by apps and hosts: the expiry from the database's ttl (seconds
  * from its now()) and span (expiry minus creation). */
 static enum backend_row parse_expiry(const char *ttl_s, const char *span_s, uint64_t now_ms,
-        uint64_t *expire_at_ms, struct err *err)
+                                     uint64_t *expire_at_ms, struct err *err)
 {
     int64_t ttl, span;
     /* timestampdiff is NULL for a zero or otherwise invalid timestamp. */
     if (ttl_s == NULL || span_s == NULL || parse_i64(ttl_s, &ttl) < 0 ||
-            parse_i64(span_s, &span) < 0)
+        parse_i64(span_s, &span) < 0)
         return bad(err, "invalid expires_at");
     if (span < 0)
         return bad(err, "expires_at is %" PRId64 " s before the row was written (negative ttl)",
-                -span);
+                   -span);
     /* Seconds are whole on both sides: 0 means the current second, which
      * counts as expired (the original takes it for "never expires"). */
     if (ttl <= 0)
@@ -313,7 +313,7 @@ static enum backend_row parse_expiry(const char *ttl_s, const char *span_s, uint
 }
 
 enum backend_row backend_parse_app(const char *const *cells, uint64_t now_ms,
-        struct backend_app *out, struct err *err)
+                                   struct backend_app *out, struct err *err)
 {
     const char *name = cells[0], *ratio_s = cells[1], *never = cells[2];
     if (!name_ok(name, "app_name", err))
@@ -337,7 +337,7 @@ enum backend_row backend_parse_app(const char *const *cells, uint64_t now_ms,
 }
 
 enum backend_row backend_parse_host(const char *const *cells, uint64_t now_ms,
-        struct backend_host *out, struct err *err)
+                                    struct backend_host *out, struct err *err)
 {
     if (!name_ok(cells[0], "host_name", err))
         return BACKEND_ROW_BAD;
@@ -346,7 +346,7 @@ enum backend_row backend_parse_host(const char *const *cells, uint64_t now_ms,
 }
 
 void backend_schema_check(const char *const *cells, size_t nrows, char *missing,
-        size_t missing_size, bool *apps_expiry_nullable)
+                          size_t missing_size, bool *apps_expiry_nullable)
 {
     bool seen[BACKEND_TABLES_COUNT] = {false};
     *apps_expiry_nullable = false;
@@ -366,7 +366,7 @@ void backend_schema_check(const char *const *cells, size_t nrows, char *missing,
         if (seen[i])
             continue;
         int n = snprintf(missing + len, missing_size - len, "%s%s", len ? ", " : "",
-                backend_tables[i]);
+                         backend_tables[i]);
         if (n < 0 || (size_t)n >= missing_size - len)
             break;
         len += (size_t)n;

@@ -65,7 +65,7 @@ char *backend_sql_schema_columns(void);
  * ratio given or 1; on a live row a TTL sets a new expiry (0: never) and a
  * ratio a new ratio, and what is not given is kept. @ratio must be in [0,1]. */
 char *backend_sql_throttle_app(const char *key, bool has_ttl, int64_t ttl_min, bool has_ratio,
-        double ratio);
+                               double ratio);
 /* The row of @key in the column layout of backend_sql_load_apps(). */
 char *backend_sql_read_app(const char *key);
 char *backend_sql_unthrottle_app(const char *key);
@@ -98,7 +98,7 @@ struct backend_app {
  * and database clocks need not agree; an expiry in the current second is
  * already expired. */
 enum backend_row backend_parse_app(const char *const *cells, uint64_t now_ms,
-        struct backend_app *out, struct err *err);
+                                   struct backend_app *out, struct err *err);
 
 struct backend_host {
     const char *host;
@@ -107,13 +107,13 @@ struct backend_host {
 
 /* Parses one row of backend_sql_load_hosts() (3 cells). */
 enum backend_row backend_parse_host(const char *const *cells, uint64_t now_ms,
-        struct backend_host *out, struct err *err);
+                                    struct backend_host *out, struct err *err);
 
 /* Result of backend_sql_schema_columns(): the tables missing (names joined
  * with ", " into @missing, "" if none) and whether throttled_apps.expires_at
  * accepts NULL (false also when the table is missing). */
 void backend_schema_check(const char *const *cells, size_t nrows, char *missing,
-        size_t missing_size, bool *apps_expiry_nullable);
+                          size_t missing_size, bool *apps_expiry_nullable);
 
 /* Charset for a connection with collation @collation ("utf8mb4_bin" ->
  * "utf8mb4"), written to @buf. NULL or "" gives "utf8mb4". */

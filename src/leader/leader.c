@@ -33,8 +33,7 @@ static void local_free(struct leader *l)
 }
 
 static const struct leader_ops forced_ops = {"forced", local_submit, local_shutdown, local_free};
-static const struct leader_ops memory_ops = {"in-memory", local_submit, local_shutdown,
-        local_free};
+static const struct leader_ops memory_ops = {"in-memory", local_submit, local_shutdown, local_free};
 
 int leader_local_init(struct leader *l, struct err *err)
 {

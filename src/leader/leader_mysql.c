@@ -126,7 +126,7 @@ struct mysql_leader {
 
     /* Election round. */
     bool elect_busy;
-    bool elect_again; /* a takeover attempt came while a round ran */
+    bool elect_again;         /* a takeover attempt came while a round ran */
     uint64_t refresh_sent_ms; /* clock_boot_ms() when the refresh was sent */
     bool refresh_ok;
     bool schema_ok;
@@ -154,7 +154,7 @@ struct mysql_leader {
     uint64_t ops_gen; /* bumped by every operator change applied locally */
     uint64_t job_gen;
     uint64_t job_term;
-    struct strmap bad_apps;  /* "name\x1freason" of rows rejected last load */
+    struct strmap bad_apps; /* "name\x1freason" of rows rejected last load */
     struct strmap bad_hosts;
 
     /* Operator commands, one at a time, in order. */
@@ -243,7 +243,7 @@ static void chan_ok(struct mysql_leader *m, struct chan *c)
 {
     if (c->failing)
         log_info("leader: backend %s: %s: working again after %" PRIu64 " failed attempt(s)",
-                m->backend, c->name, c->failures);
+                 m->backend, c->name, c->failures);
     c->failing = false;
     c->failures = 0;
 }
@@ -252,7 +252,7 @@ static void chan_ok(struct mysql_leader *m, struct chan *c)
  * a refused connection repeated every second is one line, not sixty a
  * minute. */
 static void chan_fail(struct mysql_leader *m, struct chan *c, enum myconn_status status,
-        const char *msg)
+                      const char *msg)
 {
     c->failures++;
     /* Timeouts, refused connects and dropped connections are one state,
@@ -306,22 +306,23 @@ static void publish_status(struct mysql_leader *m)
      * --force-leadership makes this node lead anyway. */
     bool elected = m->forced ? m->leading : m->serving;
     const char *state = elected ? "Leader" : m->healthy ? "Healthy" : "Unhealthy";
-    const char *leader_id = m->leading ? m->ids.service_id
+    const char *leader_id = m->leading   ? m->ids.service_id
                             : m->healthy ? (m->leader_id ? m->leader_id : "")
                                          : "";
     uint64_t lease = is_leader && !m->forced ? m->lease_until_ms : 0;
     size_t cap = 256;
     for (size_t i = 0; i < m->share_services.len; i++)
-        cap += strlen(m->share_services.v[i].domain) + strlen(m->share_services.v[i].service_id) + 2;
+        cap += strlen(m->share_services.v[i].domain) + strlen(m->share_services.v[i].service_id) +
+               2;
     for (size_t i = 0; i < m->domain_services.len; i++)
         cap += strlen(m->domain_services.v[i].service_id) + 1;
     cap += strlen(leader_id);
     char *sig = xmalloc(cap);
     size_t o = (size_t)snprintf(sig, cap, "%d|%d|%s|%s|%" PRIu64 "|", is_leader, m->healthy, state,
-            leader_id, lease);
+                                leader_id, lease);
     for (size_t i = 0; i < m->share_services.len; i++)
         o += (size_t)snprintf(sig + o, cap - o, "%s=%s,", m->share_services.v[i].domain,
-                m->share_services.v[i].service_id);
+                              m->share_services.v[i].service_id);
     o += (size_t)snprintf(sig + o, cap - o, "|");
     for (size_t i = 0; i < m->domain_services.len; i++)
         o += (size_t)snprintf(sig + o, cap - o, "%s,", m->domain_services.v[i].service_id);
@@ -357,7 +358,7 @@ static void start_serving(struct mysql_leader *m)
     m->serving = true;
     throttler_set_leader(m->t, true);
     log_info("leader: leading domain %s (lease until %" PRIu64 " ms from now)", m->ids.domain,
-            m->lease_until_ms - clock_boot_ms());
+             m->lease_until_ms - clock_boot_ms());
     publish_status(m);
 }
 
@@ -386,7 +387,7 @@ static void on_lease_timer(uv_timer_t *h)
     }
     char why[160];
     snprintf(why, sizeof(why), "the backend has not confirmed the lease for %" PRIu64 " ms",
-            m->lease_ms);
+             m->lease_ms);
     step_down(m, why);
 }
 
@@ -415,7 +416,7 @@ static void confirm_lease(struct mysql_leader *m, uint64_t sent_ms)
 static void maybe_serve(struct mysql_leader *m)
 {
     if (m->leading && m->apps_loaded_term == m->term && m->hosts_loaded_term == m->term &&
-            clock_boot_ms() < m->lease_until_ms)
+        clock_boot_ms() < m->lease_until_ms)
         start_serving(m);
 }
 
@@ -456,14 +457,14 @@ static void plan_takeover(struct mysql_leader *m, const char *takeover_in_us)
 {
     int64_t us;
     if (takeover_in_us == NULL || parse_i64(takeover_in_us, &us) < 0 || us <= 0 ||
-            us > (m->ids.expiry_secs + 1) * 1000000)
+        us > (m->ids.expiry_secs + 1) * 1000000)
         return;
-    uv_timer_start(m->takeover_timer, on_takeover_timer,
-            (uint64_t)us / 1000 + TAKEOVER_SLACK_MS, 0);
+    uv_timer_start(m->takeover_timer, on_takeover_timer, (uint64_t)us / 1000 + TAKEOVER_SLACK_MS,
+                   0);
 }
 
 static void on_share_services(struct myconn *c, enum myconn_status status,
-        const struct myresult *res, const char *errmsg, void *arg)
+                              const struct myresult *res, const char *errmsg, void *arg)
 {
     (void)c;
     struct mysql_leader *m = arg;
@@ -490,7 +491,7 @@ static void on_share_services(struct myconn *c, enum myconn_status status,
 }
 
 static void on_read_leadership(struct myconn *c, enum myconn_status status,
-        const struct myresult *res, const char *errmsg, void *arg)
+                               const struct myresult *res, const char *errmsg, void *arg)
 {
     struct mysql_leader *m = arg;
     if (m->stopping) {
@@ -501,7 +502,7 @@ static void on_read_leadership(struct myconn *c, enum myconn_status status,
         /* As the original: keep the state, but unhealthy; the lease still
          * runs out on its own. */
         chan_fail(m, &m->elect_chan, status,
-                status != MYCONN_OK ? errmsg : "read leadership: unexpected result shape");
+                  status != MYCONN_OK ? errmsg : "read leadership: unexpected result shape");
         if (is_missing_table(c, status))
             m->schema_ok = false;
         m->healthy = false;
@@ -524,7 +525,7 @@ static void on_read_leadership(struct myconn *c, enum myconn_status status,
     } else if (!ours && m->leading) {
         char why[300];
         snprintf(why, sizeof(why), "the backend names %s as leader",
-                m->leader_id[0] ? m->leader_id : "nobody");
+                 m->leader_id[0] ? m->leader_id : "nobody");
         step_down(m, why);
     }
     maybe_serve(m);
@@ -538,7 +539,7 @@ static void on_read_leadership(struct myconn *c, enum myconn_status status,
 }
 
 static void on_attempt(struct myconn *c, enum myconn_status status, const struct myresult *res,
-        const char *errmsg, void *arg)
+                       const char *errmsg, void *arg)
 {
     (void)res;
     struct mysql_leader *m = arg;
@@ -569,7 +570,7 @@ static void attempt_send(struct mysql_leader *m)
 }
 
 static void on_schema(struct myconn *c, enum myconn_status status, const struct myresult *res,
-        const char *errmsg, void *arg)
+                      const char *errmsg, void *arg)
 {
     (void)c;
     struct mysql_leader *m = arg;
@@ -578,7 +579,8 @@ static void on_schema(struct myconn *c, enum myconn_status status, const struct 
         return;
     }
     if (status != MYCONN_OK || res->ncols < 3) {
-        chan_fail(m, &m->elect_chan, status, status != MYCONN_OK ? errmsg : "schema check: bad result");
+        chan_fail(m, &m->elect_chan, status,
+                  status != MYCONN_OK ? errmsg : "schema check: bad result");
         m->healthy = false;
         elect_end(m);
         return;
@@ -589,8 +591,9 @@ static void on_schema(struct myconn *c, enum myconn_status status, const struct 
     if (missing[0] != '\0') {
         chan_ok(m, &m->elect_chan);
         if (strcmp(missing, m->schema_missing) != 0)
-            log_error("leader: backend %s: missing tables %s; create them with freno --init-backend --config FILE, or from sql/backend-schema.sql",
-                    m->backend, missing);
+            log_error("leader: backend %s: missing tables %s; create them with freno "
+                      "--init-backend --config FILE, or from sql/backend-schema.sql",
+                      m->backend, missing);
         snprintf(m->schema_missing, sizeof(m->schema_missing), "%s", missing);
         m->healthy = false;
         elect_end(m);
@@ -600,8 +603,10 @@ static void on_schema(struct myconn *c, enum myconn_status status, const struct 
         log_info("leader: backend %s: all tables present now", m->backend);
     m->schema_missing[0] = '\0';
     if (!nullable && m->apps_expiry_nullable)
-        log_error("leader: backend %s: throttled_apps.expires_at is NOT NULL, so permanent throttles cannot be stored and are refused; fix: ALTER TABLE throttled_apps MODIFY expires_at timestamp NULL DEFAULT NULL",
-                m->backend);
+        log_error("leader: backend %s: throttled_apps.expires_at is NOT NULL, so permanent "
+                  "throttles cannot be stored and are refused; fix: ALTER TABLE throttled_apps "
+                  "MODIFY expires_at timestamp NULL DEFAULT NULL",
+                  m->backend);
     m->apps_expiry_nullable = nullable;
     m->schema_ok = true;
     attempt_send(m);
@@ -637,7 +642,7 @@ static void elect_start(struct mysql_leader *m)
 /* ---- state connection: health, domain services, reloads ---- */
 
 static void on_domain_services(struct myconn *c, enum myconn_status status,
-        const struct myresult *res, const char *errmsg, void *arg)
+                               const struct myresult *res, const char *errmsg, void *arg)
 {
     (void)c;
     struct mysql_leader *m = arg;
@@ -661,7 +666,7 @@ static void on_domain_services(struct myconn *c, enum myconn_status status,
 }
 
 static void on_health(struct myconn *c, enum myconn_status status, const struct myresult *res,
-        const char *errmsg, void *arg)
+                      const char *errmsg, void *arg)
 {
     (void)res;
     struct mysql_leader *m = arg;
@@ -684,14 +689,14 @@ static void bad_rows_swap(struct strmap *old, struct strmap *now)
 }
 
 static void bad_row(struct mysql_leader *m, struct strmap *old, struct strmap *now,
-        const char *table, const char *name, const char *reason)
+                    const char *table, const char *name, const char *reason)
 {
     char key[600];
     snprintf(key, sizeof(key), "%s\x1f%s", name ? name : "", reason);
     if (strmap_get(old, key) == NULL) {
         char pn[200];
         log_warn("leader: backend %s: %s: rejecting row \"%s\": %s", m->backend, table,
-                printable(name, pn, sizeof(pn)), reason);
+                 printable(name, pn, sizeof(pn)), reason);
     }
     strmap_put(now, key, &marker);
 }
@@ -710,12 +715,13 @@ static void collect_ratio(const char *key, uint64_t expire_at_ms, double ratio, 
 }
 
 static void on_load_apps(struct myconn *c, enum myconn_status status, const struct myresult *res,
-        const char *errmsg, void *arg)
+                         const char *errmsg, void *arg)
 {
     (void)c;
     struct mysql_leader *m = arg;
     if (status != MYCONN_OK || res->ncols < 5) {
-        chan_fail(m, &m->apps_chan, status, status != MYCONN_OK ? errmsg : "unexpected result shape");
+        chan_fail(m, &m->apps_chan, status,
+                  status != MYCONN_OK ? errmsg : "unexpected result shape");
         if (is_missing_table(c, status))
             m->schema_ok = false;
         state_kick(m);
@@ -754,7 +760,8 @@ static void on_load_apps(struct myconn *c, enum myconn_status status, const stru
             const double *have = strmap_get(&cur.map, a.key);
             ratio = have ? *have : 1.0;
         }
-        v[n++] = (struct throttler_app){.key = a.key, .expire_at_ms = a.expire_at_ms, .ratio = ratio};
+        v[n++] = (struct throttler_app){
+                .key = a.key, .expire_at_ms = a.expire_at_ms, .ratio = ratio};
     }
     throttler_replace_apps(m->t, v, n);
     free(v);
@@ -771,12 +778,13 @@ static void on_load_apps(struct myconn *c, enum myconn_status status, const stru
 }
 
 static void on_load_hosts(struct myconn *c, enum myconn_status status, const struct myresult *res,
-        const char *errmsg, void *arg)
+                          const char *errmsg, void *arg)
 {
     (void)c;
     struct mysql_leader *m = arg;
     if (status != MYCONN_OK || res->ncols < 3) {
-        chan_fail(m, &m->hosts_chan, status, status != MYCONN_OK ? errmsg : "unexpected result shape");
+        chan_fail(m, &m->hosts_chan, status,
+                  status != MYCONN_OK ? errmsg : "unexpected result shape");
         if (is_missing_table(c, status))
             m->schema_ok = false;
         state_kick(m);
@@ -931,8 +939,8 @@ static void op_apply(struct mysql_leader *m, struct op *o, const struct myresult
         } else {
             /* The row is written but could not be read back: the same
              * semantics on our copy, and the next reload settles it. */
-            rc = throttler_throttle_app(m->t, cmd->name, cmd->has_ttl, cmd->ttl_min,
-                    cmd->has_ratio, cmd->ratio, &err);
+            rc = throttler_throttle_app(m->t, cmd->name, cmd->has_ttl, cmd->ttl_min, cmd->has_ratio,
+                                        cmd->ratio, &err);
         }
         break;
     }
@@ -948,13 +956,13 @@ static void op_apply(struct mysql_leader *m, struct op *o, const struct myresult
     }
     if (rc < 0)
         log_warn("leader: %s %s: stored in the backend but not applied here: %s", cmd_what(cmd),
-                cmd->name, err.msg);
+                 cmd->name, err.msg);
     op_pop(m);
     op_finish(m, o, 200, "OK");
 }
 
 static void on_op(struct myconn *c, enum myconn_status status, const struct myresult *res,
-        const char *errmsg, void *arg)
+                  const char *errmsg, void *arg)
 {
     struct mysql_leader *m = arg;
     struct op *o = m->ops_head;
@@ -1000,7 +1008,7 @@ static void ops_kick(struct mysql_leader *m)
 
 /* Checks @cmd and builds its statement; NULL with @msg set when refused. */
 static char *op_sql(const struct mysql_leader *m, const struct loop_cmd *cmd, char *msg,
-        size_t size)
+                    size_t size)
 {
     const char *what = cmd_what(cmd);
     size_t len = strlen(cmd->name);
@@ -1010,7 +1018,7 @@ static char *op_sql(const struct mysql_leader *m, const struct loop_cmd *cmd, ch
     }
     if (cmd->has_ttl && (cmd->ttl_min < 0 || cmd->ttl_min > TTL_MAX_MIN)) {
         snprintf(msg, size, "%s: ttl %" PRId64 " minutes is outside 0..%lld", what, cmd->ttl_min,
-                TTL_MAX_MIN);
+                 TTL_MAX_MIN);
         return NULL;
     }
     switch (cmd->kind) {
@@ -1021,17 +1029,20 @@ static char *op_sql(const struct mysql_leader *m, const struct loop_cmd *cmd, ch
         }
         bool permanent = !cmd->has_ttl || cmd->ttl_min == 0;
         if (permanent && !m->apps_expiry_nullable) {
-            snprintf(msg, size, "%s: backend %s: throttled_apps.expires_at is NOT NULL, so a throttle without ttl cannot be stored",
-                    what, m->backend);
+            snprintf(msg, size,
+                     "%s: backend %s: throttled_apps.expires_at is NOT NULL, so a throttle without "
+                     "ttl cannot be stored",
+                     what, m->backend);
             return NULL;
         }
         return backend_sql_throttle_app(cmd->name, cmd->has_ttl, cmd->ttl_min, cmd->has_ratio,
-                cmd->ratio);
+                                        cmd->ratio);
     }
     case LOOP_CMD_UNTHROTTLE_APP:
         return backend_sql_unthrottle_app(cmd->name);
     case LOOP_CMD_SKIP_HOST:
-        return backend_sql_skip_host(cmd->name, cmd->has_ttl && cmd->ttl_min > 0 ? cmd->ttl_min : 60);
+        return backend_sql_skip_host(cmd->name,
+                                     cmd->has_ttl && cmd->ttl_min > 0 ? cmd->ttl_min : 60);
     case LOOP_CMD_RECOVER_HOST:
         return backend_sql_recover_host(cmd->name);
     }
@@ -1076,13 +1087,14 @@ static void shutdown_done(struct mysql_leader *m)
 }
 
 static void on_released(struct myconn *c, enum myconn_status status, const struct myresult *res,
-        const char *errmsg, void *arg)
+                        const char *errmsg, void *arg)
 {
     (void)c;
     struct mysql_leader *m = arg;
     if (status != MYCONN_OK)
-        log_warn("leader: backend %s: could not release the election row: %s; peers take over when it expires",
-                m->backend, errmsg);
+        log_warn("leader: backend %s: could not release the election row: %s; peers take over when "
+                 "it expires",
+                 m->backend, errmsg);
     else if (res->affected_rows > 0)
         log_info("leader: released leadership of domain %s", m->ids.domain);
     shutdown_done(m);
@@ -1101,8 +1113,9 @@ static void release_send(struct mysql_leader *m)
 static void on_stop_timer(uv_timer_t *h)
 {
     struct mysql_leader *m = h->data;
-    log_warn("leader: backend %s: no answer to the release within %d ms; peers take over when the row expires",
-            m->backend, RELEASE_DEADLINE_MS);
+    log_warn("leader: backend %s: no answer to the release within %d ms; peers take over when the "
+             "row expires",
+             m->backend, RELEASE_DEADLINE_MS);
     shutdown_done(m);
 }
 
@@ -1165,7 +1178,7 @@ static void mysql_free(struct leader *l)
 }
 
 static const struct leader_ops mysql_ops = {"mysql-backend", mysql_submit, mysql_shutdown,
-        mysql_free};
+                                            mysql_free};
 
 /* ---- start ---- */
 
@@ -1179,20 +1192,30 @@ static int check_settings(const struct config *cfg, const char *service_id, stru
 {
     const char *domain = str_or_empty(cfg->domain), *share = str_or_empty(cfg->share_domain);
     if (str_or_empty(cfg->backend_schema)[0] == '\0')
-        return err_set(err, -EINVAL, "leader: BackendMySQLHost is set but BackendMySQLSchema is empty");
+        return err_set(err, -EINVAL,
+                       "leader: BackendMySQLHost is set but BackendMySQLSchema is empty");
     if (utf8_chars(domain) > BACKEND_DOMAIN_MAX)
-        return err_set(err, -EINVAL, "leader: Domain \"%.60s\" is longer than the %d characters service_election.domain holds",
-                domain, BACKEND_DOMAIN_MAX);
+        return err_set(err, -EINVAL,
+                       "leader: Domain \"%.60s\" is longer than the %d characters "
+                       "service_election.domain holds",
+                       domain, BACKEND_DOMAIN_MAX);
     if (utf8_chars(share) > BACKEND_DOMAIN_MAX)
-        return err_set(err, -EINVAL, "leader: ShareDomain \"%.60s\" is longer than the %d characters service_election.share_domain holds",
-                share, BACKEND_DOMAIN_MAX);
+        return err_set(err, -EINVAL,
+                       "leader: ShareDomain \"%.60s\" is longer than the %d characters "
+                       "service_election.share_domain holds",
+                       share, BACKEND_DOMAIN_MAX);
     if (utf8_chars(service_id) > BACKEND_SERVICE_ID_MAX)
-        return err_set(err, -EINVAL, "leader: service id \"%.60s...\" is longer than the %d characters service_election.service_id holds",
-                service_id, BACKEND_SERVICE_ID_MAX);
+        return err_set(err, -EINVAL,
+                       "leader: service id \"%.60s...\" is longer than the %d characters "
+                       "service_election.service_id holds",
+                       service_id, BACKEND_SERVICE_ID_MAX);
     int64_t e = cfg->backend_election_expiry_secs;
     if (e < EXPIRY_MIN_SECS || e > EXPIRY_MAX_SECS)
-        return err_set(err, -EINVAL, "leader: BackendElectionExpirySecs %" PRId64 " is outside %d..%d (it must exceed twice the 1 s election interval plus the 1 s safety margin)",
-                e, EXPIRY_MIN_SECS, EXPIRY_MAX_SECS);
+        return err_set(err, -EINVAL,
+                       "leader: BackendElectionExpirySecs %" PRId64
+                       " is outside %d..%d (it must exceed twice the 1 s election interval plus "
+                       "the 1 s safety margin)",
+                       e, EXPIRY_MIN_SECS, EXPIRY_MAX_SECS);
     return 0;
 }
 
@@ -1231,7 +1254,7 @@ int leader_mysql_init(struct leader *l, struct err *err)
     m->ids.expiry_secs = cfg->backend_election_expiry_secs;
     m->lease_ms = (uint64_t)m->ids.expiry_secs * 1000 - LEASE_MARGIN_MS;
     m->backend_buf = xasprintf("%s:%u/%s", cfg->backend_host, (unsigned)cfg->backend_port,
-            cfg->backend_schema);
+                               cfg->backend_schema);
     m->backend = m->backend_buf;
     m->forced = l->p.force_leadership;
     m->apps_expiry_nullable = true;
@@ -1257,7 +1280,8 @@ int leader_mysql_init(struct leader *l, struct err *err)
         free(m->service_id);
         free(m->backend_buf);
         free(m);
-        return err_set(err, -ENOMEM, "leader: cannot create the ShareDomain poller (curl_multi_init failed)");
+        return err_set(err, -ENOMEM,
+                       "leader: cannot create the ShareDomain poller (curl_multi_init failed)");
     }
     l->impl = m;
     l->ops = &mysql_ops;
@@ -1281,8 +1305,9 @@ int leader_mysql_init(struct leader *l, struct err *err)
         throttler_set_leader(m->t, true);
     }
     publish_status(m);
-    log_info("leader: MySQL backend %s, domain %s, share domain %s, expiry %" PRId64 " s (lease %" PRIu64 " ms)",
-            m->backend, m->ids.domain, m->ids.share_domain[0] ? m->ids.share_domain : "(none)",
-            m->ids.expiry_secs, m->lease_ms);
+    log_info("leader: MySQL backend %s, domain %s, share domain %s, expiry %" PRId64
+             " s (lease %" PRIu64 " ms)",
+             m->backend, m->ids.domain, m->ids.share_domain[0] ? m->ids.share_domain : "(none)",
+             m->ids.expiry_secs, m->lease_ms);
     return 0;
 }

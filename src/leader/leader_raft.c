@@ -32,21 +32,21 @@
 #include "throttler/throttler.h"
 
 #define DEFAULT_RAFT_BIND "127.0.0.1:10008"
-#define SINGLE_NODE_ID 1
+#define SINGLE_NODE_ID    1
 /* A follower starts an election 1-2 election timeouts after it last heard
  * from the leader, and a leader that reached no majority for one election
  * timeout steps down: together they bound failover to about 2-3 s. */
-#define ELECTION_TIMEOUT_MS 1000
+#define ELECTION_TIMEOUT_MS  1000
 #define HEARTBEAT_TIMEOUT_MS 100
-#define CONNECT_RETRY_MS 250
+#define CONNECT_RETRY_MS     250
 /* Operator commands are rare and the state is small: snapshot often, so a
  * restart replays little and a new node catches up from one snapshot. */
 #define SNAPSHOT_THRESHOLD 64
-#define SNAPSHOT_TRAILING 16
-#define SEGMENT_SIZE ((size_t)1024 * 1024)
+#define SNAPSHOT_TRAILING  16
+#define SEGMENT_SIZE       ((size_t)1024 * 1024)
 /* How often raft's state is looked at (libraft 0.15 has no state callback). */
 #define POLL_INTERVAL_MS 20
-#define LOCK_FILE "freno.lock"
+#define LOCK_FILE        "freno.lock"
 
 struct pending {
     struct loop_cmd *cmd;
@@ -162,11 +162,11 @@ static void show_status(struct rnode *n)
     const char *leader = leader_address(n);
     bool is_leader = !n->stopping && (n->forced || is_usable_leader(n));
     if (n->shown && n->shown_state == state && n->shown_is_leader == is_leader &&
-            strcmp(n->shown_leader, leader) == 0)
+        strcmp(n->shown_leader, leader) == 0)
         return;
     log_info("raft: %s in term %llu, leader %s; this node %s", state_name(state),
-            n->raft_ready ? n->raft.current_term : 0ull, leader[0] ? leader : "unknown",
-            is_leader ? "leads and probes" : "does not lead");
+             n->raft_ready ? n->raft.current_term : 0ull, leader[0] ? leader : "unknown",
+             is_leader ? "leads and probes" : "does not lead");
     n->shown = true;
     n->shown_state = state;
     n->shown_is_leader = is_leader;
@@ -202,7 +202,7 @@ static void fail_queued(struct rnode *n, int status, const char *msg)
 
 /* Turns an operator request into the absolute command every node applies. */
 static int plan(struct rnode *n, const struct loop_cmd *cmd, struct raft_codec_cmd *out,
-        struct err *err)
+                struct err *err)
 {
     uint64_t now_ms = loop_now_ms(node_loop(n));
     memset(out, 0, sizeof(*out));
@@ -213,14 +213,15 @@ static int plan(struct rnode *n, const struct loop_cmd *cmd, struct raft_codec_c
     case LOOP_CMD_THROTTLE_APP:
         out->op = RAFT_CODEC_THROTTLE;
         return throttler_plan_throttle_app(n->t, cmd->name, cmd->has_ttl, cmd->ttl_min,
-                cmd->has_ratio, cmd->ratio, now_ms, &out->expire_at_ms, &out->ratio, err);
+                                           cmd->has_ratio, cmd->ratio, now_ms, &out->expire_at_ms,
+                                           &out->ratio, err);
     case LOOP_CMD_UNTHROTTLE_APP:
         out->op = RAFT_CODEC_UNTHROTTLE;
         return 0;
     case LOOP_CMD_SKIP_HOST:
         out->op = RAFT_CODEC_SKIP;
         return throttler_plan_skip_host(n->t, cmd->name, cmd->has_ttl, cmd->ttl_min, now_ms,
-                &out->expire_at_ms, err);
+                                        &out->expire_at_ms, err);
     case LOOP_CMD_RECOVER_HOST:
         out->op = RAFT_CODEC_RECOVER;
         return 0;
@@ -263,7 +264,7 @@ static void on_applied(struct raft_apply *req, int status, void *result)
          * unknown, and retrying is safe since commands set absolute values. */
         char msg[200];
         snprintf(msg, sizeof(msg), "not leader: %s before the command was committed",
-                raft_strerror(status));
+                 raft_strerror(status));
         loop_cmd_finish(node_loop(n), cmd, 500, msg);
     }
     pump(n);
@@ -461,7 +462,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     for (size_t i = 0; i < s.hosts_len; i++)
         throttler_put_skipped_host(n->t, s.hosts[i].host, s.hosts[i].expire_at_ms);
     log_info("raft: restored a snapshot: %zu app throttle(s), %zu skipped host(s)", s.apps_len,
-            s.hosts_len);
+             s.hosts_len);
     raft_codec_state_deinit(&s);
     throttler_publish_pending(n->t);
     return 0;
@@ -485,7 +486,7 @@ static int null_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
 }
 
 static int null_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, raft_id id,
-        const char *address, raft_uv_connect_cb cb)
+                        const char *address, raft_uv_connect_cb cb)
 {
     (void)t;
     (void)req;
@@ -542,7 +543,8 @@ static void on_transferred(struct raft_transfer *req)
     raft_id id = 0;
     const char *addr = NULL;
     raft_leader(&n->raft, &id, &addr);
-    log_info("raft: leadership %s", addr != NULL && id != n->self_id ? "handed over" : "not handed over");
+    log_info("raft: leadership %s",
+             addr != NULL && id != n->self_id ? "handed over" : "not handed over");
     close_raft(n);
 }
 
@@ -622,14 +624,14 @@ static int make_dirs(const char *path, struct err *err)
     int len = snprintf(buf, sizeof(buf), "%s", path);
     if (len <= 0 || (size_t)len >= sizeof(buf))
         return err_set(err, -ENAMETOOLONG, "raft: data directory %s: path too long", path);
-    for (char *p = buf + 1; ; p++) {
+    for (char *p = buf + 1;; p++) {
         if (*p != '/' && *p != '\0')
             continue;
         char c = *p;
         *p = '\0';
         if (mkdir(buf, 0750) == -1 && errno != EEXIST)
             return err_set(err, -errno, "raft: data directory %s: mkdir %s: %s", path, buf,
-                    strerror(errno));
+                           strerror(errno));
         *p = c;
         if (c == '\0')
             break;
@@ -651,11 +653,13 @@ static int lock_dir(struct rnode *n, struct err *err)
     n->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
     if (n->lock_fd == -1)
         return err_set(err, -errno, "raft: data directory %s: open %s: %s", n->dir, LOCK_FILE,
-                strerror(errno));
+                       strerror(errno));
     if (flock(n->lock_fd, LOCK_EX | LOCK_NB) == -1) {
         int e = errno;
         if (e == EWOULDBLOCK)
-            return err_set(err, -EBUSY, "raft: data directory %s: in use by another process (%s is locked)", n->dir, LOCK_FILE);
+            return err_set(err, -EBUSY,
+                           "raft: data directory %s: in use by another process (%s is locked)",
+                           n->dir, LOCK_FILE);
         return err_set(err, -e, "raft: data directory %s: lock: %s", n->dir, strerror(e));
     }
     return 0;
@@ -681,7 +685,11 @@ static int check_dir_contents(struct rnode *n, struct err *err)
     }
     closedir(d);
     if (data && !meta)
-        return err_set(err, -EINVAL, "raft: data directory %s: log or snapshot files are there but the metadata files (metadata1, metadata2) are missing; restore them, or empty the directory (a cluster node then catches up from its peers)", n->dir);
+        return err_set(err, -EINVAL,
+                       "raft: data directory %s: log or snapshot files are there but the metadata "
+                       "files (metadata1, metadata2) are missing; restore them, or empty the "
+                       "directory (a cluster node then catches up from its peers)",
+                       n->dir);
     return 0;
 }
 
@@ -694,8 +702,8 @@ static int cmp_str(const void *a, const void *b)
 static int resolve_nodes(struct rnode *n, struct err *err)
 {
     const struct config *cfg = n->cfg;
-    const char *bind = cfg->raft_bind != NULL && cfg->raft_bind[0] ? cfg->raft_bind
-                                                                    : DEFAULT_RAFT_BIND;
+    const char *bind =
+            cfg->raft_bind != NULL && cfg->raft_bind[0] ? cfg->raft_bind : DEFAULT_RAFT_BIND;
     char self[RAFT_ADDR_MAX];
     struct err aerr = {0};
     int rc = raft_addr_normalize(bind, cfg->default_raft_port, self, &aerr);
@@ -732,10 +740,14 @@ static int resolve_nodes(struct rnode *n, struct err *err)
         found = found || strcmp(n->nodes[i], n->self) == 0;
         for (size_t j = 0; j < i; j++)
             if (raft_addr_id(n->nodes[i]) == raft_addr_id(n->nodes[j]))
-                return err_set(err, -EINVAL, "raft: RaftNodes %s and %s hash to the same id", n->nodes[j], n->nodes[i]);
+                return err_set(err, -EINVAL, "raft: RaftNodes %s and %s hash to the same id",
+                               n->nodes[j], n->nodes[i]);
     }
     if (!found)
-        return err_set(err, -EINVAL, "raft: RaftBind %s is not one of RaftNodes; list every node, this one included, with the address it binds", n->self);
+        return err_set(err, -EINVAL,
+                       "raft: RaftBind %s is not one of RaftNodes; list every node, this one "
+                       "included, with the address it binds",
+                       n->self);
     n->self_id = raft_addr_id(n->self);
     return 0;
 }
@@ -749,20 +761,20 @@ static int bootstrap(struct rnode *n, struct err *err)
         rv = raft_configuration_add(&conf, n->self_id, n->self, RAFT_VOTER);
     } else {
         for (size_t i = 0; i < n->nnodes && rv == 0; i++)
-            rv = raft_configuration_add(&conf, raft_addr_id(n->nodes[i]), n->nodes[i],
-                    RAFT_VOTER);
+            rv = raft_configuration_add(&conf, raft_addr_id(n->nodes[i]), n->nodes[i], RAFT_VOTER);
     }
     if (rv == 0)
         rv = raft_bootstrap(&n->raft, &conf);
     raft_configuration_close(&conf);
     if (rv == 0) {
-        log_info("raft: bootstrapped %s in %s", n->single ? "a single-node cluster" : "the cluster", n->dir);
+        log_info("raft: bootstrapped %s in %s", n->single ? "a single-node cluster" : "the cluster",
+                 n->dir);
         return 0;
     }
     if (rv == RAFT_CANTBOOTSTRAP)
         return 0; /* state exists: the normal restart */
     return err_set(err, -EIO, "raft: data directory %s: bootstrap: %s", n->dir,
-            n->raft.io->errmsg[0] ? n->raft.io->errmsg : raft_strerror(rv));
+                   n->raft.io->errmsg[0] ? n->raft.io->errmsg : raft_strerror(rv));
 }
 
 /* After start: the stored configuration rules; say so when it differs from
@@ -774,9 +786,14 @@ static int check_configuration(struct rnode *n, struct err *err)
     for (unsigned i = 0; i < c->n; i++)
         member = member || (c->servers[i].id == n->self_id && c->servers[i].role == RAFT_VOTER);
     if (!member)
-        return err_set(err, -EINVAL, "raft: data directory %s: this node (%s) is not a voter of the cluster stored there; %s", n->dir, n->self,
-                n->single ? "it holds a multi-node cluster: start with its RaftNodes or an empty directory"
-                          : "it was created with other RaftNodes or RaftBind: start with an empty directory");
+        return err_set(err, -EINVAL,
+                       "raft: data directory %s: this node (%s) is not a voter of the cluster "
+                       "stored there; %s",
+                       n->dir, n->self,
+                       n->single ? "it holds a multi-node cluster: start with its RaftNodes or an "
+                                   "empty directory"
+                                 : "it was created with other RaftNodes or RaftBind: start with an "
+                                   "empty directory");
     bool same = c->n == (n->single ? 1 : n->nnodes);
     for (size_t i = 0; same && !n->single && i < n->nnodes; i++) {
         bool found = false;
@@ -785,7 +802,9 @@ static int check_configuration(struct rnode *n, struct err *err)
         same = found;
     }
     if (!same)
-        log_warn("raft: RaftNodes differ from the membership stored in %s (%u node(s)); membership changes are not supported, the stored one is used", n->dir, c->n);
+        log_warn("raft: RaftNodes differ from the membership stored in %s (%u node(s)); membership "
+                 "changes are not supported, the stored one is used",
+                 n->dir, c->n);
     return 0;
 }
 
@@ -812,7 +831,7 @@ static int start(struct rnode *n, struct err *err)
     rv = raft_uv_init(&n->io, n->uv, n->dir, &n->transport);
     if (rv != 0)
         return err_set(err, -EIO, "raft: data directory %s: %s", n->dir,
-                n->io.errmsg[0] ? n->io.errmsg : raft_strerror(rv));
+                       n->io.errmsg[0] ? n->io.errmsg : raft_strerror(rv));
     n->io_ready = true;
     raft_uv_set_segment_size(&n->io, SEGMENT_SIZE);
     /* Snapshots are a few KB of JSON; plain files let an operator read them. */
@@ -830,7 +849,7 @@ static int start(struct rnode *n, struct err *err)
     rv = raft_init(&n->raft, &n->io, &n->fsm, n->self_id, n->self);
     if (rv != 0)
         return err_set(err, -EIO, "raft: data directory %s: %s", n->dir,
-                raft_errmsg(&n->raft)[0] ? raft_errmsg(&n->raft) : raft_strerror(rv));
+                       raft_errmsg(&n->raft)[0] ? raft_errmsg(&n->raft) : raft_strerror(rv));
     n->raft_ready = true;
     n->raft.data = n;
     raft_set_election_timeout(&n->raft, ELECTION_TIMEOUT_MS);
@@ -846,7 +865,7 @@ static int start(struct rnode *n, struct err *err)
     rv = raft_start(&n->raft);
     if (rv != 0)
         return err_set(err, -EIO, "raft: data directory %s: cannot load the raft state: %s", n->dir,
-                raft_errmsg(&n->raft)[0] ? raft_errmsg(&n->raft) : raft_strerror(rv));
+                       raft_errmsg(&n->raft)[0] ? raft_errmsg(&n->raft) : raft_strerror(rv));
     if (check_configuration(n, err) < 0)
         return -EINVAL;
     uv_timer_init(n->uv, &n->poll);
@@ -858,7 +877,7 @@ static int start(struct rnode *n, struct err *err)
 
 static const struct leader_ops raft_ops = {"raft", raft_submit, raft_shutdown, raft_free_node};
 static const struct leader_ops single_ops = {"single-node", raft_submit, raft_shutdown,
-        raft_free_node};
+                                             raft_free_node};
 
 int leader_raft_init(struct leader *l, struct err *err)
 {
@@ -888,9 +907,8 @@ int leader_raft_init(struct leader *l, struct err *err)
         raft_free_node(l);
         return rc;
     }
-    log_info("raft: %s node %s (id %llu), data in %s%s", n->single ? "single" : "cluster",
-            n->self, (unsigned long long)n->self_id, n->dir,
-            n->forced ? ", leadership forced" : "");
+    log_info("raft: %s node %s (id %llu), data in %s%s", n->single ? "single" : "cluster", n->self,
+             (unsigned long long)n->self_id, n->dir, n->forced ? ", leadership forced" : "");
     check_leadership(n);
     return 0;
 }

@@ -18,7 +18,7 @@
  * transport parses nothing else (the original recommends IP addresses too).
  * Returns 0, or -EINVAL with @err naming the problem. */
 int raft_addr_normalize(const char *in, int64_t default_port, char out[RAFT_ADDR_MAX],
-        struct err *err);
+                        struct err *err);
 
 /* The node id of canonical address @addr: FNV-1a 64 of the text, never 0. */
 uint64_t raft_addr_id(const char *addr);

@@ -57,8 +57,7 @@ static void dump(json_t *o, char **out, size_t *len)
     *out = s;
 }
 
-int raft_codec_encode_cmd(const struct raft_codec_cmd *c, char **out, size_t *len,
-        struct err *err)
+int raft_codec_encode_cmd(const struct raft_codec_cmd *c, char **out, size_t *len, struct err *err)
 {
     const char *name = raft_codec_op_name(c->op);
     if (strcmp(name, "?") == 0)
@@ -66,13 +65,13 @@ int raft_codec_encode_cmd(const struct raft_codec_cmd *c, char **out, size_t *le
     size_t key_len = strnlen(c->key, sizeof(c->key));
     if (key_len == 0 || key_len > RAFT_CODEC_KEY_MAX)
         return err_set(err, -EINVAL, "raft command %s: key must be 1 to %d bytes", name,
-                RAFT_CODEC_KEY_MAX);
+                       RAFT_CODEC_KEY_MAX);
     if (op_has_expiry(c->op) && c->expire_at_ms > (uint64_t)INT64_MAX)
         return err_set(err, -EINVAL, "raft command %s %s: expiry too far in the future", name,
-                c->key);
+                       c->key);
     if (c->op == RAFT_CODEC_THROTTLE && !ratio_is_valid(c->ratio))
         return err_set(err, -EINVAL, "raft command %s %s: ratio must be in [0..1] range", name,
-                c->key);
+                       c->key);
 
     /* JSON strings are UTF-8; a key that is not would be dropped silently. */
     json_t *key = json_stringn(c->key, key_len);
@@ -93,7 +92,7 @@ int raft_codec_encode_cmd(const struct raft_codec_cmd *c, char **out, size_t *le
 
 /* Reads member @name of @o as a non-negative integer. */
 static int get_ms(const json_t *o, const char *what, const char *name, uint64_t *out,
-        struct err *err)
+                  struct err *err)
 {
     const json_t *v = json_object_get(o, name);
     if (v == NULL)
@@ -118,7 +117,7 @@ static int get_ratio(const json_t *o, const char *what, double *out, struct err 
 /* Reads member @name of @o as a string of 1..RAFT_CODEC_KEY_MAX bytes without
  * NUL bytes. The result points into @o. */
 static int get_key(const json_t *o, const char *what, const char *name, const char **out,
-        struct err *err)
+                   struct err *err)
 {
     const json_t *v = json_object_get(o, name);
     if (v == NULL)
@@ -129,7 +128,7 @@ static int get_key(const json_t *o, const char *what, const char *name, const ch
     size_t n = json_string_length(v);
     if (n == 0 || n > RAFT_CODEC_KEY_MAX || strlen(s) != n)
         return err_set(err, -EINVAL, "%s: \"%s\" must be 1 to %d bytes with no NUL", what, name,
-                RAFT_CODEC_KEY_MAX);
+                       RAFT_CODEC_KEY_MAX);
     *out = s;
     return 0;
 }
@@ -140,8 +139,7 @@ static json_t *load_object(const void *buf, size_t len, const char *what, struct
     json_error_t jerr;
     json_t *o = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
     if (o == NULL) {
-        err_set(err, -EINVAL, "%s: line %d column %d: %s", what, jerr.line, jerr.column,
-                jerr.text);
+        err_set(err, -EINVAL, "%s: line %d column %d: %s", what, jerr.line, jerr.column, jerr.text);
         return NULL;
     }
     if (!json_is_object(o)) {
@@ -193,14 +191,13 @@ out:
 }
 
 void raft_codec_state_add_app(struct raft_codec_state *s, const char *key, uint64_t expire_at_ms,
-        double ratio)
+                              double ratio)
 {
     s->apps = xrealloc(s->apps, (s->apps_len + 1) * sizeof(*s->apps));
     s->apps[s->apps_len++] = (struct raft_codec_app){xstrdup(key), expire_at_ms, ratio};
 }
 
-void raft_codec_state_add_host(struct raft_codec_state *s, const char *host,
-        uint64_t expire_at_ms)
+void raft_codec_state_add_host(struct raft_codec_state *s, const char *host, uint64_t expire_at_ms)
 {
     s->hosts = xrealloc(s->hosts, (s->hosts_len + 1) * sizeof(*s->hosts));
     s->hosts[s->hosts_len++] = (struct raft_codec_host){xstrdup(host), expire_at_ms};
@@ -225,7 +222,7 @@ static int cmp_app(const void *a, const void *b)
 static int cmp_host(const void *a, const void *b)
 {
     return strcmp(((const struct raft_codec_host *)a)->host,
-            ((const struct raft_codec_host *)b)->host);
+                  ((const struct raft_codec_host *)b)->host);
 }
 
 void raft_codec_encode_state(const struct raft_codec_state *s, char **out, size_t *len)
@@ -279,7 +276,7 @@ void raft_codec_encode_state(const struct raft_codec_state *s, char **out, size_
 }
 
 int raft_codec_decode_state(const void *buf, size_t len, struct raft_codec_state *s,
-        struct err *err)
+                            struct err *err)
 {
     static const char what[] = "raft snapshot";
     struct raft_codec_state tmp = {0};
@@ -305,8 +302,7 @@ int raft_codec_decode_state(const void *buf, size_t len, struct raft_codec_state
             goto out;
         }
         if (get_key(e, where, "key", &key, err) < 0 ||
-                get_ms(e, where, "expire_at_ms", &at, err) < 0 ||
-                get_ratio(e, where, &ratio, err) < 0)
+            get_ms(e, where, "expire_at_ms", &at, err) < 0 || get_ratio(e, where, &ratio, err) < 0)
             goto out;
         raft_codec_state_add_app(&tmp, key, at, ratio);
     }
@@ -320,7 +316,7 @@ int raft_codec_decode_state(const void *buf, size_t len, struct raft_codec_state
             goto out;
         }
         if (get_key(e, where, "host", &host, err) < 0 ||
-                get_ms(e, where, "expire_at_ms", &at, err) < 0)
+            get_ms(e, where, "expire_at_ms", &at, err) < 0)
             goto out;
         raft_codec_state_add_host(&tmp, host, at);
     }

@@ -56,17 +56,15 @@ const char *raft_codec_op_name(enum raft_codec_op op);
 /* Encodes @c into a new heap buffer (*@out, free() it) of *@len bytes.
  * Returns 0, or -EINVAL with @err set when @c itself is invalid (empty or
  * over-long key, ratio outside [0,1], unknown op). */
-int raft_codec_encode_cmd(const struct raft_codec_cmd *c, char **out, size_t *len,
-        struct err *err);
+int raft_codec_encode_cmd(const struct raft_codec_cmd *c, char **out, size_t *len, struct err *err);
 /* Decodes @len bytes at @buf (not NUL-terminated) into *@c. Returns 0, or
  * -EINVAL with @err set and *@c unspecified. */
 int raft_codec_decode_cmd(const void *buf, size_t len, struct raft_codec_cmd *c, struct err *err);
 
 /* Appends a copy of an app throttle / skipped host to @s. */
 void raft_codec_state_add_app(struct raft_codec_state *s, const char *key, uint64_t expire_at_ms,
-        double ratio);
-void raft_codec_state_add_host(struct raft_codec_state *s, const char *host,
-        uint64_t expire_at_ms);
+                              double ratio);
+void raft_codec_state_add_host(struct raft_codec_state *s, const char *host, uint64_t expire_at_ms);
 /* Frees what @s owns and empties it. */
 void raft_codec_state_deinit(struct raft_codec_state *s);
 
@@ -76,4 +74,4 @@ void raft_codec_encode_state(const struct raft_codec_state *s, char **out, size_
 /* Decodes a snapshot into @s (empty on entry; filled on success only).
  * Returns 0, or -EINVAL with @err set. */
 int raft_codec_decode_state(const void *buf, size_t len, struct raft_codec_state *s,
-        struct err *err);
+                            struct err *err);

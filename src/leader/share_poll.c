@@ -50,8 +50,8 @@ struct share_poll {
     struct request **reqs; /* of the round in flight */
     size_t nreqs;
     size_t pending;
-    struct strmap worst;    /* metric -> int64_t * during a round */
-    struct strmap failing;  /* peer -> char * (reason) while it fails */
+    struct strmap worst;   /* metric -> int64_t * during a round */
+    struct strmap failing; /* peer -> char * (reason) while it fails */
     share_poll_done_fn *fn;
     void *arg;
 };
@@ -61,13 +61,14 @@ static void check_done(struct share_poll *p);
 /* ---- parsing ---- */
 
 int share_poll_parse(const char *body, size_t len,
-        void (*fn)(const char *metric, int64_t seconds, void *arg), void *arg, struct err *err)
+                     void (*fn)(const char *metric, int64_t seconds, void *arg), void *arg,
+                     struct err *err)
 {
     json_error_t je;
     json_t *root = json_loadb(body, len, 0, &je);
     if (root == NULL)
         return err_set(err, -EINVAL, "invalid JSON at line %d column %d: %s", je.line, je.column,
-                je.text);
+                       je.text);
     int rc = 0;
     if (!json_is_object(root)) {
         rc = err_set(err, -EINVAL, "expected a JSON object");
@@ -76,20 +77,22 @@ int share_poll_parse(const char *body, size_t len,
     const char *metric;
     json_t *v;
     /* Validate everything first so a bad body reports nothing at all. */
-    json_object_foreach(root, metric, v) {
+    json_object_foreach(root, metric, v)
+    {
         json_t *s = json_is_object(v) ? json_object_get(v, "SecondsSinceLastHealthy") : NULL;
         if (s == NULL || !json_is_number(s) || !isfinite(json_number_value(s))) {
             rc = err_set(err, -EINVAL, "%.100s: no numeric SecondsSinceLastHealthy", metric);
             goto out;
         }
     }
-    json_object_foreach(root, metric, v) {
+    json_object_foreach(root, metric, v)
+    {
         json_t *s = json_object_get(v, "SecondsSinceLastHealthy");
         double d = json_number_value(s);
         int64_t secs = json_is_integer(s) ? (int64_t)json_integer_value(s)
-                       : d > 9e18        ? INT64_MAX
-                       : d < -9e18       ? INT64_MIN
-                                         : (int64_t)d;
+                       : d > 9e18         ? INT64_MAX
+                       : d < -9e18        ? INT64_MIN
+                                          : (int64_t)d;
         fn(metric, secs, arg);
     }
 out:
@@ -385,7 +388,7 @@ static void forget_gone_peers(struct share_poll *p, const char *const *service_i
 }
 
 int share_poll_start(struct share_poll *p, const char *const *service_ids, size_t n,
-        share_poll_done_fn *fn, void *arg)
+                     share_poll_done_fn *fn, void *arg)
 {
     if (p->fn != NULL)
         return -EBUSY;

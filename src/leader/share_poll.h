@@ -31,11 +31,12 @@ void share_poll_free(struct share_poll *p);
 /* Starts a round over @service_ids ("host:port", copied). Returns 0, or
  * -EBUSY while a round is in flight; @fn runs later, never inside this call. */
 int share_poll_start(struct share_poll *p, const char *const *service_ids, size_t n,
-        share_poll_done_fn *fn, void *arg);
+                     share_poll_done_fn *fn, void *arg);
 bool share_poll_is_busy(const struct share_poll *p);
 
 /* Parses a /metrics-health body ({"mysql/c":{"SecondsSinceLastHealthy":N,...}})
  * and calls @fn for each metric. Returns 0, or -EINVAL with @err set (and no
  * call made) when the body is not such an object. Any thread. */
 int share_poll_parse(const char *body, size_t len,
-        void (*fn)(const char *metric, int64_t seconds, void *arg), void *arg, struct err *err);
+                     void (*fn)(const char *metric, int64_t seconds, void *arg), void *arg,
+                     struct err *err);

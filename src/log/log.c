@@ -33,7 +33,7 @@ void log_write(enum log_level level, const char *fmt, ...)
     gmtime_r(&ts.tv_sec, &tm);
     size_t n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
     int m = snprintf(buf + n, sizeof(buf) - n, ".%03ldZ %s ", ts.tv_nsec / 1000000L,
-            level_names[level]);
+                     level_names[level]);
     if (m > 0)
         n += (size_t)m;
     va_list ap;

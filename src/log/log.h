@@ -12,7 +12,11 @@ bool log_enabled(enum log_level level);
 /* Writes "<RFC3339 millis> <level> <msg>\n". Use the macros below. */
 void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define log_error(...) (log_enabled(LOG_LEVEL_ERROR) ? log_write(LOG_LEVEL_ERROR, __VA_ARGS__) : (void)0)
-#define log_warn(...)  (log_enabled(LOG_LEVEL_WARN) ? log_write(LOG_LEVEL_WARN, __VA_ARGS__) : (void)0)
-#define log_info(...)  (log_enabled(LOG_LEVEL_INFO) ? log_write(LOG_LEVEL_INFO, __VA_ARGS__) : (void)0)
-#define log_debug(...) (log_enabled(LOG_LEVEL_DEBUG) ? log_write(LOG_LEVEL_DEBUG, __VA_ARGS__) : (void)0)
+#define log_error(...)                                                                             \
+    (log_enabled(LOG_LEVEL_ERROR) ? log_write(LOG_LEVEL_ERROR, __VA_ARGS__) : (void)0)
+#define log_warn(...)                                                                              \
+    (log_enabled(LOG_LEVEL_WARN) ? log_write(LOG_LEVEL_WARN, __VA_ARGS__) : (void)0)
+#define log_info(...)                                                                              \
+    (log_enabled(LOG_LEVEL_INFO) ? log_write(LOG_LEVEL_INFO, __VA_ARGS__) : (void)0)
+#define log_debug(...)                                                                             \
+    (log_enabled(LOG_LEVEL_DEBUG) ? log_write(LOG_LEVEL_DEBUG, __VA_ARGS__) : (void)0)

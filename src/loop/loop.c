@@ -157,7 +157,8 @@ void loop_submit_wait(struct loop *l, struct loop_cmd *cmd, uint32_t timeout_ms)
         *cmd = r->cmd;
     } else {
         cmd->status = 500;
-        snprintf(cmd->msg, sizeof(cmd->msg), "timed out after %u ms waiting for the command to be applied", timeout_ms);
+        snprintf(cmd->msg, sizeof(cmd->msg),
+                 "timed out after %u ms waiting for the command to be applied", timeout_ms);
     }
     rec_unref_locked(r);
     pthread_mutex_unlock(&l->queue_lock);

@@ -20,7 +20,7 @@ enum loop_cmd_kind {
  * loop (status is an HTTP code, msg the error text when not 200). */
 struct loop_cmd {
     enum loop_cmd_kind kind;
-    char name[256];  /* app key ("app" or "app/store") or host name */
+    char name[256]; /* app key ("app" or "app/store") or host name */
     bool has_ttl;
     int64_t ttl_min; /* minutes */
     bool has_ratio;

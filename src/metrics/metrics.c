@@ -31,9 +31,11 @@ void metrics_observe_probe_latency_us(uint64_t us)
 {
     metrics_add(METRICS_PROBES_LATENCY_COUNT, 1);
     metrics_add(METRICS_PROBES_LATENCY_SUM_US, us);
-    uint64_t max = atomic_load_explicit(&counters[METRICS_PROBES_LATENCY_MAX_US], memory_order_relaxed);
-    while (us > max && !atomic_compare_exchange_weak_explicit(&counters[METRICS_PROBES_LATENCY_MAX_US],
-                               &max, us, memory_order_relaxed, memory_order_relaxed)) {
+    uint64_t max =
+            atomic_load_explicit(&counters[METRICS_PROBES_LATENCY_MAX_US], memory_order_relaxed);
+    while (us > max &&
+           !atomic_compare_exchange_weak_explicit(&counters[METRICS_PROBES_LATENCY_MAX_US], &max,
+                                                  us, memory_order_relaxed, memory_order_relaxed)) {
     }
 }
 

@@ -18,7 +18,7 @@ static bool app_denied(const struct snapshot *s, const char *key, uint64_t now_m
 }
 
 static bool app_throttled(const struct snapshot *s, const char *app, const char *store,
-        uint64_t now_ms, double rnd)
+                          uint64_t now_ms, double rnd)
 {
     char key[512];
     int n = snprintf(key, sizeof(key), "%s/%s", app, store);
@@ -28,7 +28,7 @@ static bool app_throttled(const struct snapshot *s, const char *app, const char 
 }
 
 void check_decide(const struct snapshot *s, const struct check_request *r, uint64_t now_ms,
-        double rnd, struct check_result *out)
+                  double rnd, struct check_result *out)
 {
     memset(out, 0, sizeof(*out));
     if (strcmp(r->store_type, "mysql") != 0) {

@@ -9,8 +9,8 @@
 
 #include "snapshot/snapshot.h"
 
-#define CHECK_APP_FRENO "freno"
-#define CHECK_APP_SHARE_DOMAIN "freno-share-domain"
+#define CHECK_APP_FRENO              "freno"
+#define CHECK_APP_SHARE_DOMAIN       "freno-share-domain"
 #define CHECK_LOW_PRIORITY_WINDOW_MS 1000
 
 struct check_request {
@@ -34,4 +34,4 @@ struct check_result {
 /* Decides @r against @s (may be NULL: nothing published yet) at @now_ms;
  * @rnd is a uniform random number in [0,1) for ratio throttles. */
 void check_decide(const struct snapshot *s, const struct check_request *r, uint64_t now_ms,
-        double rnd, struct check_result *out);
+                  double rnd, struct check_result *out);

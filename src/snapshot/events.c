@@ -49,8 +49,7 @@ static struct ring *ring_get(void)
     return r;
 }
 
-void events_push(uint64_t at_ms, int status, const char *app, const char *store,
-        const char *client)
+void events_push(uint64_t at_ms, int status, const char *app, const char *store, const char *client)
 {
     struct ring *r = ring_get();
     if (r == NULL) {

@@ -8,8 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EVENT_APP_MAX 191
-#define EVENT_STORE_MAX 191
+#define EVENT_APP_MAX    191
+#define EVENT_STORE_MAX  191
 #define EVENT_CLIENT_MAX 63
 
 struct check_event {
@@ -22,7 +22,7 @@ struct check_event {
 
 /* Queues a copy of a check record (strings are truncated to fit). Any thread. */
 void events_push(uint64_t at_ms, int status, const char *app, const char *store,
-        const char *client);
+                 const char *client);
 /* Calls @fn for every queued record, oldest first per thread. Loop thread. */
 size_t events_drain(void (*fn)(const struct check_event *e, void *arg), void *arg);
 /* Frees all rings. Main thread, after every producer stopped. */

@@ -39,7 +39,7 @@ void metric_live_unref(struct metric_live *m)
         free(m);
 }
 
-#define PART_REF(p) atomic_fetch_add_explicit(&(p)->refs, 1, memory_order_relaxed)
+#define PART_REF(p)   atomic_fetch_add_explicit(&(p)->refs, 1, memory_order_relaxed)
 #define PART_UNREF(p) (atomic_fetch_sub_explicit(&(p)->refs, 1, memory_order_acq_rel) == 1)
 
 struct snap_metrics *snap_metrics_new(struct snap_metric *v, size_t len)

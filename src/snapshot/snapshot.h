@@ -29,11 +29,11 @@ struct snap_metric {
     bool has_value; /* an unexpired aggregate exists */
     bool ok;
     double value;
-    char *err;                    /* when has_value && !ok */
-    uint64_t last_healthy_at_ms;  /* 0: never healthy */
-    bool share_known;             /* a ShareDomain peer reported this metric */
+    char *err;                   /* when has_value && !ok */
+    uint64_t last_healthy_at_ms; /* 0: never healthy */
+    bool share_known;            /* a ShareDomain peer reported this metric */
     int64_t share_seconds_since_healthy;
-    struct metric_live *live;     /* one reference held */
+    struct metric_live *live; /* one reference held */
 };
 
 struct snap_app {
@@ -65,8 +65,8 @@ struct snap_leader {
      * stale snapshot claim leadership past the lease. */
     uint64_t lease_until_boot_ms;
     bool healthy;
-    char *leader_id;  /* "" when unknown */
-    char *state;      /* "Leader", "Healthy", "Unhealthy", or raft's state */
+    char *leader_id; /* "" when unknown */
+    char *state;     /* "Leader", "Healthy", "Unhealthy", or raft's state */
     char *service_id;
     char *domain;
     char *share_domain;
@@ -110,9 +110,9 @@ struct snap_leaders {
 
 struct snapshot {
     uint64_t built_at_ms;
-    const char *hostname;         /* process lifetime */
-    const char *memcache_json;    /* process lifetime: /config/memcache body */
-    const char *control_token;    /* process lifetime, may be NULL */
+    const char *hostname;      /* process lifetime */
+    const char *memcache_json; /* process lifetime: /config/memcache body */
+    const char *control_token; /* process lifetime, may be NULL */
     struct snap_metrics *metrics;
     struct snap_apps *apps;
     struct snap_hosts *hosts;

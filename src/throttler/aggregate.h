@@ -13,8 +13,8 @@
 struct agg_host {
     enum probe_status status; /* PROBE_NONE_YET: not collected yet */
     double value;
-    const char *msg;          /* error text for error statuses */
-    bool http_404;            /* the host's HTTP check answered 404: left out */
+    const char *msg; /* error text for error statuses */
+    bool http_404;   /* the host's HTTP check answered 404: left out */
 };
 
 struct agg_params {
@@ -31,4 +31,4 @@ struct agg_result {
 
 /* Aggregates @n hosts into @out. */
 void aggregate_hosts(const struct agg_host *hosts, size_t n, const struct agg_params *p,
-        struct agg_result *out);
+                     struct agg_result *out);

@@ -32,8 +32,8 @@ void app_throttle_deinit(struct app_throttle *t);
  * than APP_THROTTLE_NAME_MAX, a negative TTL, a ratio outside [0,1].
  * On success fills *@result (may be NULL) with the entry as stored. */
 int app_throttle_set(struct app_throttle *t, const char *key, bool has_ttl, int64_t ttl_min,
-        bool has_ratio, double ratio, uint64_t now_ms, struct app_throttle_entry *result,
-        struct err *err);
+                     bool has_ratio, double ratio, uint64_t now_ms,
+                     struct app_throttle_entry *result, struct err *err);
 /* Stores an entry as given (e.g. loaded from a backend). */
 void app_throttle_put(struct app_throttle *t, const char *key, uint64_t expire_at_ms, double ratio);
 /* Removes @key; unknown keys are fine. */
@@ -42,5 +42,5 @@ void app_throttle_remove(struct app_throttle *t, const char *key);
 size_t app_throttle_sweep(struct app_throttle *t, uint64_t now_ms);
 /* Returns the entry for @key if present and not expired at @now_ms. */
 const struct app_throttle_entry *app_throttle_get(const struct app_throttle *t, const char *key,
-        uint64_t now_ms);
+                                                  uint64_t now_ms);
 size_t app_throttle_count(const struct app_throttle *t);

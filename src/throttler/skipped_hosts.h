@@ -10,7 +10,7 @@
 #include "core/err.h"
 #include "core/strmap.h"
 
-#define SKIPPED_HOST_NAME_MAX 128
+#define SKIPPED_HOST_NAME_MAX        128
 #define SKIPPED_HOST_DEFAULT_TTL_MIN 60
 
 struct skipped_hosts {
@@ -23,7 +23,7 @@ void skipped_hosts_deinit(struct skipped_hosts *s);
  * expiry. -EINVAL with @err for an empty/over-long host or negative TTL. On
  * success *@expire_at_ms (may be NULL) gets the expiry. */
 int skipped_hosts_add(struct skipped_hosts *s, const char *host, bool has_ttl, int64_t ttl_min,
-        uint64_t now_ms, uint64_t *expire_at_ms, struct err *err);
+                      uint64_t now_ms, uint64_t *expire_at_ms, struct err *err);
 /* Stores @host with an absolute expiry (backend load). */
 void skipped_hosts_put(struct skipped_hosts *s, const char *host, uint64_t expire_at_ms);
 void skipped_hosts_remove(struct skipped_hosts *s, const char *host);

@@ -31,16 +31,16 @@
 #include "throttler/recent_apps.h"
 #include "throttler/skipped_hosts.h"
 
-#define COLLECT_INTERVAL_MS 50
-#define AGGREGATE_INTERVAL_MS 25
+#define COLLECT_INTERVAL_MS    50
+#define AGGREGATE_INTERVAL_MS  25
 #define SELF_CHECK_INTERVAL_MS 100
-#define SLOW_INTERVAL_MS 1000
-#define SWEEP_INTERVAL_MS 5000
-#define AGGREGATE_EXPIRY_MS 5000
+#define SLOW_INTERVAL_MS       1000
+#define SWEEP_INTERVAL_MS      5000
+#define AGGREGATE_EXPIRY_MS    5000
 #define SHARE_HEALTH_EXPIRY_MS 5000
-#define PROBE_TIMEOUT_MS 1000
-#define NAMED_COUNTERS_MAX 20000
-#define RECENT_APPS_MAX 100000
+#define PROBE_TIMEOUT_MS       1000
+#define NAMED_COUNTERS_MAX     20000
+#define RECENT_APPS_MAX        100000
 
 struct host_probe {
     char *host;
@@ -114,7 +114,7 @@ static void on_timer_closed(uv_handle_t *h)
 }
 
 static uv_timer_t *timer_start(struct throttler *t, uv_timer_cb cb, uint64_t first_ms,
-        uint64_t every_ms)
+                               uint64_t every_ms)
 {
     uv_timer_t *h = xcalloc(1, sizeof(*h));
     uv_timer_init(loop_uv(t->loop), h);
@@ -140,7 +140,9 @@ static void counter_add(struct throttler *t, const char *name, uint64_t n)
     if (c == NULL) {
         if (t->counters.len >= NAMED_COUNTERS_MAX) {
             if (!t->counters_full_logged)
-                log_warn("metrics: %d named counters reached, new app/cluster names are not counted", NAMED_COUNTERS_MAX);
+                log_warn(
+                        "metrics: %d named counters reached, new app/cluster names are not counted",
+                        NAMED_COUNTERS_MAX);
             t->counters_full_logged = true;
             return;
         }
@@ -153,7 +155,7 @@ static void counter_add(struct throttler *t, const char *name, uint64_t n)
 static void count_check(struct throttler *t, const char *app, const char *store, int status)
 {
     const char *suffixes[3] = {"total", status != 200 ? "error" : NULL,
-            status == 500 ? "internal-error" : NULL};
+                               status == 500 ? "internal-error" : NULL};
     char name[512];
     for (int i = 0; i < 3; i++) {
         if (suffixes[i] == NULL)
@@ -168,12 +170,14 @@ static void count_check(struct throttler *t, const char *app, const char *store,
 }
 
 static void record_check(struct throttler *t, const char *app, const char *store,
-        const char *client, int status, uint64_t at_ms)
+                         const char *client, int status, uint64_t at_ms)
 {
     count_check(t, app, store, status);
     if (recent_apps_count(&t->recent) >= RECENT_APPS_MAX) {
         if (!t->recent_full_logged)
-            log_warn("recent-apps: %d entries reached, new app/client pairs are not recorded until old ones expire", RECENT_APPS_MAX);
+            log_warn("recent-apps: %d entries reached, new app/client pairs are not recorded until "
+                     "old ones expire",
+                     RECENT_APPS_MAX);
         t->recent_full_logged = true;
     } else {
         recent_apps_record(&t->recent, app, client, at_ms);
@@ -190,7 +194,8 @@ static void on_event(const struct check_event *e, void *arg)
 
 static int cmp_metric(const void *a, const void *b)
 {
-    return strcmp(((const struct snap_metric *)a)->cluster, ((const struct snap_metric *)b)->cluster);
+    return strcmp(((const struct snap_metric *)a)->cluster,
+                  ((const struct snap_metric *)b)->cluster);
 }
 
 static void rebuild_metrics(struct throttler *t)
@@ -314,7 +319,7 @@ static void prom_name(char *buf, size_t size, const char *name)
 }
 
 static void emit(json_t *vars, char **prom, size_t *plen, size_t *pcap, const char *name,
-        json_t *value, double num, const char *type)
+                 json_t *value, double num, const char *type)
 {
     json_object_set_new(vars, name, value);
     char pn[600], line[700];
@@ -348,14 +353,15 @@ static void rebuild_text(struct throttler *t, uint64_t now_ms)
     uint64_t lat_max = metrics_get(METRICS_PROBES_LATENCY_MAX_US);
     json_t *timer = json_object();
     json_object_set_new(timer, "count", json_integer((json_int_t)lat_n));
-    json_object_set_new(timer, "mean", json_real(lat_n ? (double)lat_sum * 1000.0 / (double)lat_n : 0));
+    json_object_set_new(timer, "mean",
+                        json_real(lat_n ? (double)lat_sum * 1000.0 / (double)lat_n : 0));
     json_object_set_new(timer, "max", json_integer((json_int_t)lat_max * 1000));
     json_object_set_new(vars, "probes.latency", timer);
     emit(vars, &prom, &plen, &pcap, "probes.latency.count", json_integer((json_int_t)lat_n),
-            (double)lat_n, "counter");
+         (double)lat_n, "counter");
     json_object_del(vars, "probes.latency.count");
     emit(vars, &prom, &plen, &pcap, "probes.latency.seconds.sum", json_real((double)lat_sum / 1e6),
-            (double)lat_sum / 1e6, "counter");
+         (double)lat_sum / 1e6, "counter");
     json_object_del(vars, "probes.latency.seconds.sum");
 
     size_t it = 0;
@@ -368,12 +374,13 @@ static void rebuild_text(struct throttler *t, uint64_t now_ms)
     const struct snap_leader *l = t->p_leader ? &t->p_leader->l : NULL;
     bool leader = l && l->is_leader, healthy = l && l->healthy;
     emit(vars, &prom, &plen, &pcap, "consensus.is_leader", json_integer(leader), leader, "gauge");
-    emit(vars, &prom, &plen, &pcap, "consensus.is_healthy", json_integer(healthy), healthy, "gauge");
+    emit(vars, &prom, &plen, &pcap, "consensus.is_healthy", json_integer(healthy), healthy,
+         "gauge");
     if (t->cfg->backend_host && t->cfg->backend_host[0]) {
         emit(vars, &prom, &plen, &pcap, "backend.mysql.is_leader", json_integer(leader), leader,
-                "gauge");
+             "gauge");
         emit(vars, &prom, &plen, &pcap, "backend.mysql.is_healthy", json_integer(healthy), healthy,
-                "gauge");
+             "gauge");
     }
     char name[512];
     for (size_t i = 0; i < t->nclusters; i++) {
@@ -383,7 +390,9 @@ static void rebuild_text(struct throttler *t, uint64_t now_ms)
             emit(vars, &prom, &plen, &pcap, name, json_real(c->value), c->value, "gauge");
         }
         if (c->last_healthy_at_ms != 0) {
-            int64_t secs = now_ms > c->last_healthy_at_ms ? (int64_t)((now_ms - c->last_healthy_at_ms) / 1000) : 0;
+            int64_t secs = now_ms > c->last_healthy_at_ms
+                                   ? (int64_t)((now_ms - c->last_healthy_at_ms) / 1000)
+                                   : 0;
             snprintf(name, sizeof(name), "check.mysql.%s.seconds_since_healthy", c->cfg->name);
             emit(vars, &prom, &plen, &pcap, name, json_integer(secs), (double)secs, "gauge");
         }
@@ -457,7 +466,8 @@ static char *hostport_key(const char *host, uint16_t port)
 static void apply_hosts(struct throttler *t, struct cluster *c, uint64_t now_ms)
 {
     /* An array of pointers is intended. */
-    struct host_probe **next = xcalloc(c->nsource ? c->nsource : 1, sizeof(*next)); // NOLINT(bugprone-sizeof-expression)
+    struct host_probe **next = xcalloc(c->nsource ? c->nsource : 1,
+                                       sizeof(*next)); // NOLINT(bugprone-sizeof-expression)
     size_t n = 0;
     for (size_t i = 0; i < c->nsource; i++) {
         const struct config_hostport *hp = &c->source[i];
@@ -466,7 +476,7 @@ static void apply_hosts(struct throttler *t, struct cluster *c, uint64_t now_ms)
         for (size_t j = 0; j < n; j++)
             dup = dup || strcmp(next[j]->key, key) == 0;
         if (dup || host_is_ignored(c->cfg, key) ||
-                skipped_hosts_is_skipped(&t->skipped, hp->host, now_ms)) {
+            skipped_hosts_is_skipped(&t->skipped, hp->host, now_ms)) {
             free(key);
             continue;
         }
@@ -513,7 +523,7 @@ static void apply_hosts(struct throttler *t, struct cluster *c, uint64_t now_ms)
 }
 
 void throttler_set_cluster_hosts(struct throttler *t, size_t cluster_idx,
-        const struct config_hostport *hosts, size_t n)
+                                 const struct config_hostport *hosts, size_t n)
 {
     struct cluster *c = &t->clusters[cluster_idx];
     for (size_t i = 0; i < c->nsource; i++)
@@ -529,7 +539,7 @@ void throttler_set_cluster_hosts(struct throttler *t, size_t cluster_idx,
 }
 
 void throttler_each_cluster_host(struct throttler *t, size_t cluster_idx,
-        void (*fn)(const char *host, uint16_t port, void *arg), void *arg)
+                                 void (*fn)(const char *host, uint16_t port, void *arg), void *arg)
 {
     const struct cluster *c = &t->clusters[cluster_idx];
     for (size_t i = 0; i < c->nhosts; i++)
@@ -537,7 +547,7 @@ void throttler_each_cluster_host(struct throttler *t, size_t cluster_idx,
 }
 
 void throttler_set_host_http_404(struct throttler *t, size_t cluster_idx, const char *host,
-        bool is_404)
+                                 bool is_404)
 {
     const struct cluster *c = &t->clusters[cluster_idx];
     for (size_t i = 0; i < c->nhosts; i++) {
@@ -546,7 +556,8 @@ void throttler_set_host_http_404(struct throttler *t, size_t cluster_idx, const 
             continue;
         h->http_404 = is_404;
         log_info("throttler: %s: %s %s", c->metric_name, h->key,
-                is_404 ? "answers its HTTP check with 404, left out" : "HTTP check no longer 404, counted again");
+                 is_404 ? "answers its HTTP check with 404, left out"
+                        : "HTTP check no longer 404, counted again");
     }
 }
 
@@ -576,8 +587,10 @@ static bool aggregate_cluster(struct cluster *c, uint64_t now_ms)
     bool collected = true;
     for (size_t i = 0; i < c->nhosts; i++) {
         const struct probe_result *r = probe_last(c->hosts[i]->probe);
-        hs[i] = (struct agg_host){.status = r->status, .value = r->value, .msg = r->msg,
-                .http_404 = c->hosts[i]->http_404};
+        hs[i] = (struct agg_host){.status = r->status,
+                                  .value = r->value,
+                                  .msg = r->msg,
+                                  .http_404 = c->hosts[i]->http_404};
         if (r->status == PROBE_NONE_YET)
             collected = false;
     }
@@ -629,7 +642,7 @@ static void on_aggregate(uv_timer_t *h)
             t->dirty_metrics = true;
         if (t->is_leader && t->on_aggregated != NULL)
             t->on_aggregated(c->metric_name, c->has_value, c->ok, c->value, now_ms,
-                    t->on_aggregated_arg);
+                             t->on_aggregated_arg);
         if (c->share_known && now_ms >= c->share_until_ms) {
             c->share_known = false;
             t->dirty_metrics = true;
@@ -642,7 +655,7 @@ static void on_aggregate(uv_timer_t *h)
 }
 
 static void self_check(struct throttler *t, const struct snapshot *s, struct cluster *c,
-        const char *app, uint64_t now_ms)
+                       const char *app, uint64_t now_ms)
 {
     struct check_request r = {.app = app, .store_type = "mysql", .store_name = c->cfg->name};
     struct check_result res;
@@ -716,7 +729,8 @@ static char *memcache_json(const struct config *cfg)
     for (size_t i = 0; i < cfg->memcache_servers.len; i++)
         json_array_append_new(a, json_string(cfg->memcache_servers.v[i]));
     json_object_set_new(o, "MemcacheServers", a);
-    json_object_set_new(o, "MemcachePath", json_string(cfg->memcache_path ? cfg->memcache_path : ""));
+    json_object_set_new(o, "MemcachePath",
+                        json_string(cfg->memcache_path ? cfg->memcache_path : ""));
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     char *r = xasprintf("%s\n", s ? s : "{}");
@@ -725,7 +739,7 @@ static char *memcache_json(const struct config *cfg)
 }
 
 struct throttler *throttler_new(struct loop *loop, const struct config *cfg, const char *hostname,
-        const char *service_id)
+                                const char *service_id)
 {
     struct throttler *t = xcalloc(1, sizeof(*t));
     uint64_t now_ms = clock_wall_ms();
@@ -765,7 +779,8 @@ struct throttler *throttler_new(struct loop *loop, const struct config *cfg, con
 
     t->collect_timer = timer_start(t, on_collect, COLLECT_INTERVAL_MS, COLLECT_INTERVAL_MS);
     t->aggregate_timer = timer_start(t, on_aggregate, AGGREGATE_INTERVAL_MS, AGGREGATE_INTERVAL_MS);
-    t->selfcheck_timer = timer_start(t, on_self_check, SELF_CHECK_INTERVAL_MS, SELF_CHECK_INTERVAL_MS);
+    t->selfcheck_timer =
+            timer_start(t, on_self_check, SELF_CHECK_INTERVAL_MS, SELF_CHECK_INTERVAL_MS);
     t->slow_timer = timer_start(t, on_slow, SLOW_INTERVAL_MS, SLOW_INTERVAL_MS);
     t->sweep_timer = timer_start(t, on_sweep, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
     return t;
@@ -844,10 +859,10 @@ void throttler_set_leader_status(struct throttler *t, const struct snap_leader *
 }
 
 int throttler_throttle_app(struct throttler *t, const char *key, bool has_ttl, int64_t ttl_min,
-        bool has_ratio, double ratio, struct err *err)
+                           bool has_ratio, double ratio, struct err *err)
 {
     int rc = app_throttle_set(&t->apps, key, has_ttl, ttl_min, has_ratio, ratio, clock_wall_ms(),
-            NULL, err);
+                              NULL, err);
     if (rc < 0)
         return rc;
     rebuild_apps(t);
@@ -863,7 +878,7 @@ void throttler_unthrottle_app(struct throttler *t, const char *key)
 }
 
 int throttler_skip_host(struct throttler *t, const char *host, bool has_ttl, int64_t ttl_min,
-        struct err *err)
+                        struct err *err)
 {
     uint64_t now_ms = clock_wall_ms();
     int rc = skipped_hosts_add(&t->skipped, host, has_ttl, ttl_min, now_ms, NULL, err);
@@ -944,9 +959,9 @@ void throttler_clear_skipped_hosts(struct throttler *t)
     t->publish_pending = true;
 }
 
-int throttler_plan_throttle_app(struct throttler *t, const char *key, bool has_ttl,
-        int64_t ttl_min, bool has_ratio, double ratio, uint64_t now_ms, uint64_t *expire_at_ms,
-        double *ratio_out, struct err *err)
+int throttler_plan_throttle_app(struct throttler *t, const char *key, bool has_ttl, int64_t ttl_min,
+                                bool has_ratio, double ratio, uint64_t now_ms,
+                                uint64_t *expire_at_ms, double *ratio_out, struct err *err)
 {
     /* Run the real rules on a scratch set holding only the current entry
      * (initialized by hand: app_throttle_init would add the built-in one). */
@@ -966,7 +981,7 @@ int throttler_plan_throttle_app(struct throttler *t, const char *key, bool has_t
 }
 
 int throttler_plan_skip_host(struct throttler *t, const char *host, bool has_ttl, int64_t ttl_min,
-        uint64_t now_ms, uint64_t *expire_at_ms, struct err *err)
+                             uint64_t now_ms, uint64_t *expire_at_ms, struct err *err)
 {
     (void)t; /* a skip does not depend on the current state */
     struct skipped_hosts scratch;
@@ -983,7 +998,8 @@ void throttler_publish_pending(struct throttler *t)
 }
 
 void throttler_each_app(struct throttler *t,
-        void (*fn)(const char *key, uint64_t expire_at_ms, double ratio, void *arg), void *arg)
+                        void (*fn)(const char *key, uint64_t expire_at_ms, double ratio, void *arg),
+                        void *arg)
 {
     size_t it = 0;
     const char *key;
@@ -995,7 +1011,8 @@ void throttler_each_app(struct throttler *t,
 }
 
 void throttler_each_skipped_host(struct throttler *t,
-        void (*fn)(const char *host, uint64_t expire_at_ms, void *arg), void *arg)
+                                 void (*fn)(const char *host, uint64_t expire_at_ms, void *arg),
+                                 void *arg)
 {
     size_t it = 0;
     const char *key;
@@ -1005,7 +1022,7 @@ void throttler_each_skipped_host(struct throttler *t,
 }
 
 void throttler_set_share_health(struct throttler *t, const char *metric, int64_t seconds,
-        uint64_t now_ms)
+                                uint64_t now_ms)
 {
     for (size_t i = 0; i < t->nclusters; i++) {
         struct cluster *c = &t->clusters[i];
@@ -1026,7 +1043,7 @@ void throttler_apply_cmd(struct throttler *t, struct loop_cmd *cmd)
     switch (cmd->kind) {
     case LOOP_CMD_THROTTLE_APP:
         rc = throttler_throttle_app(t, cmd->name, cmd->has_ttl, cmd->ttl_min, cmd->has_ratio,
-                cmd->ratio, &err);
+                                    cmd->ratio, &err);
         break;
     case LOOP_CMD_UNTHROTTLE_APP:
         throttler_unthrottle_app(t, cmd->name);

@@ -21,7 +21,7 @@ struct throttler;
 /* Creates the throttler for @cfg (borrowed; must outlive it). @hostname and
  * @service_id are copied. Publishes a first snapshot. Loop thread. */
 struct throttler *throttler_new(struct loop *loop, const struct config *cfg, const char *hostname,
-        const char *service_id);
+                                const char *service_id);
 void throttler_free(struct throttler *t);
 
 /* Starts (leader) or stops (follower) probing. Stopping drops every aggregate
@@ -38,35 +38,35 @@ void throttler_set_leader_status(struct throttler *t, const struct snap_leader *
  * IgnoreHosts and skipped hosts are filtered here; probes of hosts that stay
  * are kept, with their connection and last result. */
 void throttler_set_cluster_hosts(struct throttler *t, size_t cluster_idx,
-        const struct config_hostport *hosts, size_t n);
+                                 const struct config_hostport *hosts, size_t n);
 
 /* Calls @fn for each host cluster @cluster_idx probes now (IgnoreHosts and
  * skipped hosts already left out). @host is borrowed for the call. */
 void throttler_each_cluster_host(struct throttler *t, size_t cluster_idx,
-        void (*fn)(const char *host, uint16_t port, void *arg), void *arg);
+                                 void (*fn)(const char *host, uint16_t port, void *arg), void *arg);
 
 /* Records the HTTP check answer for every probed host of cluster
  * @cluster_idx named @host: with @is_404 the host is left out of the
  * cluster's aggregation until a later answer says otherwise or it leaves and
  * rejoins the inventory. Unknown hosts are ignored. */
 void throttler_set_host_http_404(struct throttler *t, size_t cluster_idx, const char *host,
-        bool is_404);
+                                 bool is_404);
 
 /* Called on the leader after each aggregation of each cluster, with the
  * metric name ("mysql/<cluster>") and the aggregate: has_value false means
  * none (not collected yet or expired); otherwise ok says value or error. */
 typedef void throttler_aggregate_fn(const char *metric, bool has_value, bool ok, double value,
-        uint64_t now_ms, void *arg);
+                                    uint64_t now_ms, void *arg);
 /* Installs @fn (NULL removes it). */
 void throttler_set_aggregate_hook(struct throttler *t, throttler_aggregate_fn *fn, void *arg);
 
 /* Operator state, applied locally (after any backend write succeeded).
  * Each returns 0, or -EINVAL with @err set and nothing changed. */
 int throttler_throttle_app(struct throttler *t, const char *key, bool has_ttl, int64_t ttl_min,
-        bool has_ratio, double ratio, struct err *err);
+                           bool has_ratio, double ratio, struct err *err);
 void throttler_unthrottle_app(struct throttler *t, const char *key);
 int throttler_skip_host(struct throttler *t, const char *host, bool has_ttl, int64_t ttl_min,
-        struct err *err);
+                        struct err *err);
 void throttler_recover_host(struct throttler *t, const char *host);
 /* Absolute-time variants for state loaded from a backend or a raft log. */
 void throttler_put_app(struct throttler *t, const char *key, uint64_t expire_at_ms, double ratio);
@@ -80,11 +80,11 @@ void throttler_clear_skipped_hosts(struct throttler *t);
  * throttler_skip_host() would store at @now_ms: the absolute expiry (0: never
  * for apps) and the ratio. Same rules and errors; for replicating a command
  * as absolute values. */
-int throttler_plan_throttle_app(struct throttler *t, const char *key, bool has_ttl,
-        int64_t ttl_min, bool has_ratio, double ratio, uint64_t now_ms, uint64_t *expire_at_ms,
-        double *ratio_out, struct err *err);
+int throttler_plan_throttle_app(struct throttler *t, const char *key, bool has_ttl, int64_t ttl_min,
+                                bool has_ratio, double ratio, uint64_t now_ms,
+                                uint64_t *expire_at_ms, double *ratio_out, struct err *err);
 int throttler_plan_skip_host(struct throttler *t, const char *host, bool has_ttl, int64_t ttl_min,
-        uint64_t now_ms, uint64_t *expire_at_ms, struct err *err);
+                             uint64_t now_ms, uint64_t *expire_at_ms, struct err *err);
 /* Publishes a snapshot now if the put/clear functions above left changes
  * unpublished (they leave publishing to the next tick otherwise). */
 void throttler_publish_pending(struct throttler *t);
@@ -111,14 +111,16 @@ void throttler_publish(struct throttler *t);
 /* Iterates current app throttles / skipped hosts (for snapshots of state).
  * @fn is called for each live entry. */
 void throttler_each_app(struct throttler *t,
-        void (*fn)(const char *key, uint64_t expire_at_ms, double ratio, void *arg), void *arg);
+                        void (*fn)(const char *key, uint64_t expire_at_ms, double ratio, void *arg),
+                        void *arg);
 void throttler_each_skipped_host(struct throttler *t,
-        void (*fn)(const char *host, uint64_t expire_at_ms, void *arg), void *arg);
+                                 void (*fn)(const char *host, uint64_t expire_at_ms, void *arg),
+                                 void *arg);
 
 /* ShareDomain health reported by peers: @metric -> worst seconds since
  * healthy, valid until @now_ms + 5 s. */
 void throttler_set_share_health(struct throttler *t, const char *metric, int64_t seconds,
-        uint64_t now_ms);
+                                uint64_t now_ms);
 
 /* Applies an operator command locally and finishes it (200 or 500). */
 void throttler_apply_cmd(struct throttler *t, struct loop_cmd *cmd);

@@ -40,11 +40,13 @@ static void test_attempt_leadership(void **state)
     (void)state;
     char *sql = backend_sql_attempt_leadership(&ids);
     /* "dc1:prod", "prod", "host-a:8087" as hex literals. */
-    assert_contains(sql, "values (X'6463313A70726F64', X'70726F64', X'686F73742D613A38303837', now())");
+    assert_contains(sql,
+                    "values (X'6463313A70726F64', X'70726F64', X'686F73742D613A38303837', now())");
     assert_contains(sql, "insert ignore into service_election");
     /* Takeover first, then the refresh that depends on the new owner. */
-    const char *takeover = strstr(sql, "service_id = if(last_seen_active < now() - interval 5 second, "
-                                       "values(service_id), service_id)");
+    const char *takeover =
+            strstr(sql, "service_id = if(last_seen_active < now() - interval 5 second, "
+                        "values(service_id), service_id)");
     const char *share = strstr(sql, "share_domain = if(service_id = values(service_id), "
                                     "values(share_domain), share_domain)");
     const char *seen = strstr(sql, "last_seen_active = if(service_id = values(service_id), "
@@ -65,16 +67,18 @@ static void test_read_and_health(void **state)
     assert_contains(sql, "where domain = X'6463313A70726F64'");
     free(sql);
     sql = backend_sql_register_health(&ids);
-    assert_contains(sql, "insert ignore into service_health (service_id, domain, share_domain, "
-                         "last_seen_active) values (X'686F73742D613A38303837', X'6463313A70726F64', "
-                         "X'70726F64', now())");
+    assert_contains(sql,
+                    "insert ignore into service_health (service_id, domain, share_domain, "
+                    "last_seen_active) values (X'686F73742D613A38303837', X'6463313A70726F64', "
+                    "X'70726F64', now())");
     free(sql);
     sql = backend_sql_share_domain_services(&ids);
     assert_contains(sql, "share_domain = X'70726F64'");
     assert_contains(sql, "service_id != X'686F73742D613A38303837'");
     free(sql);
     sql = backend_sql_release(&ids);
-    assert_contains(sql, "where domain = X'6463313A70726F64' and service_id = X'686F73742D613A38303837'");
+    assert_contains(
+            sql, "where domain = X'6463313A70726F64' and service_id = X'686F73742D613A38303837'");
     free(sql);
     struct backend_ids none = ids;
     none.share_domain = "";
@@ -108,8 +112,11 @@ static void test_throttle_app_variants(void **state)
     (void)state;
     char *sql = backend_sql_throttle_app("gh-ost", true, 30, true, 0.25);
     assert_contains(sql, "values (X'67682D6F7374', now(), now() + interval 30 minute, 0.25)");
-    assert_contains(sql, "ratio = if((expires_at is null or expires_at > now()), values(ratio), values(ratio))");
-    assert_contains(sql, "expires_at = if((expires_at is null or expires_at > now()), values(expires_at), values(expires_at))");
+    assert_contains(
+            sql,
+            "ratio = if((expires_at is null or expires_at > now()), values(ratio), values(ratio))");
+    assert_contains(sql, "expires_at = if((expires_at is null or expires_at > now()), "
+                         "values(expires_at), values(expires_at))");
     /* expires_at is assigned last, so the other conditions see the old one. */
     assert_true(strstr(sql, "ratio = if") < strstr(sql, "expires_at = if"));
     assert_true(strstr(sql, "throttled_at = if") < strstr(sql, "expires_at = if"));
@@ -148,8 +155,8 @@ static void test_throttle_app_variants(void **state)
     free(sql);
 }
 
-static enum backend_row app(const char *name, const char *ratio, const char *never,
-        const char *ttl, const char *span, struct backend_app *out, struct err *err)
+static enum backend_row app(const char *name, const char *ratio, const char *never, const char *ttl,
+                            const char *span, struct backend_app *out, struct err *err)
 {
     const char *cells[5] = {name, ratio, never, ttl, span};
     memset(out, 0, sizeof(*out));
@@ -234,9 +241,8 @@ static void test_schema_check(void **state)
     assert_string_equal(missing, "service_election, service_health, throttled_apps, skipped_hosts");
     assert_false(nullable);
     const char *some[] = {
-            "service_election", "domain", "NO",
-            "THROTTLED_APPS", "expires_at", "YES",
-            "throttled_apps", "ratio", "YES",
+            "service_election", "domain", "NO",  "THROTTLED_APPS", "expires_at", "YES",
+            "throttled_apps",   "ratio",  "YES",
     };
     backend_schema_check(some, 3, missing, sizeof(missing), &nullable);
     assert_string_equal(missing, "service_health, skipped_hosts");
@@ -308,8 +314,9 @@ static void test_share_parse(void **state)
     (void)state;
     struct seen s = {0};
     struct err err = {0};
-    const char *body = "{\"mysql/a\":{\"LastHealthyAt\":\"2025-01-01T00:00:00Z\","
-                       "\"SecondsSinceLastHealthy\":3},\"mysql/b\":{\"SecondsSinceLastHealthy\":0.9}}";
+    const char *body =
+            "{\"mysql/a\":{\"LastHealthyAt\":\"2025-01-01T00:00:00Z\","
+            "\"SecondsSinceLastHealthy\":3},\"mysql/b\":{\"SecondsSinceLastHealthy\":0.9}}";
     assert_int_equal(share_poll_parse(body, strlen(body), on_metric, &s, &err), 0);
     assert_int_equal(s.n, 2);
     assert_string_equal(s.metric[0], "mysql/a");
@@ -319,8 +326,12 @@ static void test_share_parse(void **state)
     s.n = 0;
     assert_int_equal(share_poll_parse(empty, 2, on_metric, &s, &err), 0);
     assert_int_equal(s.n, 0);
-    const char *bad[] = {"", "[1]", "{\"mysql/a\":{}}", "{\"mysql/a\":{\"SecondsSinceLastHealthy\":\"3\"}}",
-            "{\"mysql/a\":{\"SecondsSinceLastHealthy\":1},\"x\":2}", "{"};
+    const char *bad[] = {"",
+                         "[1]",
+                         "{\"mysql/a\":{}}",
+                         "{\"mysql/a\":{\"SecondsSinceLastHealthy\":\"3\"}}",
+                         "{\"mysql/a\":{\"SecondsSinceLastHealthy\":1},\"x\":2}",
+                         "{"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         s.n = 0;
         assert_int_equal(share_poll_parse(bad[i], strlen(bad[i]), on_metric, &s, &err), -EINVAL);

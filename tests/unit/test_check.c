@@ -23,7 +23,7 @@ struct fixture {
 };
 
 static struct snap_metric metric(const char *cluster, bool has, bool ok, double v, double thr,
-        const char *err)
+                                 const char *err)
 {
     struct snap_metric m = {0};
     m.name = xasprintf("mysql/%s", cluster);
@@ -66,10 +66,11 @@ static int teardown(void **state)
     return 0;
 }
 
-static int decide(struct fixture *f, const char *app, const char *type, const char *store,
-        bool low, double rnd, struct check_result *res)
+static int decide(struct fixture *f, const char *app, const char *type, const char *store, bool low,
+                  double rnd, struct check_result *res)
 {
-    struct check_request r = {.app = app, .store_type = type, .store_name = store, .low_priority = low};
+    struct check_request r = {
+            .app = app, .store_type = type, .store_name = store, .low_priority = low};
     check_decide(&f->s, &r, NOW, rnd, res);
     return res->status;
 }
@@ -122,15 +123,19 @@ static void test_low_priority(void **state)
     /* a normal app marks; low priority is then denied for a second */
     assert_int_equal(decide(f, "normal", "mysql", "high", false, 0.5, &res), 429);
     assert_int_equal(decide(f, "a", "mysql", "high", true, 0.5, &res), 417);
-    struct check_request r = {.app = "a", .store_type = "mysql", .store_name = "high", .low_priority = true};
+    struct check_request r = {
+            .app = "a", .store_type = "mysql", .store_name = "high", .low_priority = true};
     check_decide(&f->s, &r, NOW + 999, 0.5, &res);
     assert_int_equal(res.status, 417);
     check_decide(&f->s, &r, NOW + 1000, 0.5, &res);
     assert_int_equal(res.status, 429);
     /* read checks never mark */
     const struct snap_metric *m = snapshot_find_metric(&f->s, "low");
-    struct check_request rr = {.app = "x", .store_type = "mysql", .store_name = "low", .read_check = true,
-            .override_threshold = 0.1};
+    struct check_request rr = {.app = "x",
+                               .store_type = "mysql",
+                               .store_name = "low",
+                               .read_check = true,
+                               .override_threshold = 0.1};
     check_decide(&f->s, &rr, NOW, 0.5, &res);
     assert_int_equal(res.status, 429);
     assert_true(res.threshold == 0.1);
@@ -141,7 +146,8 @@ static void test_if_exists_and_share(void **state)
 {
     struct fixture *f = *state;
     struct check_result res;
-    struct check_request r = {.app = "a", .store_type = "mysql", .store_name = "nope", .ok_if_not_exists = true};
+    struct check_request r = {
+            .app = "a", .store_type = "mysql", .store_name = "nope", .ok_if_not_exists = true};
     check_decide(&f->s, &r, NOW, 0.5, &res);
     assert_int_equal(res.status, 200);
     r.store_name = "high";
@@ -166,9 +172,15 @@ static void test_json_format(void **state)
     struct {
         double v;
         const char *want;
-    } cases[] = {{0, "0"}, {1, "1"}, {1.53, "1.53"}, {0.1, "0.1"}, {-2.5, "-2.5"},
-            {1e-7, "1e-07"}, {123456789.25, "123456789.25"}, {1e20, "100000000000000000000"},
-            {0.000001, "0.000001"}};
+    } cases[] = {{0, "0"},
+                 {1, "1"},
+                 {1.53, "1.53"},
+                 {0.1, "0.1"},
+                 {-2.5, "-2.5"},
+                 {1e-7, "1e-07"},
+                 {123456789.25, "123456789.25"},
+                 {1e20, "100000000000000000000"},
+                 {0.000001, "0.000001"}};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         http_json_number(b, sizeof(b), cases[i].v);
         assert_string_equal(b, cases[i].want);

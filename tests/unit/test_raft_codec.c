@@ -20,8 +20,7 @@
 
 /* Decodes @len bytes copied into an exact-size heap block, so a read past
  * the end is caught by the address sanitizer. */
-static int decode_cmd_exact(const char *text, size_t len, struct raft_codec_cmd *c,
-        struct err *err)
+static int decode_cmd_exact(const char *text, size_t len, struct raft_codec_cmd *c, struct err *err)
 {
     char *buf = malloc(len ? len : 1);
     memcpy(buf, text, len);
@@ -31,7 +30,7 @@ static int decode_cmd_exact(const char *text, size_t len, struct raft_codec_cmd 
 }
 
 static int decode_state_exact(const char *text, size_t len, struct raft_codec_state *s,
-        struct err *err)
+                              struct err *err)
 {
     char *buf = malloc(len ? len : 1);
     memcpy(buf, text, len);
@@ -60,8 +59,9 @@ static void test_cmd_roundtrip(void **state)
     (void)state;
     const double ratios[] = {0, 1, 0.5, 0.1, 1.0 / 3, 5e-324, 0.9999999999999999};
     for (size_t i = 0; i < sizeof(ratios) / sizeof(ratios[0]); i++) {
-        struct raft_codec_cmd in = {.op = RAFT_CODEC_THROTTLE, .ratio = ratios[i],
-                .expire_at_ms = 1700000000123ull + i};
+        struct raft_codec_cmd in = {.op = RAFT_CODEC_THROTTLE,
+                                    .ratio = ratios[i],
+                                    .expire_at_ms = 1700000000123ull + i};
         snprintf(in.key, sizeof(in.key), "gh-ost/main");
         struct raft_codec_cmd out = roundtrip(&in);
         assert_int_equal(out.op, RAFT_CODEC_THROTTLE);
@@ -71,12 +71,12 @@ static void test_cmd_roundtrip(void **state)
     }
     struct raft_codec_cmd never = {.op = RAFT_CODEC_THROTTLE, .key = "app", .ratio = 1};
     assert_int_equal(roundtrip(&never).expire_at_ms, 0);
-    struct raft_codec_cmd far = {.op = RAFT_CODEC_SKIP, .key = "db-1",
-            .expire_at_ms = (uint64_t)INT64_MAX};
+    struct raft_codec_cmd far = {
+            .op = RAFT_CODEC_SKIP, .key = "db-1", .expire_at_ms = (uint64_t)INT64_MAX};
     assert_int_equal(roundtrip(&far).expire_at_ms, (uint64_t)INT64_MAX);
 
-    struct raft_codec_cmd un = {.op = RAFT_CODEC_UNTHROTTLE, .key = "app", .expire_at_ms = 9,
-            .ratio = 0.3};
+    struct raft_codec_cmd un = {
+            .op = RAFT_CODEC_UNTHROTTLE, .key = "app", .expire_at_ms = 9, .ratio = 0.3};
     struct raft_codec_cmd out = roundtrip(&un);
     assert_int_equal(out.op, RAFT_CODEC_UNTHROTTLE);
     assert_string_equal(out.key, "app");
@@ -100,13 +100,15 @@ static void test_cmd_roundtrip(void **state)
 static void test_cmd_wire_format(void **state)
 {
     (void)state;
-    struct raft_codec_cmd in = {.op = RAFT_CODEC_THROTTLE, .key = "app", .expire_at_ms = 42,
-            .ratio = 0.25};
+    struct raft_codec_cmd in = {
+            .op = RAFT_CODEC_THROTTLE, .key = "app", .expire_at_ms = 42, .ratio = 0.25};
     char *text;
     size_t len;
     assert_int_equal(raft_codec_encode_cmd(&in, &text, &len, NULL), 0);
     assert_int_equal(len, strlen(text));
-    assert_string_equal(text, "{\"v\":1,\"op\":\"throttle\",\"key\":\"app\",\"expire_at_ms\":42,\"ratio\":0.25}");
+    assert_string_equal(
+            text,
+            "{\"v\":1,\"op\":\"throttle\",\"key\":\"app\",\"expire_at_ms\":42,\"ratio\":0.25}");
     free(text);
     /* Members in another order, unknown members and an integer ratio are fine. */
     const char *other = "{\"ratio\":1,\"future\":[1,2],\"key\":\"a\",\"op\":\"throttle\","
@@ -175,29 +177,33 @@ static void test_cmd_decode_hostile(void **state)
     decode_fails("{\"v\":1}", "raft command: missing or unknown \"op\"");
     decode_fails("{\"v\":1,\"op\":7,\"key\":\"a\"}", "raft command: missing or unknown \"op\"");
     decode_fails("{\"v\":1,\"op\":\"drop-table\",\"key\":\"a\"}",
-            "raft command: missing or unknown \"op\"");
+                 "raft command: missing or unknown \"op\"");
     decode_fails("{\"v\":1,\"op\":\"recover\"}", "raft command: missing \"key\"");
-    decode_fails("{\"v\":1,\"op\":\"recover\",\"key\":5}", "raft command: \"key\" must be a string");
+    decode_fails("{\"v\":1,\"op\":\"recover\",\"key\":5}",
+                 "raft command: \"key\" must be a string");
     decode_fails("{\"v\":1,\"op\":\"recover\",\"key\":\"\"}",
-            "raft command: \"key\" must be 1 to 128 bytes with no NUL");
+                 "raft command: \"key\" must be 1 to 128 bytes with no NUL");
     decode_fails("{\"v\":1,\"op\":\"recover\",\"key\":\"a\\u0000b\"}", NULL);
     char longkey[300];
     snprintf(longkey, sizeof(longkey), "{\"v\":1,\"op\":\"recover\",\"key\":\"%0129d\"}", 0);
     decode_fails(longkey, "raft command: \"key\" must be 1 to 128 bytes with no NUL");
-    decode_fails("{\"v\":1,\"op\":\"skip\",\"key\":\"h\"}", "raft command: missing \"expire_at_ms\"");
+    decode_fails("{\"v\":1,\"op\":\"skip\",\"key\":\"h\"}",
+                 "raft command: missing \"expire_at_ms\"");
     decode_fails("{\"v\":1,\"op\":\"skip\",\"key\":\"h\",\"expire_at_ms\":-1}",
-            "raft command: \"expire_at_ms\" must be a non-negative integer");
+                 "raft command: \"expire_at_ms\" must be a non-negative integer");
     decode_fails("{\"v\":1,\"op\":\"skip\",\"key\":\"h\",\"expire_at_ms\":1.5}",
-            "raft command: \"expire_at_ms\" must be a non-negative integer");
-    decode_fails("{\"v\":1,\"op\":\"skip\",\"key\":\"h\",\"expire_at_ms\":99999999999999999999}", NULL);
+                 "raft command: \"expire_at_ms\" must be a non-negative integer");
+    decode_fails("{\"v\":1,\"op\":\"skip\",\"key\":\"h\",\"expire_at_ms\":99999999999999999999}",
+                 NULL);
     decode_fails("{\"v\":1,\"op\":\"throttle\",\"key\":\"a\",\"expire_at_ms\":0}",
-            "raft command: missing \"ratio\"");
+                 "raft command: missing \"ratio\"");
     decode_fails("{\"v\":1,\"op\":\"throttle\",\"key\":\"a\",\"expire_at_ms\":0,\"ratio\":\"1\"}",
-            "raft command: \"ratio\" must be a number in [0..1]");
-    decode_fails("{\"v\":1,\"op\":\"throttle\",\"key\":\"a\",\"expire_at_ms\":0,\"ratio\":1.0000001}",
+                 "raft command: \"ratio\" must be a number in [0..1]");
+    decode_fails(
+            "{\"v\":1,\"op\":\"throttle\",\"key\":\"a\",\"expire_at_ms\":0,\"ratio\":1.0000001}",
             "raft command: \"ratio\" must be a number in [0..1]");
     decode_fails("{\"v\":1,\"op\":\"throttle\",\"key\":\"a\",\"expire_at_ms\":0,\"ratio\":-0.5}",
-            "raft command: \"ratio\" must be a number in [0..1]");
+                 "raft command: \"ratio\" must be a number in [0..1]");
     decode_fails("{\"v\":1,\"v\":1,\"op\":\"recover\",\"key\":\"a\"}", NULL); /* duplicate */
     decode_fails("{\"v\":1,\"op\":\"recover\",\"key\":\"a\"", NULL);          /* truncated */
     decode_fails("{\"v\":1,\"op\":\"recover\",\"key\":\"a\"} trailing", NULL);
@@ -219,8 +225,10 @@ static void test_cmd_decode_mutations(void **state)
 {
     (void)state;
     struct raft_codec_cmd seeds[] = {
-            {.op = RAFT_CODEC_THROTTLE, .key = "app/store", .expire_at_ms = 1700000000000ull,
-                    .ratio = 0.75},
+            {.op = RAFT_CODEC_THROTTLE,
+             .key = "app/store",
+             .expire_at_ms = 1700000000000ull,
+             .ratio = 0.75},
             {.op = RAFT_CODEC_SKIP, .key = "db-1", .expire_at_ms = 5},
             {.op = RAFT_CODEC_RECOVER, .key = "db-2"},
     };
@@ -358,17 +366,17 @@ static void test_state_decode_hostile(void **state)
     state_fails("{\"apps\":[],\"hosts\":[]}", "raft snapshot: missing format version");
     state_fails("{\"v\":1}", "raft snapshot: \"apps\" and \"hosts\" must be arrays");
     state_fails("{\"v\":1,\"apps\":{},\"hosts\":[]}",
-            "raft snapshot: \"apps\" and \"hosts\" must be arrays");
+                "raft snapshot: \"apps\" and \"hosts\" must be arrays");
     state_fails("{\"v\":1,\"apps\":[3],\"hosts\":[]}", "raft snapshot: apps[0]: not an object");
     state_fails("{\"v\":1,\"apps\":[{\"key\":\"a\",\"expire_at_ms\":0,\"ratio\":1},"
                 "{\"key\":\"b\",\"expire_at_ms\":0,\"ratio\":2}],\"hosts\":[]}",
-            "raft snapshot: apps[1]: \"ratio\" must be a number in [0..1]");
+                "raft snapshot: apps[1]: \"ratio\" must be a number in [0..1]");
     state_fails("{\"v\":1,\"apps\":[{\"key\":\"a\",\"ratio\":1}],\"hosts\":[]}",
-            "raft snapshot: apps[0]: missing \"expire_at_ms\"");
+                "raft snapshot: apps[0]: missing \"expire_at_ms\"");
     state_fails("{\"v\":1,\"apps\":[],\"hosts\":[{\"host\":\"\",\"expire_at_ms\":1}]}",
-            "raft snapshot: hosts[0]: \"host\" must be 1 to 128 bytes with no NUL");
+                "raft snapshot: hosts[0]: \"host\" must be 1 to 128 bytes with no NUL");
     state_fails("{\"v\":1,\"apps\":[],\"hosts\":[{\"host\":\"h\",\"expire_at_ms\":\"1\"}]}",
-            "raft snapshot: hosts[0]: \"expire_at_ms\" must be a non-negative integer");
+                "raft snapshot: hosts[0]: \"expire_at_ms\" must be a non-negative integer");
     state_fails("{\"v\":1,\"apps\":[],\"hosts\":[null]}", "raft snapshot: hosts[0]: not an object");
     state_fails("{\"v\":1,\"apps\":[],\"hosts\":[]", NULL);
 
@@ -438,10 +446,18 @@ static void test_addr(void **state)
     addr_fails("10.0.0.1:65536", 0, "raft address 10.0.0.1:65536: port must be 1 to 65535");
     addr_fails("10.0.0.1:", 0, "raft address 10.0.0.1:: port must be 1 to 65535");
     addr_fails("10.0.0.1:http", 0, "raft address 10.0.0.1:http: port must be 1 to 65535");
-    addr_fails("freno-1:9888", 0, "raft address freno-1: not an IPv4 address; libraft's transport does not resolve host names");
-    addr_fails("10.0.0:9888", 0, "raft address 10.0.0: not an IPv4 address; libraft's transport does not resolve host names");
-    addr_fails("[::1]:9888", 0, "raft address [::1]:9888: IPv6 is not supported by libraft's transport; use an IPv4 address");
-    addr_fails("::1", 9888, "raft address ::1: IPv6 is not supported by libraft's transport; use an IPv4 address");
+    addr_fails("freno-1:9888", 0,
+               "raft address freno-1: not an IPv4 address; libraft's transport does not resolve "
+               "host names");
+    addr_fails("10.0.0:9888", 0,
+               "raft address 10.0.0: not an IPv4 address; libraft's transport does not resolve "
+               "host names");
+    addr_fails("[::1]:9888", 0,
+               "raft address [::1]:9888: IPv6 is not supported by libraft's transport; use an IPv4 "
+               "address");
+    addr_fails(
+            "::1", 9888,
+            "raft address ::1: IPv6 is not supported by libraft's transport; use an IPv4 address");
     char longer[400];
     memset(longer, '1', sizeof(longer) - 1);
     longer[sizeof(longer) - 1] = '\0';

@@ -2,8 +2,8 @@
 /* Router: every documented path, parameters, methods, edge cases. */
 #include <setjmp.h>
 #include <stdarg.h>
-#include <stddef.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -98,9 +98,20 @@ static void test_not_found(void **state)
 {
     (void)state;
     struct route r;
-    const char *bad[] = {"/", "", "/nope", "/check", "/check/a", "/check/a/mysql",
-            "/check/a/mysql/c/extra", "/check//mysql/c", "/throttle-app/x/ttl", "/throttle-app/",
-            "/throttle-app/x/ratio/0.5/ttl/3", "//lb-check", "/lb-checkx", "/debug"};
+    const char *bad[] = {"/",
+                         "",
+                         "/nope",
+                         "/check",
+                         "/check/a",
+                         "/check/a/mysql",
+                         "/check/a/mysql/c/extra",
+                         "/check//mysql/c",
+                         "/throttle-app/x/ttl",
+                         "/throttle-app/",
+                         "/throttle-app/x/ratio/0.5/ttl/3",
+                         "//lb-check",
+                         "/lb-checkx",
+                         "/debug"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(router_match("GET", bad[i], &r), ROUTE_NOT_FOUND);
 }
@@ -133,12 +144,9 @@ static void test_help_list(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_static_paths),
-            cmocka_unit_test(test_check_params),
-            cmocka_unit_test(test_throttle_variants),
-            cmocka_unit_test(test_not_found),
-            cmocka_unit_test(test_methods_and_length),
-            cmocka_unit_test(test_help_list),
+            cmocka_unit_test(test_static_paths),       cmocka_unit_test(test_check_params),
+            cmocka_unit_test(test_throttle_variants),  cmocka_unit_test(test_not_found),
+            cmocka_unit_test(test_methods_and_length), cmocka_unit_test(test_help_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
