@@ -42,6 +42,14 @@ if ! cmake -S . -B "$BUILD_DIR" -DSANITIZE=address,undefined -DCMAKE_BUILD_TYPE=
     finish
 fi
 
+step "static checks (format, banned functions, cppcheck)"
+if bash scripts/lint.sh; then
+    unit_pass=$((unit_pass + 1))
+else
+    echo "test: static checks failed" >&2
+    other_fail=$((other_fail + 1))
+fi
+
 step "unit tests"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
@@ -52,7 +60,7 @@ summary=$(grep -E "tests passed, [0-9]+ tests? failed out of [0-9]+" "$ctest_log
 if [ -n "$summary" ]; then
     unit_fail=$(sed -E 's/.*tests passed, ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$summary")
     unit_total=$(sed -E 's/.*tests passed, ([0-9]+) tests? failed out of ([0-9]+).*/\2/' <<<"$summary")
-    unit_pass=$((unit_total - unit_fail))
+    unit_pass=$((unit_pass + unit_total - unit_fail))
 elif grep -q "No tests were found" "$ctest_log"; then
     echo "test: no unit tests registered"
 elif [ "$ctest_rc" -ne 0 ]; then
