@@ -53,11 +53,11 @@ rss_peak_kb() { awk '/VmHWM/{print $2}' "/proc/$1/status"; }
 rss_kb() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
 HZ=$(getconf CLK_TCK)
 
-start_freno() { # $1 config; sets FPID; prints ms to first 200
+start_freno() { # $1 config; sets FPID and FIRST (ms from spawn to the first 200)
     rm -rf "$WORK/raft"; mkdir -p "$WORK/raft"
     local t0 t1
     t0=$(date +%s%N)
-    "$ROOT/build-release/freno" --http --config "$1" --quiet 2>"$WORK/freno.log" &
+    "$ROOT/build-release/freno" --http --config "$1" --quiet >/dev/null 2>"$WORK/freno.log" &
     FPID=$!
     PIDS+=("$FPID")
     for _ in $(seq 1 500); do
@@ -66,14 +66,15 @@ start_freno() { # $1 config; sets FPID; prints ms to first 200
         sleep 0.01
     done
     t1=$(date +%s%N)
-    echo $(( (t1 - t0) / 1000000 ))
+    FIRST=$(( (t1 - t0) / 1000000 ))
 }
 
 stop_freno() { kill "$FPID" 2>/dev/null || true; wait "$FPID" 2>/dev/null || true; }
 
 # ---- 1. three hosts: first 200, idle cost, throughput ----
 write_config "$WORK/three.json" '{ "main": { "StaticHostsSettings": { "Hosts": ["127.0.0.1:13306", "127.0.0.1:13307", "127.0.0.1:13308"] } } }'
-FIRST_MS=$(start_freno "$WORK/three.json")
+start_freno "$WORK/three.json"
+FIRST_MS=$FIRST
 sleep 2
 c0=$(cpu_ticks "$FPID"); sleep "$IDLE_SECS"; c1=$(cpu_ticks "$FPID")
 IDLE_CPU=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" -v s="$IDLE_SECS" 'BEGIN{printf "%.2f", (b-a)/hz/s*100}')
@@ -93,7 +94,7 @@ frontend constant
     bind 127.0.0.1:$HAPROXY_PORT
     http-request return status 200 content-type application/json string '$(printf '%s' "$BODY" | tr -d '\n')'
 CFG
-haproxy -f "$WORK/haproxy.cfg" -db >/dev/null 2>&1 &
+haproxy -f "$WORK/haproxy.cfg" -db </dev/null >/dev/null 2>&1 &
 HPID=$!; PIDS+=("$HPID")
 for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$HAPROXY_PORT/" && break; sleep 0.05; done
 
@@ -101,7 +102,7 @@ wrk_run() { # $1 url -> "rps p99ms"
     wrk -t2 -c64 -d"${DUR}s" --latency "$1" 2>/dev/null | awk '
         /Requests\/sec/ {rps=$2}
         /^ +99%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; p99=v}
-        END {printf "%s %s", rps, p99}'
+        END {printf "%s %s\n", rps, p99}'
 }
 
 F_RPS_SUM=0; H_RPS_SUM=0; F_P99_MAX=0; F_CPU_US_SUM=0
@@ -140,7 +141,8 @@ for c in $(seq 0 9); do
 done
 clusters="${clusters%,}, \"main\": {\"StaticHostsSettings\": {\"Hosts\": [\"127.0.0.1:13307\"]}}}"
 write_config "$WORK/many.json" "$clusters"
-MANY_FIRST_MS=$(start_freno "$WORK/many.json")
+start_freno "$WORK/many.json"
+MANY_FIRST_MS=$FIRST
 sleep 5
 c0=$(cpu_ticks "$FPID"); sleep "$IDLE_SECS"; c1=$(cpu_ticks "$FPID")
 MANY_CPU=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" -v s="$IDLE_SECS" 'BEGIN{printf "%.2f", (b-a)/hz/s*100}')
