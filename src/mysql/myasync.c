@@ -501,6 +501,11 @@ static int start_connect(struct myconn *c)
     }
     /* Always TCP: the connector turns "localhost" into the unix socket, but
      * we pass numeric addresses anyway, like the Go driver. */
+    /* Probe answers are a few dozen bytes; the connector grows the buffer for
+     * larger packets, so a small start saves ~6 KB per connection (3 MB at
+     * 500 hosts). */
+    unsigned long net_buffer = 2048;
+    mysql_options(c->mysql, MYSQL_OPT_NET_BUFFER_LENGTH, &net_buffer);
     unsigned int proto = MYSQL_PROTOCOL_TCP;
     mysql_options(c->mysql, MYSQL_OPT_PROTOCOL, &proto);
     /* A server must not be able to read our files with LOAD DATA LOCAL. */
