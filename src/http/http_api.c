@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "core/clock.h"
+#include "core/jsonfmt.h"
 #include "core/parse.h"
 #include "http/router.h"
 #include "loop/loop.h"
@@ -24,71 +25,6 @@
 #include "snapshot/snapshot.h"
 
 /* ---- small formatting helpers ---- */
-
-size_t http_json_number(char *buf, size_t size, double v)
-{
-    if (!isfinite(v))
-        v = 0;
-    int n = 0;
-    for (int prec = 15; prec <= 17; prec++) {
-        n = snprintf(buf, size, "%.*g", prec, v);
-        if (n < 0 || (size_t)n >= size)
-            return 0;
-        if (strtod(buf, NULL) == v)
-            break;
-    }
-    double a = fabs(v);
-    if (strchr(buf, 'e') != NULL && a >= 1e-6 && a < 1e21) {
-        /* Go prints these without an exponent: widen to fixed notation and
-         * trim the zeros the fixed format adds. */
-        for (int prec = 0; prec <= 30; prec++) {
-            n = snprintf(buf, size, "%.*f", prec, v);
-            if (n < 0 || (size_t)n >= size)
-                return 0;
-            if (strtod(buf, NULL) == v)
-                break;
-        }
-    }
-    return (size_t)n;
-}
-
-size_t http_json_string(char *buf, size_t size, const char *s)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    if (size < 3)
-        return 0;
-    buf[o++] = '"';
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        char esc[7];
-        size_t el = 0;
-        unsigned char c = *p;
-        if (c == '"' || c == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)c;
-            el = 2;
-        } else if (c < 0x20 || c == '<' || c == '>' || c == '&') {
-            /* Go escapes <, > and & as well; keep bodies byte-identical. */
-            esc[0] = '\\';
-            esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            el = 6;
-        } else {
-            esc[0] = (char)c;
-            el = 1;
-        }
-        if (o + el + 2 > size)
-            return 0;
-        memcpy(buf + o, esc, el);
-        o += el;
-    }
-    buf[o++] = '"';
-    buf[o] = '\0';
-    return o;
-}
 
 static void resp_text(struct http_resp *resp, int status, bool json, const char *text)
 {
@@ -139,8 +75,8 @@ static void resp_json(struct http_resp *resp, int status, json_t *j, size_t flag
 static void resp_general(struct http_resp *resp, int status, const char *msg)
 {
     char m[600];
-    if (http_json_string(m, sizeof(m), msg) == 0)
-        http_json_string(m, sizeof(m), "error");
+    if (jsonfmt_string(m, sizeof(m), msg) == 0)
+        jsonfmt_string(m, sizeof(m), "error");
     snprintf(resp->small, sizeof(resp->small), "{\"StatusCode\":%d,\"Message\":%s}\n", status, m);
     resp->status = status;
     resp->json = true;
@@ -184,7 +120,7 @@ static void handle_check(const struct http_req *req, const struct route *rt, str
         char msg[300];
         if (parse_double(t, &cr.override_threshold) < 0) {
             char q[200];
-            if (http_json_string(q, sizeof(q), t) == 0)
+            if (jsonfmt_string(q, sizeof(q), t) == 0)
                 snprintf(q, sizeof(q), "\"...\"");
             snprintf(msg, sizeof(msg), "check-read: threshold %s is not a number", q);
             resp_general(resp, 500, msg);
@@ -202,12 +138,14 @@ static void handle_check(const struct http_req *req, const struct route *rt, str
     struct check_result res;
     const struct snapshot *s = snapshot_acquire();
     check_decide(s, &cr, now_ms, rng_uniform(), &res);
-    char v[40], t[40], m[600];
-    if (http_json_number(v, sizeof(v), res.value) == 0)
-        snprintf(v, sizeof(v), "0");
-    if (http_json_number(t, sizeof(t), res.threshold) == 0)
-        snprintf(t, sizeof(t), "0");
-    if (http_json_string(m, sizeof(m), res.message ? res.message : "") == 0)
+    char vbuf[40], tbuf[40], m[600];
+    const char *v = res.value_json;
+    const char *t = res.threshold_json;
+    if (v == NULL)
+        v = jsonfmt_number(vbuf, sizeof(vbuf), res.value) ? vbuf : "0";
+    if (t == NULL)
+        t = jsonfmt_number(tbuf, sizeof(tbuf), res.threshold) ? tbuf : "0";
+    if (jsonfmt_string(m, sizeof(m), res.message ? res.message : "") == 0)
         snprintf(m, sizeof(m), "\"error message too long\"");
     snapshot_release(s);
 
@@ -360,7 +298,7 @@ static void handle_recent_apps(const struct route *rt, const struct snapshot *s,
     const char *lm = route_param(rt, "lastMinutes");
     if (lm != NULL && parse_i64(lm, &last_minutes) < 0) {
         char q[200], msg[300];
-        if (http_json_string(q, sizeof(q), lm) == 0)
+        if (jsonfmt_string(q, sizeof(q), lm) == 0)
             snprintf(q, sizeof(q), "\"...\"");
         snprintf(msg, sizeof(msg), "recent-apps: minutes %s is not an integer", q);
         resp_general(resp, 500, msg);
@@ -455,7 +393,7 @@ static void handle_control(const struct http_api_ctx *ctx, const struct http_req
     if (ttl != NULL) {
         if (parse_i64(ttl, &cmd.ttl_min) < 0) {
             char q[200];
-            if (http_json_string(q, sizeof(q), ttl) == 0)
+            if (jsonfmt_string(q, sizeof(q), ttl) == 0)
                 snprintf(q, sizeof(q), "\"...\"");
             snprintf(msg, sizeof(msg), "%s: ttl %s is not an integer number of minutes", what, q);
             resp_general(resp, 500, msg);
@@ -472,7 +410,7 @@ static void handle_control(const struct http_api_ctx *ctx, const struct http_req
     if (ratio != NULL) {
         if (parse_double(ratio, &cmd.ratio) < 0) {
             char q[200];
-            if (http_json_string(q, sizeof(q), ratio) == 0)
+            if (jsonfmt_string(q, sizeof(q), ratio) == 0)
                 snprintf(q, sizeof(q), "\"...\"");
             snprintf(msg, sizeof(msg), "%s: ratio %s is not a number", what, q);
             resp_general(resp, 500, msg);

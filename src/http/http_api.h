@@ -38,10 +38,3 @@ struct http_api_ctx {
 /* Answers @req into @resp. */
 void http_api_handle(const struct http_api_ctx *ctx, const struct http_req *req,
                      struct http_resp *resp);
-
-/* Formats @v the way Go's encoding/json does (shortest round-trip, no
- * exponent for 1e-6 <= |v| < 1e21). Returns the length written. */
-size_t http_json_number(char *buf, size_t size, double v);
-/* Writes @s as a JSON string literal (with quotes) into @buf; returns the
- * length, or 0 if it does not fit. */
-size_t http_json_string(char *buf, size_t size, const char *s);

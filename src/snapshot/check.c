@@ -31,6 +31,8 @@ void check_decide(const struct snapshot *s, const struct check_request *r, uint6
                   double rnd, struct check_result *out)
 {
     memset(out, 0, sizeof(*out));
+    out->value_json = "0";
+    out->threshold_json = "0";
     if (strcmp(r->store_type, "mysql") != 0) {
         out->status = 404;
         out->message = "No such metric";
@@ -63,12 +65,14 @@ void check_decide(const struct snapshot *s, const struct check_request *r, uint6
         goto out;
     }
     out->threshold = r->override_threshold > 0 ? r->override_threshold : m->threshold;
+    out->threshold_json = r->override_threshold > 0 ? NULL : m->threshold_json;
     if (!m->ok) {
         out->status = 500;
         out->message = m->err;
         goto out;
     }
     out->value = m->value;
+    out->value_json = m->value_json;
     if (m->value > out->threshold) {
         out->status = 429;
         out->message = "Threshold exceeded";

@@ -28,7 +28,11 @@ struct check_result {
     double value;
     double threshold;
     const char *message; /* static text or owned by the snapshot */
-    bool known_store;    /* store type is mysql: the check is counted */
+    /* Value and Threshold preformatted for the body (owned by the snapshot or
+     * static), or NULL when the caller must format the number itself. */
+    const char *value_json;
+    const char *threshold_json;
+    bool known_store; /* store type is mysql: the check is counted */
 };
 
 /* Decides @r against @s (may be NULL: nothing published yet) at @now_ms;

@@ -26,7 +26,9 @@ struct snap_metric {
     char *name;    /* "mysql/<cluster>" */
     char *cluster; /* points into name */
     double threshold;
-    bool has_value; /* an unexpired aggregate exists */
+    char threshold_json[32]; /* threshold as the check body prints it */
+    char value_json[32];     /* value likewise, so checks do not format floats */
+    bool has_value;          /* an unexpired aggregate exists */
     bool ok;
     double value;
     char *err;                   /* when has_value && !ok */

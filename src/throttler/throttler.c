@@ -17,6 +17,7 @@
 
 #include "config/config.h"
 #include "core/clock.h"
+#include "core/jsonfmt.h"
 #include "core/strmap.h"
 #include "core/xalloc.h"
 #include "log/log.h"
@@ -207,9 +208,13 @@ static void rebuild_metrics(struct throttler *t)
         m->name = xstrdup(c->metric_name);
         m->cluster = m->name + strlen("mysql/");
         m->threshold = c->cfg->throttle_threshold;
+        if (jsonfmt_number(m->threshold_json, sizeof(m->threshold_json), m->threshold) == 0)
+            snprintf(m->threshold_json, sizeof(m->threshold_json), "0");
         m->has_value = c->has_value;
         m->ok = c->ok;
         m->value = c->value;
+        if (jsonfmt_number(m->value_json, sizeof(m->value_json), m->value) == 0)
+            snprintf(m->value_json, sizeof(m->value_json), "0");
         m->err = c->has_value && !c->ok ? xstrdup(c->err) : NULL;
         m->last_healthy_at_ms = c->last_healthy_at_ms;
         m->share_known = c->share_known;

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/http_api.h"
+#include "core/jsonfmt.h"
 #include "http/router.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -22,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (router_match((size & 1) ? "GET" : "HEAD", path, r) == ROUTE_OK) {
             for (size_t i = 0; i < r->nparams; i++) {
                 char buf[256];
-                http_json_string(buf, sizeof(buf), r->value[i]);
+                jsonfmt_string(buf, sizeof(buf), r->value[i]);
                 (void)route_param(r, r->name[i]);
             }
         }
@@ -32,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size >= sizeof(double)) {
         double d;
         memcpy(&d, data, sizeof(d));
-        http_json_number(out, sizeof(out), d);
+        jsonfmt_number(out, sizeof(out), d);
     }
     free(path);
     return 0;

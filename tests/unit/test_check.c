@@ -11,8 +11,8 @@
 
 #include <cmocka.h>
 
+#include "core/jsonfmt.h"
 #include "core/xalloc.h"
-#include "http/http_api.h"
 #include "snapshot/check.h"
 #include "snapshot/snapshot.h"
 
@@ -34,6 +34,8 @@ static struct snap_metric metric(const char *cluster, bool has, bool ok, double 
     m.threshold = thr;
     m.err = err ? xstrdup(err) : NULL;
     m.live = metric_live_new();
+    jsonfmt_number(m.value_json, sizeof(m.value_json), v);
+    jsonfmt_number(m.threshold_json, sizeof(m.threshold_json), thr);
     return m;
 }
 
@@ -84,11 +86,15 @@ static void test_basic_statuses(void **state)
     assert_true(res.value == 0.2 && res.threshold == 1);
     assert_int_equal(decide(f, "a", "mysql", "high", false, 0.5, &res), 429);
     assert_string_equal(res.message, "Threshold exceeded");
+    assert_string_equal(res.value_json, "2.5");
+    assert_string_equal(res.threshold_json, "1");
     assert_int_equal(decide(f, "a", "mysql", "broken", false, 0.5, &res), 500);
     assert_string_equal(res.message, "replication not running");
     assert_int_equal(decide(f, "a", "mysql", "fresh", false, 0.5, &res), 404);
     assert_int_equal(decide(f, "a", "mysql", "nope", false, 0.5, &res), 404);
     assert_string_equal(res.message, "No such metric");
+    assert_string_equal(res.value_json, "0");
+    assert_string_equal(res.threshold_json, "0");
     assert_true(res.known_store);
     assert_int_equal(decide(f, "a", "redis", "low", false, 0.5, &res), 404);
     assert_false(res.known_store);
@@ -139,6 +145,7 @@ static void test_low_priority(void **state)
     check_decide(&f->s, &rr, NOW, 0.5, &res);
     assert_int_equal(res.status, 429);
     assert_true(res.threshold == 0.1);
+    assert_null(res.threshold_json); /* the caller formats an override */
     assert_int_equal(atomic_load(&m->live->normal_throttled_at_ms), 0);
 }
 
@@ -182,12 +189,12 @@ static void test_json_format(void **state)
                  {1e20, "100000000000000000000"},
                  {0.000001, "0.000001"}};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        http_json_number(b, sizeof(b), cases[i].v);
+        jsonfmt_number(b, sizeof(b), cases[i].v);
         assert_string_equal(b, cases[i].want);
     }
-    http_json_string(b, sizeof(b), "a\"b\\c\n<&>");
+    jsonfmt_string(b, sizeof(b), "a\"b\\c\n<&>");
     assert_string_equal(b, "\"a\\\"b\\\\c\\u000a\\u003c\\u0026\\u003e\"");
-    assert_int_equal(http_json_string(b, 4, "abcdef"), 0);
+    assert_int_equal(jsonfmt_string(b, 4, "abcdef"), 0);
 }
 
 int main(void)
