@@ -6,6 +6,7 @@ lists its clusters); a few start their own with another config.
 Every wait has a deadline; a test never sleeps and hopes."""
 
 import http.client
+import os
 import re
 import socket
 import time
@@ -825,3 +826,38 @@ def test_force_leadership():
                what="/leader-check with --force-leadership")
     wait_check(d, "/check/forced-app/mysql/threads", 200, timeout=5)
     lib.stop_daemon("forced")
+
+
+def test_control_token_guards_control_requests():
+    lib.topology_ready()
+    cfg = {
+        "ListenPort": lib.ALT_PORT,
+        "RaftDataDir": "@WORKDIR@/raft",
+        "RaftNodes": [],
+        "ControlToken": "${FRENO_IT_TOKEN}",
+        "Stores": {"MySQL": {
+            "User": "freno", "Password": "freno", "ThrottleThreshold": 1000,
+            "Clusters": {"threads": lib.cluster(lib.REPLICAS, query=lib.THREADS_QUERY)},
+        }},
+    }
+    os.environ["FRENO_IT_TOKEN"] = "s3cret-token"
+    try:
+        d = lib.daemon("token", cfg, lib.ALT_PORT)
+    finally:
+        del os.environ["FRENO_IT_TOKEN"]
+    status, body = d.get_json("/throttle-app/tok-app")
+    expect_eq(status, 401, f"throttle-app without a token: {body!r}")
+    status, body = d.get_json("/throttle-app/tok-app", headers={"Authorization": "Bearer wrong"})
+    expect_eq(status, 401, f"throttle-app with a wrong token: {body!r}")
+    expect("tok-app" not in d.get_json("/throttled-apps")[1], "a refused request changes nothing")
+    status, body = d.get_json("/throttle-app/tok-app", headers={"Authorization": "Bearer s3cret-token"})
+    expect_eq((status, body), (200, {"StatusCode": 200, "Message": "OK"}), "throttle-app with the bearer token")
+    expect("tok-app" in d.get_json("/throttled-apps")[1], "throttled with the token")
+    status, _ = d.get_json("/unthrottle-app/tok-app", headers={"X-Freno-Token": "s3cret-token"})
+    expect_eq(status, 200, "unthrottle-app with X-Freno-Token")
+    expect_eq(d.get_json("/skip-host/h1")[0], 401, "skip-host without a token")
+    # Reads and checks never need it, and the token never appears in answers.
+    wait_check(d, "/check/tok-app/mysql/threads", 200, timeout=5)
+    for path in ("/debug/vars", "/consensus/status", "/config/memcache"):
+        expect(b"s3cret-token" not in d.get(path)[1], f"token leaked by {path}")
+    lib.stop_daemon("token")
