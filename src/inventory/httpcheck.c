@@ -15,7 +15,7 @@
 #include "core/err.h"
 #include "core/strmap.h"
 #include "core/xalloc.h"
-#include "inventory/inv_http.h"
+#include "httpc/httpc.h"
 #include "log/log.h"
 #include "loop/loop.h"
 #include "metrics/metrics.h"
@@ -30,7 +30,7 @@ struct hc_entry {
     struct httpcheck *hc;
     size_t cluster_idx;
     char *host;
-    struct inv_http_req *req;
+    struct httpc_req *req;
     uint64_t round; /* last round the host was probed in */
 };
 
@@ -38,7 +38,7 @@ struct httpcheck {
     struct loop *loop;
     const struct config *cfg;
     struct throttler *t;
-    struct inv_http *http;
+    struct httpc *http;
     uv_timer_t *timer;
     struct strmap entries; /* "<cluster idx>/<host>" -> struct hc_entry * */
     uint64_t round;
@@ -54,7 +54,7 @@ char *httpcheck_url(const char *host, int64_t port, const char *path)
     return xasprintf("http://%s:%" PRId64 "/%s", host, port, p);
 }
 
-static void on_checked(const struct inv_http_result *res, void *arg)
+static void on_checked(const struct httpc_result *res, void *arg)
 {
     struct hc_entry *e = arg;
     e->req = NULL;
@@ -107,7 +107,7 @@ static void check_host(const char *host, uint16_t port, void *arg)
         return;
     char *url = httpcheck_url(host, rc->cc->http_check_port, rc->cc->http_check_path);
     struct err err = {0};
-    e->req = inv_http_get(hc->http, url, CHECK_TIMEOUT_MS, MAX_BODY, on_checked, e, &err);
+    e->req = httpc_get(hc->http, url, CHECK_TIMEOUT_MS, MAX_BODY, on_checked, e, &err);
     if (e->req == NULL) {
         metrics_inc(METRICS_HTTPCHECK_ERROR);
         log_warn("inventory: http check: %s", err.msg);
@@ -158,7 +158,7 @@ static void on_timer_closed(uv_handle_t *h)
 }
 
 struct httpcheck *httpcheck_new(struct loop *loop, const struct config *cfg, struct throttler *t,
-                                struct inv_http *http)
+                                struct httpc *http)
 {
     struct httpcheck *hc = xcalloc(1, sizeof(*hc));
     hc->loop = loop;
@@ -184,7 +184,7 @@ void httpcheck_free(struct httpcheck *hc)
     void *val;
     while (strmap_next(&hc->entries, &it, &key, &val)) {
         struct hc_entry *e = val;
-        inv_http_cancel(e->req);
+        httpc_cancel(e->req);
         free(e->host);
         free(e);
     }

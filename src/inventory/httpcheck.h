@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 struct config;
-struct inv_http;
+struct httpc;
 struct loop;
 struct throttler;
 struct httpcheck;
@@ -17,7 +17,7 @@ struct httpcheck;
 /* Starts the 5 s timer. Everything passed is borrowed and must outlive the
  * returned object. */
 struct httpcheck *httpcheck_new(struct loop *loop, const struct config *cfg, struct throttler *t,
-                                struct inv_http *http);
+                                struct httpc *http);
 /* Stops the timer and abandons checks in flight. NULL is fine. */
 void httpcheck_free(struct httpcheck *hc);
 

@@ -14,7 +14,7 @@
 #include "core/err.h"
 #include "core/strmap.h"
 #include "core/xalloc.h"
-#include "inventory/inv_http.h"
+#include "httpc/httpc.h"
 #include "log/log.h"
 #include "loop/loop.h"
 
@@ -235,7 +235,7 @@ struct hp_entry {
     size_t len;
     uint64_t fetched_at_ms;
     bool queued;
-    struct inv_http_req *req;
+    struct httpc_req *req;
     struct hp_waiter *waiters;
     struct hp_entry *next_queued;
 };
@@ -253,14 +253,14 @@ struct hp_refresh {
 
 struct inv_haproxy {
     struct loop *loop;
-    struct inv_http *http;
+    struct httpc *http;
     struct strmap entries; /* csv url -> struct hp_entry * */
     struct hp_entry *queue_head;
     struct hp_entry *queue_tail;
     size_t running;
 };
 
-struct inv_haproxy *inv_haproxy_new(struct loop *loop, struct inv_http *http)
+struct inv_haproxy *inv_haproxy_new(struct loop *loop, struct httpc *http)
 {
     struct inv_haproxy *h = xcalloc(1, sizeof(*h));
     h->loop = loop;
@@ -285,7 +285,7 @@ void inv_haproxy_free(struct inv_haproxy *h)
     /* A refresh may wait on several entries; free it once, at its last waiter. */
     while (strmap_next(&h->entries, &it, &key, &val)) {
         struct hp_entry *e = val;
-        inv_http_cancel(e->req);
+        httpc_cancel(e->req);
         while (e->waiters != NULL) {
             struct hp_waiter *w = e->waiters;
             e->waiters = w->next;
@@ -348,7 +348,7 @@ static void refresh_feed(struct hp_refresh *r, const char *url, const char *body
 
 static void start_queued(struct inv_haproxy *h);
 
-static void on_fetched(const struct inv_http_result *res, void *arg)
+static void on_fetched(const struct httpc_result *res, void *arg)
 {
     struct hp_entry *e = arg;
     struct inv_haproxy *h = e->h;
@@ -395,7 +395,7 @@ static void start_queued(struct inv_haproxy *h)
         e->next_queued = NULL;
         e->queued = false;
         struct err err = {0};
-        e->req = inv_http_get(h->http, e->url, FETCH_TIMEOUT_MS, MAX_BODY, on_fetched, e, &err);
+        e->req = httpc_get(h->http, e->url, FETCH_TIMEOUT_MS, MAX_BODY, on_fetched, e, &err);
         if (e->req != NULL) {
             h->running++;
             continue;

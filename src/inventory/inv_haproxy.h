@@ -12,7 +12,7 @@
 
 struct config_cluster;
 struct err;
-struct inv_http;
+struct httpc;
 struct loop;
 struct inv_haproxy;
 
@@ -35,7 +35,7 @@ int inv_haproxy_parse(const char *csv, size_t len, const char *pool, uint16_t de
 char *inv_haproxy_csv_url(const char *base);
 
 /* Creates the shared fetcher; @loop and @http are borrowed. */
-struct inv_haproxy *inv_haproxy_new(struct loop *loop, struct inv_http *http);
+struct inv_haproxy *inv_haproxy_new(struct loop *loop, struct httpc *http);
 /* Abandons fetches in flight (no callbacks) and frees. NULL is fine. */
 void inv_haproxy_free(struct inv_haproxy *h);
 

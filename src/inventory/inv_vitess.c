@@ -15,7 +15,7 @@
 #include "config/config.h"
 #include "core/err.h"
 #include "core/xalloc.h"
-#include "inventory/inv_http.h"
+#include "httpc/httpc.h"
 
 #define TABLET_TYPE_REPLICA  2 /* topodata.TabletType REPLICA */
 #define DEFAULT_TIMEOUT_SECS 5
@@ -114,8 +114,8 @@ char *inv_vitess_url(const struct config_cluster *cc)
     while (n > 0 && cc->vitess_api[n - 1] == '/')
         n--;
     bool has_api = n >= 4 && strncmp(cc->vitess_api + n - 4, "/api", 4) == 0;
-    char *ks = inv_http_escape(cc->vitess_keyspace);
-    char *shard = inv_http_escape(cc->vitess_shard);
+    char *ks = httpc_escape(cc->vitess_keyspace);
+    char *shard = httpc_escape(cc->vitess_shard);
     char *cells = xstrdup("");
     for (size_t i = 0; i < cc->vitess_cells.len; i++) {
         if (blank(cc->vitess_cells.v[i]))
@@ -125,7 +125,7 @@ char *inv_vitess_url(const struct config_cluster *cc)
         size_t cl = strlen(c);
         while (cl > 0 && (c[cl - 1] == ' ' || c[cl - 1] == '\t'))
             c[--cl] = '\0';
-        char *e = inv_http_escape(c);
+        char *e = httpc_escape(c);
         char *next = xasprintf("%s%s%s", cells, cells[0] ? "%2C" : "?cells=", e);
         free(cells);
         free(e);
@@ -146,17 +146,17 @@ struct vt_refresh {
     inv_source_done_fn *done;
     void *arg;
     char *url;
-    struct inv_http_req *req;
+    struct httpc_req *req;
     struct vt_refresh *prev;
     struct vt_refresh *next;
 };
 
 struct inv_vitess {
-    struct inv_http *http;
+    struct httpc *http;
     struct vt_refresh *refreshes;
 };
 
-struct inv_vitess *inv_vitess_new(struct inv_http *http)
+struct inv_vitess *inv_vitess_new(struct httpc *http)
 {
     struct inv_vitess *v = xcalloc(1, sizeof(*v));
     v->http = http;
@@ -180,13 +180,13 @@ void inv_vitess_free(struct inv_vitess *v)
     if (v == NULL)
         return;
     while (v->refreshes != NULL) {
-        inv_http_cancel(v->refreshes->req);
+        httpc_cancel(v->refreshes->req);
         refresh_unlink_free(v->refreshes);
     }
     free(v);
 }
 
-static void on_tablets(const struct inv_http_result *res, void *arg)
+static void on_tablets(const struct httpc_result *res, void *arg)
 {
     struct vt_refresh *r = arg;
     struct err err = {0};
@@ -222,7 +222,7 @@ void inv_vitess_refresh(struct inv_vitess *v, const struct config_cluster *cc,
     if (secs > 3600)
         secs = 3600;
     struct err err = {0};
-    r->req = inv_http_get(v->http, r->url, (uint32_t)(secs * 1000), MAX_BODY, on_tablets, r, &err);
+    r->req = httpc_get(v->http, r->url, (uint32_t)(secs * 1000), MAX_BODY, on_tablets, r, &err);
     if (r->req == NULL) {
         done(arg, NULL, &err);
         refresh_unlink_free(r);

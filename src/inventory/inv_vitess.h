@@ -12,7 +12,7 @@
 struct config_cluster;
 struct config_strv;
 struct err;
-struct inv_http;
+struct httpc;
 struct inv_vitess;
 
 /* Parses vtctld's tablet list (a JSON array of tablet objects: alias{cell,
@@ -32,7 +32,7 @@ int inv_vitess_parse(const char *json, size_t len, const struct config_strv *cel
  * Returns a new string. Pure. */
 char *inv_vitess_url(const struct config_cluster *cc);
 
-struct inv_vitess *inv_vitess_new(struct inv_http *http);
+struct inv_vitess *inv_vitess_new(struct httpc *http);
 /* Abandons requests in flight (no callbacks) and frees. NULL is fine. */
 void inv_vitess_free(struct inv_vitess *v);
 /* Fetches and parses the tablets of @cc (borrowed until @done ran), with

@@ -15,9 +15,9 @@
 #include "config/config.h"
 #include "core/err.h"
 #include "core/xalloc.h"
+#include "httpc/httpc.h"
 #include "inventory/httpcheck.h"
 #include "inventory/inv_haproxy.h"
-#include "inventory/inv_http.h"
 #include "inventory/inv_proxysql.h"
 #include "inventory/inv_vitess.h"
 #include "log/log.h"
@@ -44,7 +44,7 @@ struct inventory {
     struct loop *loop;
     const struct config *cfg;
     struct throttler *t;
-    struct inv_http *http;
+    struct httpc *http;
     struct inv_haproxy *haproxy;
     struct inv_vitess *vitess;
     struct httpcheck *httpcheck;
@@ -159,7 +159,7 @@ static void on_timer_closed(uv_handle_t *h)
 struct inventory *inventory_new(struct loop *loop, const struct config *cfg, struct throttler *t,
                                 struct err *err)
 {
-    struct inv_http *http = inv_http_new(loop, err);
+    struct httpc *http = httpc_new(loop, err);
     if (http == NULL)
         return NULL;
     struct inventory *inv = xcalloc(1, sizeof(*inv));
@@ -198,7 +198,7 @@ void inventory_free(struct inventory *inv)
         inv_proxysql_free(inv->clusters[i].proxysql);
     inv_haproxy_free(inv->haproxy);
     inv_vitess_free(inv->vitess);
-    inv_http_free(inv->http);
+    httpc_free(inv->http);
     free(inv->clusters);
     free(inv);
 }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* A small asynchronous HTTP GET client for the inventory sources and HTTP
- * checks: libcurl's multi interface driven by the loop (uv_poll per socket,
+/* A small asynchronous HTTP GET client for the inventory sources, HTTP
+ * checks and ShareDomain polling: libcurl's multi interface driven by the loop (uv_poll per socket,
  * one uv_timer), so no request ever blocks the loop and connections are
- * reused. Loop thread only. <curl/curl.h> stays inside inv_http.c. */
+ * reused. Loop thread only. <curl/curl.h> stays inside httpc.c. */
 #pragma once
 
 #include <stddef.h>
@@ -10,10 +10,10 @@
 
 struct err;
 struct loop;
-struct inv_http;
-struct inv_http_req;
+struct httpc;
+struct httpc_req;
 
-struct inv_http_result {
+struct httpc_result {
     int code;         /* 0, or a negative errno-style code when no answer came */
     long status;      /* HTTP status when code is 0 */
     const char *body; /* NUL-terminated; valid during the callback only */
@@ -21,29 +21,28 @@ struct inv_http_result {
     const char *msg; /* when code < 0: "<curl detail>"; "" otherwise */
 };
 
-/* Called once per request from the loop, never from inside inv_http_get(),
+/* Called once per request from the loop, never from inside httpc_get(),
  * unless the request was cancelled. The callback may start new requests and
  * cancel other ones. */
-typedef void inv_http_done_fn(const struct inv_http_result *r, void *arg);
+typedef void httpc_done_fn(const struct httpc_result *r, void *arg);
 
 /* Creates a client on @loop. Returns NULL with @err set if libcurl cannot
  * be set up. */
-struct inv_http *inv_http_new(struct loop *loop, struct err *err);
+struct httpc *httpc_new(struct loop *loop, struct err *err);
 /* Cancels every request (callbacks are not called) and frees the client; its
  * libuv handles are closed asynchronously. NULL is fine. */
-void inv_http_free(struct inv_http *h);
+void httpc_free(struct httpc *h);
 
 /* Starts GET @url, failing after @timeout_ms in total; a body larger than
  * @max_body bytes is an error. Returns the request (valid until its callback
  * ran or it was cancelled), or NULL with @err set. */
-struct inv_http_req *inv_http_get(struct inv_http *h, const char *url, uint32_t timeout_ms,
-                                  size_t max_body, inv_http_done_fn *cb, void *arg,
-                                  struct err *err);
+struct httpc_req *httpc_get(struct httpc *h, const char *url, uint32_t timeout_ms, size_t max_body,
+                            httpc_done_fn *cb, void *arg, struct err *err);
 /* Abandons @r: its callback is not called. NULL is fine. */
-void inv_http_cancel(struct inv_http_req *r);
+void httpc_cancel(struct httpc_req *r);
 /* Number of requests in flight (for tests and limits). */
-size_t inv_http_in_flight(const struct inv_http *h);
+size_t httpc_in_flight(const struct httpc *h);
 
 /* Percent-encodes @s for a URL path segment or query value (unreserved
  * characters are kept). Returns a new string. Any thread. */
-char *inv_http_escape(const char *s);
+char *httpc_escape(const char *s);

@@ -3,8 +3,8 @@
  * loops: curl tells us which sockets to watch (socket callback -> uv_poll)
  * and when to call back (timer callback -> uv_timer); we hand readiness back
  * with curl_multi_socket_action() and collect finished transfers. Loop
- * thread; every request and socket context is owned by struct inv_http. */
-#include "inventory/inv_http.h"
+ * thread; every request and socket context is owned by struct httpc. */
+#include "httpc/httpc.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -19,26 +19,26 @@
 #include "log/log.h"
 #include "loop/loop.h"
 
-struct inv_http {
+struct httpc {
     struct loop *loop;
     CURLM *multi;
     uv_timer_t *timer;
-    struct inv_http_req *reqs; /* in flight, doubly linked */
+    struct httpc_req *reqs; /* in flight, doubly linked */
     size_t nreqs;
 };
 
-struct inv_http_req {
-    struct inv_http *h;
+struct httpc_req {
+    struct httpc *h;
     CURL *easy;
     char *body;
     size_t len;
     size_t cap;
     size_t max_body;
     bool too_big;
-    inv_http_done_fn *cb;
+    httpc_done_fn *cb;
     void *arg;
-    struct inv_http_req *prev;
-    struct inv_http_req *next;
+    struct httpc_req *prev;
+    struct httpc_req *next;
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -46,7 +46,7 @@ struct inv_http_req {
 struct sock_ctx {
     uv_poll_t poll;
     curl_socket_t fd;
-    struct inv_http *h;
+    struct httpc *h;
 };
 
 /* Every handle here is the first member of a heap block that data points to. */
@@ -55,9 +55,9 @@ static void on_handle_closed(uv_handle_t *h)
     free(h->data);
 }
 
-static void req_unlink(struct inv_http_req *r)
+static void req_unlink(struct httpc_req *r)
 {
-    struct inv_http *h = r->h;
+    struct httpc *h = r->h;
     if (r->prev != NULL)
         r->prev->next = r->next;
     else
@@ -69,7 +69,7 @@ static void req_unlink(struct inv_http_req *r)
 }
 
 /* Frees @r, which must be unlinked; removing it again from the multi is a no-op. */
-static void req_free(struct inv_http_req *r)
+static void req_free(struct httpc_req *r)
 {
     curl_multi_remove_handle(r->h->multi, r->easy);
     curl_easy_cleanup(r->easy);
@@ -79,17 +79,17 @@ static void req_free(struct inv_http_req *r)
 
 /* Reports every finished transfer. Each callback may add or cancel requests,
  * so messages are read one at a time (removing a handle drops its message). */
-static void drain_done(struct inv_http *h)
+static void drain_done(struct httpc *h)
 {
     CURLMsg *m;
     int left;
     while ((m = curl_multi_info_read(h->multi, &left)) != NULL) {
         if (m->msg != CURLMSG_DONE)
             continue;
-        struct inv_http_req *r = NULL;
+        struct httpc_req *r = NULL;
         curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
         CURLcode cc = m->data.result;
-        struct inv_http_result res = {.body = r->body ? r->body : "", .len = r->len, .msg = ""};
+        struct httpc_result res = {.body = r->body ? r->body : "", .len = r->len, .msg = ""};
         char msg[CURL_ERROR_SIZE + 64];
         if (cc == CURLE_OK) {
             curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &res.status);
@@ -116,7 +116,7 @@ static void drain_done(struct inv_http *h)
 static void on_poll(uv_poll_t *p, int status, int events)
 {
     struct sock_ctx *sc = p->data;
-    struct inv_http *h = sc->h;
+    struct httpc *h = sc->h;
     int flags = 0;
     if (status < 0)
         flags = CURL_CSELECT_ERR;
@@ -131,7 +131,7 @@ static void on_poll(uv_poll_t *p, int status, int events)
 
 static void on_timeout(uv_timer_t *t)
 {
-    struct inv_http *h = t->data;
+    struct httpc *h = t->data;
     int running;
     curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     drain_done(h);
@@ -140,7 +140,7 @@ static void on_timeout(uv_timer_t *t)
 static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
     (void)easy;
-    struct inv_http *h = userp;
+    struct httpc *h = userp;
     struct sock_ctx *sc = socketp;
 
     if (what == CURL_POLL_REMOVE) {
@@ -177,7 +177,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
 static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 {
     (void)multi;
-    struct inv_http *h = userp;
+    struct httpc *h = userp;
     if (timeout_ms < 0)
         uv_timer_stop(h->timer);
     else
@@ -187,7 +187,7 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 
 static size_t on_write(char *data, size_t size, size_t n, void *arg)
 {
-    struct inv_http_req *r = arg;
+    struct httpc_req *r = arg;
     size_t add = size * n;
     if (add > r->max_body - r->len) {
         r->too_big = true;
@@ -206,14 +206,14 @@ static size_t on_write(char *data, size_t size, size_t n, void *arg)
     return add;
 }
 
-struct inv_http *inv_http_new(struct loop *loop, struct err *err)
+struct httpc *httpc_new(struct loop *loop, struct err *err)
 {
     CURLM *multi = curl_multi_init();
     if (multi == NULL) {
         err_set(err, -ENOMEM, "inventory: http: curl_multi_init failed");
         return NULL;
     }
-    struct inv_http *h = xcalloc(1, sizeof(*h));
+    struct httpc *h = xcalloc(1, sizeof(*h));
     h->loop = loop;
     h->multi = multi;
     h->timer = xcalloc(1, sizeof(*h->timer));
@@ -226,12 +226,12 @@ struct inv_http *inv_http_new(struct loop *loop, struct err *err)
     return h;
 }
 
-void inv_http_free(struct inv_http *h)
+void httpc_free(struct httpc *h)
 {
     if (h == NULL)
         return;
     while (h->reqs != NULL) {
-        struct inv_http_req *r = h->reqs;
+        struct httpc_req *r = h->reqs;
         req_unlink(r);
         req_free(r);
     }
@@ -243,15 +243,15 @@ void inv_http_free(struct inv_http *h)
     free(h);
 }
 
-struct inv_http_req *inv_http_get(struct inv_http *h, const char *url, uint32_t timeout_ms,
-                                  size_t max_body, inv_http_done_fn *cb, void *arg, struct err *err)
+struct httpc_req *httpc_get(struct httpc *h, const char *url, uint32_t timeout_ms, size_t max_body,
+                            httpc_done_fn *cb, void *arg, struct err *err)
 {
     CURL *e = curl_easy_init();
     if (e == NULL) {
         err_set(err, -ENOMEM, "GET %s: curl_easy_init failed", url);
         return NULL;
     }
-    struct inv_http_req *r = xcalloc(1, sizeof(*r));
+    struct httpc_req *r = xcalloc(1, sizeof(*r));
     r->h = h;
     r->easy = e;
     r->max_body = max_body;
@@ -283,7 +283,7 @@ struct inv_http_req *inv_http_get(struct inv_http *h, const char *url, uint32_t 
     return r;
 }
 
-void inv_http_cancel(struct inv_http_req *r)
+void httpc_cancel(struct httpc_req *r)
 {
     if (r == NULL)
         return;
@@ -291,12 +291,12 @@ void inv_http_cancel(struct inv_http_req *r)
     req_free(r);
 }
 
-size_t inv_http_in_flight(const struct inv_http *h)
+size_t httpc_in_flight(const struct httpc *h)
 {
     return h->nreqs;
 }
 
-char *inv_http_escape(const char *s)
+char *httpc_escape(const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t n = strlen(s);
