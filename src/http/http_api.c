@@ -159,11 +159,7 @@ static void handle_check(const struct http_req *req, const struct route *rt, str
     resp->heap = false;
 
     if (res.known_store) {
-        metrics_inc(METRICS_CHECK_ANY_TOTAL);
-        if (res.status != 200)
-            metrics_inc(METRICS_CHECK_ANY_ERROR);
-        if (res.status == 500)
-            metrics_inc(METRICS_CHECK_ANY_INTERNAL_ERROR);
+        metrics_count_check(res.status);
         events_push(now_ms, res.status, cr.app, cr.store_name, client);
     }
 }

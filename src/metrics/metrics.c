@@ -27,6 +27,15 @@ void metrics_add(enum metrics_counter c, uint64_t n)
     atomic_fetch_add_explicit(&counters[c], n, memory_order_relaxed);
 }
 
+void metrics_count_check(int status)
+{
+    metrics_inc(METRICS_CHECK_ANY_TOTAL);
+    if (status != 200)
+        metrics_inc(METRICS_CHECK_ANY_ERROR);
+    if (status == 500)
+        metrics_inc(METRICS_CHECK_ANY_INTERNAL_ERROR);
+}
+
 void metrics_observe_probe_latency_us(uint64_t us)
 {
     metrics_add(METRICS_PROBES_LATENCY_COUNT, 1);

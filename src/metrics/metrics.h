@@ -30,6 +30,9 @@ static inline void metrics_inc(enum metrics_counter c)
 {
     metrics_add(c, 1);
 }
+/* Counts one check answered with HTTP @status in check.any.total, .error
+ * (not 200) and .internal-error (500). Any thread. */
+void metrics_count_check(int status);
 /* Records one probes.latency sample. Any thread. */
 void metrics_observe_probe_latency_us(uint64_t us);
 uint64_t metrics_get(enum metrics_counter c);

@@ -666,11 +666,7 @@ static void self_check(struct throttler *t, const struct snapshot *s, struct clu
     struct check_result res;
     check_decide(s, &r, now_ms, 0.999999, &res);
     if (res.known_store) {
-        metrics_inc(METRICS_CHECK_ANY_TOTAL);
-        if (res.status != 200)
-            metrics_inc(METRICS_CHECK_ANY_ERROR);
-        if (res.status == 500)
-            metrics_inc(METRICS_CHECK_ANY_INTERNAL_ERROR);
+        metrics_count_check(res.status);
         record_check(t, app, c->cfg->name, "local", res.status, now_ms);
     }
     if (strcmp(app, CHECK_APP_FRENO) == 0 && res.status == 200) {
