@@ -50,11 +50,25 @@ else
     other_fail=$((other_fail + 1))
 fi
 
+step "topology"
+trap 'bash scripts/topology.sh stop >/dev/null 2>&1 || true' EXIT
+if ! bash scripts/topology.sh start; then
+    echo "test: topology did not start; wiping it and trying once more" >&2
+    bash scripts/topology.sh stop --wipe || true
+    if ! bash scripts/topology.sh start; then
+        echo "test: topology failed to start" >&2
+        other_fail=$((other_fail + 1))
+        finish
+    fi
+fi
+
 step "unit tests"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 ctest_log="$BUILD_DIR/ctest.log"
-ctest --test-dir "$BUILD_DIR" --output-on-failure -j"$JOBS" 2>&1 | tee "$ctest_log"
+# The client library's tests also run real queries against the topology.
+FRENO_TEST_MYSQL_PORT=13306 FRENO_TEST_MYSQL_USER=freno_test FRENO_TEST_MYSQL_PASSWORD=freno_test \
+    ctest --test-dir "$BUILD_DIR" --output-on-failure -j"$JOBS" 2>&1 | tee "$ctest_log"
 ctest_rc=${PIPESTATUS[0]}
 summary=$(grep -E "tests passed, [0-9]+ tests? failed out of [0-9]+" "$ctest_log" | tail -n 1)
 if [ -n "$summary" ]; then
@@ -66,18 +80,6 @@ elif grep -q "No tests were found" "$ctest_log"; then
 elif [ "$ctest_rc" -ne 0 ]; then
     echo "test: ctest failed without a summary" >&2
     other_fail=$((other_fail + 1))
-fi
-
-step "topology"
-trap 'bash scripts/topology.sh stop >/dev/null 2>&1 || true' EXIT
-if ! bash scripts/topology.sh start; then
-    echo "test: topology did not start; wiping it and trying once more" >&2
-    bash scripts/topology.sh stop --wipe || true
-    if ! bash scripts/topology.sh start; then
-        echo "test: topology failed to start" >&2
-        other_fail=$((other_fail + 1))
-        finish
-    fi
 fi
 
 step "integration tests"

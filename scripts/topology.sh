@@ -211,6 +211,8 @@ heartbeat_fresh() {
 
 create_users() {
     local port=$1
+    # freno_test (loopback only) lets the client library's unit tests run
+    # real queries: test.sh passes it as FRENO_TEST_MYSQL_USER.
     # Not binlogged: every server gets its users directly, so replication
     # can start from the primary's current position.
     sql "$port" "
@@ -222,7 +224,11 @@ create_users() {
         GRANT SELECT ON meta.* TO '$PROBE_USER'@'%';
         GRANT SELECT ON meta.* TO '$PROBE_USER'@'localhost';
         CREATE USER IF NOT EXISTS '$REPL_USER'@'%' IDENTIFIED BY '$REPL_PASSWORD';
-        GRANT REPLICATION SLAVE ON *.* TO '$REPL_USER'@'%';"
+        GRANT REPLICATION SLAVE ON *.* TO '$REPL_USER'@'%';
+        CREATE USER IF NOT EXISTS 'freno_test'@'127.0.0.1' IDENTIFIED BY 'freno_test';
+        CREATE USER IF NOT EXISTS 'freno_test'@'::1' IDENTIFIED BY 'freno_test';
+        GRANT ALL ON *.* TO 'freno_test'@'127.0.0.1';
+        GRANT ALL ON *.* TO 'freno_test'@'::1';"
 }
 
 configure_replica() {
