@@ -18,7 +18,23 @@ struct snapshot_box {
     struct rcu_head rcu;
 };
 
-static struct snapshot_box *current; /* RCU-protected; written by the loop only */
+/* RCU-protected; written by the loop only. A C11 atomic rather than
+ * rcu_assign_pointer/rcu_dereference: same code on x86 and ARM, and
+ * ThreadSanitizer understands the publication. */
+static _Atomic(struct snapshot_box *) current;
+
+/* liburcu's grace periods and call_rcu hand-off are invisible to
+ * ThreadSanitizer: tell it that every read-side section, and the publisher's
+ * writes, come before call_rcu frees a snapshot. */
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+static char grace_token;
+#define GRACE_BEFORE_FREE() __tsan_release(&grace_token)
+#define GRACE_ELAPSED() __tsan_acquire(&grace_token)
+#else
+#define GRACE_BEFORE_FREE() ((void)0)
+#define GRACE_ELAPSED() ((void)0)
+#endif
 
 struct metric_live *metric_live_new(void)
 {
@@ -183,17 +199,18 @@ static void box_free(struct snapshot_box *b)
 
 static void on_rcu_free(struct rcu_head *head)
 {
+    GRACE_ELAPSED();
     box_free((struct snapshot_box *)(void *)((char *)head - offsetof(struct snapshot_box, rcu)));
 }
 
 void snapshot_init(void)
 {
-    current = NULL;
+    atomic_store(&current, NULL);
 }
 
 void snapshot_shutdown(void)
 {
-    struct snapshot_box *old = rcu_xchg_pointer(&current, NULL);
+    struct snapshot_box *old = atomic_exchange(&current, NULL);
     synchronize_rcu();
     if (old != NULL)
         box_free(old);
@@ -216,21 +233,24 @@ void snapshot_publish(const struct snapshot *tmpl)
         PART_REF(b->s.text);
     if (b->s.leader)
         PART_REF(b->s.leader);
-    struct snapshot_box *old = rcu_xchg_pointer(&current, b);
-    if (old != NULL)
+    struct snapshot_box *old = atomic_exchange_explicit(&current, b, memory_order_acq_rel);
+    if (old != NULL) {
+        GRACE_BEFORE_FREE();
         call_rcu(&old->rcu, on_rcu_free);
+    }
 }
 
 const struct snapshot *snapshot_acquire(void)
 {
     rcu_read_lock();
-    struct snapshot_box *b = rcu_dereference(current);
+    struct snapshot_box *b = atomic_load_explicit(&current, memory_order_acquire);
     return b ? &b->s : NULL;
 }
 
 void snapshot_release(const struct snapshot *s)
 {
     (void)s;
+    GRACE_BEFORE_FREE();
     rcu_read_unlock();
 }
 
