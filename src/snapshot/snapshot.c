@@ -30,10 +30,10 @@ static _Atomic(struct snapshot_box *) current;
 #include <sanitizer/tsan_interface.h>
 static char grace_token;
 #define GRACE_BEFORE_FREE() __tsan_release(&grace_token)
-#define GRACE_ELAPSED() __tsan_acquire(&grace_token)
+#define GRACE_ELAPSED()     __tsan_acquire(&grace_token)
 #else
 #define GRACE_BEFORE_FREE() ((void)0)
-#define GRACE_ELAPSED() ((void)0)
+#define GRACE_ELAPSED()     ((void)0)
 #endif
 
 struct metric_live *metric_live_new(void)
