@@ -154,14 +154,18 @@ enum route_status router_match(const char *method, const char *path, struct rout
     while (len > 1 && path[len - 1] == '/')
         len--;
     bool path_found = false;
+    /* try_pattern() only writes into buf when it matches, so one copy serves
+     * every pattern until a match whose method is not allowed. */
+    memcpy(r->buf, path, len);
+    r->buf[len] = '\0';
     for (size_t i = 0; i < NPATTERNS; i++) {
-        memcpy(r->buf, path, len);
-        r->buf[len] = '\0';
         if (!try_pattern(&patterns[i], r->buf, r))
             continue;
         path_found = true;
         if (is_get || (is_head && !patterns[i].get_only))
             return ROUTE_OK;
+        memcpy(r->buf, path, len);
+        r->buf[len] = '\0';
     }
     return path_found ? ROUTE_METHOD_NOT_ALLOWED : ROUTE_NOT_FOUND;
 }
