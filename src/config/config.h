@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Configuration: JSON files -> one immutable struct config. Keys, types,
- * defaults and inheritance follow the Go original (SPEC §3); every key of the
+ * defaults and inheritance follow the Go original (docs/config.md); every key of the
  * original loads. Built once at start (or on reload) and then only read. */
 #pragma once
 
@@ -113,8 +113,9 @@ void config_diag_deinit(struct config_diag *d);
 /* Loads @paths in order (later files override earlier keys) into a new config.
  * If @skip_missing, files that do not exist are skipped (the default search
  * list); otherwise a missing file is an error. ${VAR} expansion is applied as
- * SPEC §3 says, reading the environment. Validation (host sources, backend vs
- * raft) is done too. Returns 0 and sets *@out, or -EINVAL with every problem
+ * docs/config.md#environment-variables says, reading the environment.
+ * Validation (host sources, backend vs raft) is done too (docs/config.md#validation).
+ * Returns 0 and sets *@out, or -EINVAL with every problem
  * in @diag and *@out set to NULL (warnings are filled in both cases). Messages
  * are appended to @diag, which the caller zero-initializes and later releases
  * with config_diag_deinit(). Main thread. */

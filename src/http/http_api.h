@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* API handlers (SPEC §7), independent of the HTTP library: a request comes in
+/* API handlers (docs/api.md), independent of the HTTP library: a request comes in
  * as plain strings, a response goes out as status + body. Reads go to the
  * published snapshot; writes are queued to the loop. HTTP threads. */
 #pragma once

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* URL routing for the API (SPEC §7): a fixed table of path patterns with
+/* URL routing for the API (docs/api.md#endpoints): a fixed table of path patterns with
  * ":name" parameters, matched segment by segment. Pure and allocation-free;
  * any thread. */
 #pragma once

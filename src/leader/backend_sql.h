@@ -60,7 +60,7 @@ char *backend_sql_release(const struct backend_ids *ids);
 char *backend_sql_schema_columns(void);
 
 /* Applies /throttle-app to the row of @key in one statement, with the
- * semantics of SPEC §6 judged on the row itself: a missing or expired row is
+ * semantics of docs/semantics.md#app-throttles judged on the row: a missing or expired row is
  * (re)created with expiry now()+ttl (no TTL or TTL 0: NULL, never) and the
  * ratio given or 1; on a live row a TTL sets a new expiry (0: never) and a
  * ratio a new ratio, and what is not given is kept. @ratio must be in [0,1]. */

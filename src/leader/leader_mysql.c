@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Leadership and operator state through a MySQL backend (SPEC §8), on the
+/* Leadership and operator state through a MySQL backend (docs/ha.md#mysql-backend), on the
  * loop with non-blocking connections: one for the election, one for health
  * and state reloads, one for operator commands (at most three, as the
  * original). Loop thread. Key invariant: this node answers as leader only

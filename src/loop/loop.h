@@ -53,5 +53,6 @@ void loop_submit_wait(struct loop *l, struct loop_cmd *cmd, uint32_t timeout_ms)
 /* Completes @cmd with @status and @msg (may be NULL). Loop thread. */
 void loop_cmd_finish(struct loop *l, struct loop_cmd *cmd, int status, const char *msg);
 
-/* The cached time for this loop iteration (wall clock, epoch ms). Loop thread. */
+/* The wall clock now, in epoch ms: read at each call, not cached per loop
+ * iteration. Loop thread. */
 uint64_t loop_now_ms(struct loop *l);

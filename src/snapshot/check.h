@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* The check decision (SPEC §5) over a published snapshot: allocation-free,
- * lock-free, no I/O. The only shared write is the low-priority mark, an
- * atomic in the metric's live state. Any thread. */
+/* The check decision (docs/api.md#check-decision) over a published
+ * snapshot: allocation-free, lock-free, no I/O. The only shared write is the
+ * low-priority mark, an atomic in the metric's live state. Any thread. */
 #pragma once
 
 #include <stdbool.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Cluster aggregation (SPEC §4 steps 1-6): turns the hosts' last probe
+/* Cluster aggregation (docs/semantics.md#aggregation steps 1-6): turns the hosts' last probe
  * results into one value, the worst host after the operator's allowances, or
  * one error. Pure: no clock, no I/O, nothing kept between calls. Any thread. */
 #include "throttler/aggregate.h"
@@ -45,7 +45,7 @@ void aggregate_hosts(const struct agg_host *hosts, size_t n, const struct agg_pa
 
     /* The original walks its hosts in Go map order and returns "not collected
      * yet" only if it meets such a host before a fatal host error, so with
-     * both present its answer is random. We follow SPEC: any host without a
+     * both present its answer is random. Here (docs/semantics.md#aggregation) any host without a
      * result (and not left out by a 404) makes the whole cluster "not
      * collected yet", whatever the other hosts say. */
     for (size_t i = 0; i < n; i++) {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Pure aggregation of one cluster's host results into the cluster's value
- * (SPEC §4): the worst host, after IgnoreDialTcpErrors, IgnoreHostsCount and
+ * (docs/semantics.md#aggregation): the worst host, after IgnoreDialTcpErrors, IgnoreHostsCount and
  * IgnoreHostsThreshold. No clock, no I/O. Any thread. */
 #pragma once
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Operator throttles of apps (SPEC §6). Loop thread only; time is passed in.
+/* Operator throttles of apps (docs/semantics.md#app-throttles). Loop thread; time is passed in.
  * Invariant: every stored ratio is in [0,1] and every key is 1..128 bytes
  * when it came through app_throttle_set(); an expired entry may linger until
  * the next sweep but is never returned by app_throttle_get(). */
@@ -88,7 +88,7 @@ int app_throttle_set(struct app_throttle *t, const char *key, bool has_ttl, int6
         e->ratio = has_ratio ? ratio : 1.0;
         strmap_put(&t->map, key, e);
     } else {
-        /* SPEC §6: a ratio alone keeps the expiry (the original makes the
+        /* docs/semantics.md#app-throttles: a ratio alone keeps the expiry (the original makes the
          * entry permanent); a TTL alone keeps the ratio. */
         if (has_ttl)
             e->expire_at_ms = expire_at_ms;

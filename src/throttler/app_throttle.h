@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Operator throttles of apps (SPEC §6): key "app" or "app/store" ->
+/* Operator throttles of apps (docs/semantics.md#app-throttles): key "app" or "app/store" ->
  * (expiry, ratio). Owned by the loop; time is passed in. Loop thread. */
 #pragma once
 

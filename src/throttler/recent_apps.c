@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Apps that checked recently (SPEC §5), keyed "app/client" like the
+/* Apps that checked recently (docs/semantics.md#recent-apps), keyed "app/client" like the
  * original's /recent-apps. Loop thread only; time is passed in. An entry
  * lives until a sweep finds it more than RECENT_APPS_KEEP_MS old. */
 #include "throttler/recent_apps.h"

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Apps that checked recently (SPEC §5): "app/client" -> last check time, kept
+/* Apps that checked recently (docs/semantics.md#recent-apps): "app/client" -> last check time, kept
  * 24 hours. Loop thread. */
 #pragma once
 

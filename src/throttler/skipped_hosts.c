@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Hosts an operator asked not to probe (SPEC §6). Loop thread only; time is
+/* Hosts an operator asked not to probe (docs/semantics.md#skipped-hosts). Loop thread only; time is
  * passed in. A skip always has an expiry: an entry whose expiry is <= now
  * counts as recovered and the next sweep drops it. */
 #include "throttler/skipped_hosts.h"
@@ -39,7 +39,7 @@ int skipped_hosts_add(struct skipped_hosts *s, const char *host, bool has_ttl, i
         return err_set(err, -EINVAL, "skip-host: host name longer than %d bytes",
                        SKIPPED_HOST_NAME_MAX);
     /* The original recovers the host on a negative TTL (its expiry lands in
-     * the past); SPEC §6 wants a bad TTL to change nothing. */
+     * the past); docs/semantics.md#skipped-hosts wants a bad TTL to change nothing. */
     if (has_ttl && ttl_min < 0)
         return err_set(err, -EINVAL, "skip-host: negative ttl %" PRId64, ttl_min);
     if (!has_ttl || ttl_min == 0)

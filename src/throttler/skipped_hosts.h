@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Hosts an operator asked not to probe (SPEC §6): host name -> expiry. A skip
+/* Hosts an operator asked not to probe (docs/semantics.md#skipped-hosts): host -> expiry. A skip
  * matches the host on every port. Loop thread. */
 #pragma once
 

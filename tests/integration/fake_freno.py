@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""A slow, simple stand-in for the daemon, written from SPEC §4-§7, used only
+"""A slow, simple stand-in for the daemon, written from docs/semantics.md and docs/api.md, used only
 to check the integration suite itself before (or beside) the real daemon:
 
   FRENO_BIN=tests/integration/fake_freno.py python3 tests/integration/run.py

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""High availability through the MySQL backend (SPEC §8): several freno nodes
+"""High availability through the MySQL backend (docs/ha.md#mysql-backend): several freno nodes
 share one backend schema on the topology primary, elect one leader per
 Domain, and keep operator state in the backend. HAProxy routes clients to the
 leader with /leader-check, as the original's sample config does.
@@ -44,7 +44,7 @@ HOSTNAME = socket.gethostname()
 SHARE = "ha-share"
 APP = "ha-client"
 
-# The bounds this file asserts (SPEC §8 and the issue).
+# The bounds this file asserts (docs/ha.md#lease and the issue).
 NEW_LEADER_AFTER_KILL_S = 7.0
 HAPROXY_200_AFTER_KILL_S = 9.0
 NEW_LEADER_AFTER_TERM_S = 2.0

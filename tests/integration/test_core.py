@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Integration tests of the throttling core (SPEC §4-§7) against the MariaDB
+"""Integration tests of the throttling core (docs/semantics.md, docs/api.md) against the MariaDB
 topology of scripts/topology.sh. Most tests share one daemon (lib.main_config()
 lists its clusters); a few start their own with another config.
 
@@ -96,7 +96,7 @@ def expect_latency(d, paths, limit_sec, what):
     expect(worst < limit_sec, f"{what}: GET {worst_path} took {worst:.3f}s (limit {limit_sec}s)")
 
 
-# ---------------------------------------------------------------- basic API shape (§7)
+# ---------------------------------------------------------------- basic API shape (docs/api.md#endpoints)
 
 def test_lb_check_endpoints():
     d = ready()
@@ -178,7 +178,7 @@ def test_head_answers_like_get_without_body():
         expect_eq(body, b"", f"HEAD {p} body")
 
 
-# ---------------------------------------------------------------- checks (§5)
+# ---------------------------------------------------------------- checks (docs/api.md#check-decision)
 
 def test_lag_under_threshold_is_200():
     d = ready()
@@ -443,7 +443,7 @@ def test_check_variants():
     expect_eq(d.head(f"/check/{APP}/mysql/busy"), (429, b""), "HEAD check over threshold")
 
 
-# ---------------------------------------------------------------- app throttling (§6)
+# ---------------------------------------------------------------- app throttling (docs/semantics.md#app-throttles)
 
 def test_throttle_ratio_is_statistically_right():
     d = ready()
@@ -668,7 +668,7 @@ def test_bad_requests():
     expect_eq(d.get(f"/check/{APP}/mysql/threads")[0], 200, "check after a 10 kB path")
 
 
-# ---------------------------------------------------------------- metrics (§7, §9)
+# ---------------------------------------------------------------- metrics (docs/api.md#metrics-and-counters)
 
 def test_aggregated_metrics():
     d = ready()

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests for throttler/aggregate: a table of cases covering every branch
- * of SPEC §4 steps 1-6, then random clusters checked against a literal
+ * of docs/semantics.md#aggregation steps 1-6, then random clusters checked against a literal
  * reference of the original's loop. */
 #include <math.h>
 #include <setjmp.h>
@@ -86,7 +86,7 @@ static const struct agg_case cases[] = {
     /* Step 2: a host not collected yet spoils the cluster. */
     {"one host not collected yet", {OK(0.1), NONE, OK(0.2)}, 3, P0, false, 0, NOT_COLLECTED},
     {"not collected yet wins over tokens", {OK(0.1), NONE}, 2, P(5, 0, false), false, 0, NOT_COLLECTED},
-    /* SPEC over the original's map order: "not collected" wins even when an
+    /* docs/semantics.md#aggregation, not map order: "not collected" wins even when an
      * earlier host has a fatal error. */
     {"not collected yet wins over an earlier error", {ERR("boom"), NONE}, 2, P0, false, 0, NOT_COLLECTED},
     /* Step 3: errors. */

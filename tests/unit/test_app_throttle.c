@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests for throttler/app_throttle: the built-in entry, /throttle-app
- * set semantics (SPEC §6), rejected input, expiry and sweeping. Time is
+ * set semantics (docs/semantics.md#app-throttles), rejected input, expiry and sweeping. Time is
  * driven through now_ms; nothing sleeps. */
 #include <errno.h>
 #include <math.h>
@@ -143,7 +143,7 @@ static void test_existing_ratio_only_keeps_expiry(void **state)
 {
     struct app_throttle *t = *state;
     set_ok(t, "app", true, 10, false, 0, T0);
-    /* SPEC §6: the expiry stays (the original made the entry permanent). */
+    /* docs/semantics.md#app-throttles: the expiry stays (the original made the entry permanent). */
     struct app_throttle_entry e = set_ok(t, "app", false, 0, true, 0.2, T0 + MIN_MS);
     assert_int_equal(e.expire_at_ms, T0 + 10 * MIN_MS);
     assert_true(e.ratio == 0.2);

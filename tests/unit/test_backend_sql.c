@@ -130,7 +130,7 @@ static void test_throttle_app_variants(void **state)
     assert_contains(sql, "now()), expires_at, values(expires_at))");
     free(sql);
 
-    /* Ratio only: live row keeps its expiry (SPEC §6). */
+    /* Ratio only: live row keeps its expiry (docs/semantics.md#app-throttles). */
     sql = backend_sql_throttle_app("a", false, 0, true, 0.5);
     assert_contains(sql, "values (X'61', now(), NULL, 0.5)");
     assert_contains(sql, "now()), values(ratio), values(ratio))");

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Check decision (SPEC §5) over hand-built snapshots, and the JSON number
+/* Check decision (docs/api.md#check-decision) over hand-built snapshots, and the JSON number
  * and string formatting of the check body. */
 #include <setjmp.h>
 #include <stdarg.h>

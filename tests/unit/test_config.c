@@ -697,7 +697,7 @@ static void test_env_expansion(void **state)
     assert_string_equal(c->domain, "dc7:prod");
     assert_string_equal(c->share_domain, "share");
     assert_string_equal(c->control_token, "tok-value");
-    /* Only the keys SPEC §3 lists are expanded. */
+    /* Only the keys docs/config.md#environment-variables lists are expanded. */
     assert_string_equal(c->raft_bind, "${FRENO_TEST_HOST}");
     assert_string_equal(c->mysql_defaults.metric_query, "${FRENO_TEST_USER}");
     /* Substituted in place (the original would drop "pre-" and "-post"). */
