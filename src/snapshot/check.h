@@ -27,9 +27,11 @@ struct check_result {
     int status;
     double value;
     double threshold;
-    const char *message; /* static text or owned by the snapshot */
-    /* Value and Threshold preformatted for the body (owned by the snapshot or
-     * static), or NULL when the caller must format the number itself. */
+    /* The strings below are static or owned by the snapshot: use them before
+     * snapshot_release(). */
+    const char *message;
+    /* Value and Threshold preformatted for the body, or NULL when the caller
+     * must format the number itself. */
     const char *value_json;
     const char *threshold_json;
     bool known_store; /* store type is mysql: the check is counted */

@@ -150,8 +150,9 @@ void snapshot_shutdown(void);
 void snapshot_publish(const struct snapshot *tmpl);
 
 /* Read side: the returned snapshot (never NULL after the first publish, NULL
- * before) stays valid until snapshot_release(). Do not block in between.
- * Any thread. */
+ * before) stays valid until snapshot_release(). Do not block in between, and
+ * copy out everything the answer needs before the release: any pointer into
+ * the snapshot (its strings, a check_result's) dangles after it. Any thread. */
 const struct snapshot *snapshot_acquire(void);
 void snapshot_release(const struct snapshot *s);
 
