@@ -241,8 +241,13 @@ int main(int argc, char **argv)
         myasync_library_end();
         exit(rc < 0 ? 1 : 0);
     }
+    /* From here on threads run and no log line may wait for stderr. */
+    rc = log_start();
+    if (rc < 0)
+        log_warn("freno: log queue: %s; logging straight to stderr", strerror(-rc));
     struct app_params ap = {.cfg = cfg, .force_leadership = f.force_leadership};
     int code = app_run(&ap);
+    log_stop();
     curl_global_cleanup();
     myasync_library_end();
     exit(code);
