@@ -128,7 +128,8 @@ static void check_body(struct http_resp *resp, const struct check_result *res)
     resp->heap = false;
 }
 
-static void handle_check(const struct http_req *req, const struct route *rt, struct http_resp *resp)
+static void handle_check(const struct http_api_ctx *ctx, const struct http_req *req,
+                         const struct route *rt, struct http_resp *resp)
 {
     struct check_request cr = {
             .app = route_param(rt, "app"),
@@ -156,6 +157,8 @@ static void handle_check(const struct http_req *req, const struct route *rt, str
     if (client == NULL || client[0] == '\0')
         client = req->peer;
 
+    cr.loop_alive_boot_ms = loop_alive_boot_ms(ctx->loop);
+    cr.now_boot_ms = clock_boot_ms();
     uint64_t now_ms = clock_wall_ms();
     struct check_result res;
     const struct snapshot *s = snapshot_acquire();
@@ -466,7 +469,7 @@ void http_api_handle(const struct http_api_ctx *ctx, const struct http_req *req,
     case ROUTE_CHECK_IF_EXISTS:
     case ROUTE_CHECK_READ:
     case ROUTE_CHECK_READ_IF_EXISTS:
-        handle_check(req, &rt, resp);
+        handle_check(ctx, req, &rt, resp);
         return;
     case ROUTE_THROTTLE_APP:
     case ROUTE_UNTHROTTLE_APP:

@@ -115,6 +115,9 @@ struct snapshot {
     const char *hostname;      /* process lifetime */
     const char *memcache_json; /* process lifetime: /config/memcache body */
     const char *control_token; /* process lifetime, may be NULL */
+    /* Checks stop vouching for metrics once the loop's heartbeat is older
+     * than this (CheckStaleAfterMillis); 0: no such test. */
+    uint64_t stale_after_ms;
     struct snap_metrics *metrics;
     struct snap_apps *apps;
     struct snap_hosts *hosts;

@@ -4,7 +4,8 @@
  * leaves its section, the wrapper publishes a new snapshot and waits until
  * the old one is freed, so a handler that still reads from it afterwards
  * trips AddressSanitizer (heap-use-after-free), and its answer must still
- * show what it read (the first snapshot), not the second. */
+ * show what it read (the first snapshot), not the second. Also: /check
+ * refuses to answer from a snapshot whose loop stopped beating. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -16,12 +17,14 @@
 
 #include <cmocka.h>
 #include <urcu-bp.h>
+#include <uv.h>
 
 #include "core/clock.h"
 #include "core/jsonfmt.h"
 #include "core/xalloc.h"
 #include "http/http_api.h"
 #include "loop/loop.h"
+#include "snapshot/check.h"
 #include "snapshot/events.h"
 #include "snapshot/snapshot.h"
 
@@ -30,6 +33,7 @@ void __wrap_snapshot_release(const struct snapshot *s);
 
 static bool replace_on_release;
 static int releases;
+static uint64_t stale_after_ms; /* of the snapshots published next */
 
 static struct snap_metric metric(const char *cluster, bool ok, double v, double thr,
                                  const char *err, uint64_t healthy_at_ms)
@@ -80,6 +84,7 @@ static void publish_generation(int gen)
     };
     struct snapshot s = {
             .built_at_ms = now_ms,
+            .stale_after_ms = stale_after_ms,
             .hostname = gen == 1 ? "hostname-gen1" : "hostname-gen2",
             .memcache_json = gen == 1 ? "{\"gen\":1}\n" : "{\"gen\":2}\n",
             .metrics = snap_metrics_new(mv, 2),
@@ -179,6 +184,38 @@ static void test_other_handlers_answer_from_what_they_read(void **state)
     expect_body(l, "/config/memcache", 200, "{\"gen\":1}");
 }
 
+/* Turns the loop until its heartbeat is at most 40 ms old. */
+static void beat(struct loop *l)
+{
+    uint64_t t0 = clock_boot_ms();
+    do {
+        uv_run(loop_uv(l), UV_RUN_NOWAIT);
+        assert_true(clock_boot_ms() - t0 < 5000);
+    } while (clock_boot_ms() - loop_alive_boot_ms(l) > 40);
+}
+
+/* The handler hands the loop's heartbeat and the boot clock to the
+ * decision: while the loop does not run, a check answers 500 once the last
+ * heartbeat is older than the snapshot's bound. */
+static void test_check_refuses_a_stalled_loop(void **state)
+{
+    struct loop *l = *state;
+    stale_after_ms = 50;
+    beat(l);
+    expect_body(l, "/check/app/mysql/c1", 429, "\"Threshold exceeded\"");
+    uint64_t t0 = clock_boot_ms();
+    while (clock_boot_ms() - loop_alive_boot_ms(l) <= 60)
+        assert_true(clock_boot_ms() - t0 < 5000);
+    expect_body(
+            l, "/check/app/mysql/c1", 500,
+            "{\"StatusCode\":500,\"Value\":0,\"Threshold\":0,\"Message\":\"" CHECK_MSG_LOOP_STALLED
+            "\"}");
+    expect_body(l, "/check-if-exists/app/mysql/c1", 500, CHECK_MSG_LOOP_STALLED);
+    beat(l);
+    expect_body(l, "/check/app/mysql/c1", 429, "\"Threshold exceeded\"");
+    stale_after_ms = 0;
+}
+
 static int setup(void **state)
 {
     *state = loop_new();
@@ -197,6 +234,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_check_answers_from_what_it_read),
             cmocka_unit_test(test_other_handlers_answer_from_what_they_read),
+            cmocka_unit_test(test_check_refuses_a_stalled_loop),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
