@@ -33,7 +33,7 @@ static bool app_throttled(const struct snapshot *s, const char *app, const char 
  * would keep its last values (and its leadership) for as long as it stalls. */
 static const char *stale_reason(const struct snapshot *s, const struct check_request *r)
 {
-    if (r->now_boot_ms == 0)
+    if (s == NULL || r->now_boot_ms == 0)
         return NULL;
     if (s->stale_after_ms != 0 && r->now_boot_ms > r->loop_alive_boot_ms &&
         r->now_boot_ms - r->loop_alive_boot_ms > s->stale_after_ms)
