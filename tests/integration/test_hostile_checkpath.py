@@ -193,7 +193,8 @@ def test_full_stderr_pipe_does_not_stall_the_loop():
                f"the last line is not the stop message: {lines[-3:]!r}")
         dropped = [ln for ln in lines if b" warn log: dropped " in ln]
         expect(dropped, "no line says how many lines were dropped while stderr was full")
-        print(f"    stderr blocked for {blocked_for:.1f}s; {len(lines)} lines came out; "
+        print(f"    stderr blocked for {blocked_for:.1f}s, slowest check {worst * 1000:.0f} ms; "
+              f"{len(lines)} lines came out; "
               f"drop notices: {[d.split(b'log: ')[1].decode() for d in dropped][:3]}")
     finally:
         if proc is not None and proc.poll() is None:
