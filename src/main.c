@@ -13,6 +13,7 @@
 
 #include "app.h"
 #include "config/config.h"
+#include "core/hash.h"
 #include "core/parse.h"
 #include "core/xalloc.h"
 #include "leader/leader.h"
@@ -219,6 +220,9 @@ int main(int argc, char **argv)
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
 
+    /* Draw the hash key before any thread starts and before any client name
+     * reaches a map. */
+    hash_init();
     if (myasync_library_init() < 0) {
         log_error("freno: cannot initialize the MariaDB client library");
         config_free(cfg);
@@ -237,8 +241,13 @@ int main(int argc, char **argv)
         myasync_library_end();
         exit(rc < 0 ? 1 : 0);
     }
+    /* From here on threads run and no log line may wait for stderr. */
+    rc = log_start();
+    if (rc < 0)
+        log_warn("freno: log queue: %s; logging straight to stderr", strerror(-rc));
     struct app_params ap = {.cfg = cfg, .force_leadership = f.force_leadership};
     int code = app_run(&ap);
+    log_stop();
     curl_global_cleanup();
     myasync_library_end();
     exit(code);

@@ -92,6 +92,7 @@ struct config {
     /* Extensions (not in the original). */
     int64_t backend_election_expiry_secs; /* BackendElectionExpirySecs, default 5 */
     char *control_token; /* ControlToken: required on control requests if set; NULL if unset */
+    int64_t check_stale_after_ms; /* CheckStaleAfterMillis, default 2000 */
 
     /* Stores.MySQL defaults are folded into each cluster; kept for reference. */
     struct config_cluster mysql_defaults;

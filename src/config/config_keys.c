@@ -123,6 +123,11 @@ static const struct config_key keys[] = {
          IN_CONFIG(control_token),
          .flags = CONFIG_KEY_ENV | CONFIG_KEY_SECRET,
          .desc = "if set, control requests must present this token"},
+        {.name = "CheckStaleAfterMillis",
+         INT(500, 60000),
+         IN_CONFIG(check_stale_after_ms),
+         .def_num = 2000,
+         .desc = "checks answer 500 once the event loop has shown no life for this many ms"},
         {.name = "Stores", OBJECT, .desc = "stores to probe"},
         {.name = "Stores.MySQL", OBJECT, .desc = "MySQL clusters and the defaults they inherit"},
 

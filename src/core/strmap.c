@@ -1,21 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /* Open-addressing string map. Owner thread only. The load factor stays under
- * 3/4, so lookups end at an empty slot quickly. */
+ * 3/4 and keys are hashed with the process's secret SipHash key, so lookups
+ * end at an empty slot quickly whatever names clients send. */
 #include "core/strmap.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hash.h"
 #include "core/xalloc.h"
 
 size_t strmap_hash(const char *s)
 {
-    uint64_t h = 14695981039346656037ull; /* FNV-1a 64-bit offset basis */
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        h ^= *p;
-        h *= 1099511628211ull;
-    }
-    return (size_t)h;
+    return (size_t)hash_str(s);
 }
 
 void strmap_init(struct strmap *m)

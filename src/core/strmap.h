@@ -33,5 +33,6 @@ void *strmap_del(struct strmap *m, const char *key);
 /* Iteration: `for (size_t i = 0; strmap_next(m, &i, &k, &v);)`. The map must
  * not change during iteration (deletion shifts entries); collect keys first. */
 bool strmap_next(const struct strmap *m, size_t *iter, const char **key, void **value);
-/* FNV-1a hash of @s. */
+/* Hash of @s: hash_str() (SipHash-2-4 under the process key), so the same
+ * string hashes differently in every process. */
 size_t strmap_hash(const char *s);

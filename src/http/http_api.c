@@ -106,7 +106,30 @@ static double rng_uniform(void)
 
 /* ---- handlers ---- */
 
-static void handle_check(const struct http_req *req, const struct route *rt, struct http_resp *resp)
+/* Formats the check answer for @res into @resp's own buffer. */
+static void check_body(struct http_resp *resp, const struct check_result *res)
+{
+    char vbuf[40], tbuf[40], m[600];
+    const char *v = res->value_json;
+    const char *t = res->threshold_json;
+    if (v == NULL)
+        v = jsonfmt_number(vbuf, sizeof(vbuf), res->value) ? vbuf : "0";
+    if (t == NULL)
+        t = jsonfmt_number(tbuf, sizeof(tbuf), res->threshold) ? tbuf : "0";
+    if (jsonfmt_string(m, sizeof(m), res->message ? res->message : "") == 0)
+        snprintf(m, sizeof(m), "\"error message too long\"");
+    int n = snprintf(resp->small, sizeof(resp->small),
+                     "{\"StatusCode\":%d,\"Value\":%s,\"Threshold\":%s,\"Message\":%s}\n",
+                     res->status, v, t, m);
+    resp->status = res->status;
+    resp->json = true;
+    resp->body = resp->small;
+    resp->len = (n > 0 && (size_t)n < sizeof(resp->small)) ? (size_t)n : strlen(resp->small);
+    resp->heap = false;
+}
+
+static void handle_check(const struct http_api_ctx *ctx, const struct http_req *req,
+                         const struct route *rt, struct http_resp *resp)
 {
     struct check_request cr = {
             .app = route_param(rt, "app"),
@@ -134,29 +157,16 @@ static void handle_check(const struct http_req *req, const struct route *rt, str
     if (client == NULL || client[0] == '\0')
         client = req->peer;
 
+    cr.loop_alive_boot_ms = loop_alive_boot_ms(ctx->loop);
+    cr.now_boot_ms = clock_boot_ms();
     uint64_t now_ms = clock_wall_ms();
     struct check_result res;
     const struct snapshot *s = snapshot_acquire();
     check_decide(s, &cr, now_ms, rng_uniform(), &res);
-    char vbuf[40], tbuf[40], m[600];
-    const char *v = res.value_json;
-    const char *t = res.threshold_json;
-    if (v == NULL)
-        v = jsonfmt_number(vbuf, sizeof(vbuf), res.value) ? vbuf : "0";
-    if (t == NULL)
-        t = jsonfmt_number(tbuf, sizeof(tbuf), res.threshold) ? tbuf : "0";
-    if (jsonfmt_string(m, sizeof(m), res.message ? res.message : "") == 0)
-        snprintf(m, sizeof(m), "\"error message too long\"");
+    /* The result's strings may point into the snapshot, which can be freed
+     * as soon as the section ends: the body is complete before it does. */
+    check_body(resp, &res);
     snapshot_release(s);
-
-    int n = snprintf(resp->small, sizeof(resp->small),
-                     "{\"StatusCode\":%d,\"Value\":%s,\"Threshold\":%s,\"Message\":%s}\n",
-                     res.status, v, t, m);
-    resp->status = res.status;
-    resp->json = true;
-    resp->body = resp->small;
-    resp->len = (n > 0 && (size_t)n < sizeof(resp->small)) ? (size_t)n : strlen(resp->small);
-    resp->heap = false;
 
     if (res.known_store) {
         metrics_count_check(res.status);
@@ -459,7 +469,7 @@ void http_api_handle(const struct http_api_ctx *ctx, const struct http_req *req,
     case ROUTE_CHECK_IF_EXISTS:
     case ROUTE_CHECK_READ:
     case ROUTE_CHECK_READ_IF_EXISTS:
-        handle_check(req, &rt, resp);
+        handle_check(ctx, req, &rt, resp);
         return;
     case ROUTE_THROTTLE_APP:
     case ROUTE_UNTHROTTLE_APP:

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,8 @@ struct loop {
     pthread_cond_t queue_cond;
     struct cmd_rec *head;
     struct cmd_rec *tail;
+    uv_timer_t heartbeat;
+    _Atomic uint64_t alive_boot_ms; /* written by the loop, read by any thread */
 };
 
 static void rec_unref_locked(struct cmd_rec *r)
@@ -59,6 +62,30 @@ static void on_wake(uv_async_t *h)
     }
 }
 
+/* ---- heartbeat: proof of life for readers that cannot wait for the loop ---- */
+
+static void on_heartbeat(uv_timer_t *h)
+{
+    struct loop *l = h->data;
+    atomic_store_explicit(&l->alive_boot_ms, clock_boot_ms(), memory_order_release);
+}
+
+/* The timer does not keep the loop running: loop_stop() and the last
+ * handle's close still end it. */
+static void heartbeat_start(struct loop *l)
+{
+    atomic_init(&l->alive_boot_ms, clock_boot_ms());
+    uv_timer_init(&l->uv, &l->heartbeat);
+    l->heartbeat.data = l;
+    uv_timer_start(&l->heartbeat, on_heartbeat, LOOP_HEARTBEAT_MS, LOOP_HEARTBEAT_MS);
+    uv_unref((uv_handle_t *)&l->heartbeat);
+}
+
+uint64_t loop_alive_boot_ms(struct loop *l)
+{
+    return atomic_load_explicit(&l->alive_boot_ms, memory_order_acquire);
+}
+
 struct loop *loop_new(void)
 {
     struct loop *l = xcalloc(1, sizeof(*l));
@@ -74,6 +101,7 @@ struct loop *loop_new(void)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&l->queue_cond, &ca);
     pthread_condattr_destroy(&ca);
+    heartbeat_start(l);
     return l;
 }
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Check decision, mirroring the original's order: unknown store type, then
  * low-priority denial, then operator throttles ("app/store" then "app"),
- * then the metric itself. Any thread; reads only the snapshot. */
+ * then the metric itself, which must first be fresh. Any thread; reads only
+ * the snapshot. */
 #include "snapshot/check.h"
 
 #include <stdio.h>
@@ -25,6 +26,23 @@ static bool app_throttled(const struct snapshot *s, const char *app, const char 
     if (n > 0 && (size_t)n < sizeof(key) && app_denied(s, key, now_ms, rnd))
         return true;
     return app_denied(s, app, now_ms, rnd);
+}
+
+/* Why the metrics of @s cannot be trusted now, or NULL if they can. A
+ * stalled loop neither expires aggregates nor steps down, so the snapshot
+ * would keep its last values (and its leadership) for as long as it stalls. */
+static const char *stale_reason(const struct snapshot *s, const struct check_request *r)
+{
+    if (s == NULL || r->now_boot_ms == 0)
+        return NULL;
+    if (s->stale_after_ms != 0 && r->now_boot_ms > r->loop_alive_boot_ms &&
+        r->now_boot_ms - r->loop_alive_boot_ms > s->stale_after_ms)
+        return CHECK_MSG_LOOP_STALLED;
+    const struct snap_leader *l = s->leader ? &s->leader->l : NULL;
+    if (l != NULL && l->is_leader && l->lease_until_boot_ms != 0 &&
+        r->now_boot_ms >= l->lease_until_boot_ms)
+        return CHECK_MSG_LEASE_EXPIRED;
+    return NULL;
 }
 
 void check_decide(const struct snapshot *s, const struct check_request *r, uint64_t now_ms,
@@ -58,6 +76,14 @@ void check_decide(const struct snapshot *s, const struct check_request *r, uint6
         out->status = 417;
         out->message = "App denied";
         goto out;
+    }
+    if (m != NULL) {
+        const char *stale = stale_reason(s, r);
+        if (stale != NULL) {
+            out->status = 500;
+            out->message = stale;
+            goto out;
+        }
     }
     if (m == NULL || !m->has_value) {
         out->status = 404;

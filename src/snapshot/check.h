@@ -21,21 +21,34 @@ struct check_request {
     bool read_check;
     double override_threshold; /* > 0 replaces the configured threshold */
     bool ok_if_not_exists;
+    /* Liveness, on the boot clock (clock_boot_ms()): the snapshot's metrics
+     * are not vouched for once the loop's last heartbeat is older than the
+     * snapshot's stale_after_ms, or once the leader lease it shows has
+     * passed. now_boot_ms 0 skips both tests (the loop's own self checks). */
+    uint64_t now_boot_ms;
+    uint64_t loop_alive_boot_ms;
 };
+
+#define CHECK_MSG_LOOP_STALLED  "Metrics are stale: the event loop has stalled"
+#define CHECK_MSG_LEASE_EXPIRED "Metrics are stale: the leadership lease has expired"
 
 struct check_result {
     int status;
     double value;
     double threshold;
-    const char *message; /* static text or owned by the snapshot */
-    /* Value and Threshold preformatted for the body (owned by the snapshot or
-     * static), or NULL when the caller must format the number itself. */
+    /* The strings below are static or owned by the snapshot: use them before
+     * snapshot_release(). */
+    const char *message;
+    /* Value and Threshold preformatted for the body, or NULL when the caller
+     * must format the number itself. */
     const char *value_json;
     const char *threshold_json;
     bool known_store; /* store type is mysql: the check is counted */
 };
 
 /* Decides @r against @s (may be NULL: nothing published yet) at @now_ms;
- * @rnd is a uniform random number in [0,1) for ratio throttles. */
+ * @rnd is a uniform random number in [0,1) for ratio throttles. A known
+ * metric that cannot be vouched for (see check_request) answers 500, which
+ * /check-if-exists keeps: clients throttle on it, as on a failing metric. */
 void check_decide(const struct snapshot *s, const struct check_request *r, uint64_t now_ms,
                   double rnd, struct check_result *out);

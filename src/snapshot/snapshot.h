@@ -115,6 +115,9 @@ struct snapshot {
     const char *hostname;      /* process lifetime */
     const char *memcache_json; /* process lifetime: /config/memcache body */
     const char *control_token; /* process lifetime, may be NULL */
+    /* Checks stop vouching for metrics once the loop's heartbeat is older
+     * than this (CheckStaleAfterMillis); 0: no such test. */
+    uint64_t stale_after_ms;
     struct snap_metrics *metrics;
     struct snap_apps *apps;
     struct snap_hosts *hosts;
@@ -150,8 +153,9 @@ void snapshot_shutdown(void);
 void snapshot_publish(const struct snapshot *tmpl);
 
 /* Read side: the returned snapshot (never NULL after the first publish, NULL
- * before) stays valid until snapshot_release(). Do not block in between.
- * Any thread. */
+ * before) stays valid until snapshot_release(). Do not block in between, and
+ * copy out everything the answer needs before the release: any pointer into
+ * the snapshot (its strings, a check_result's) dangles after it. Any thread. */
 const struct snapshot *snapshot_acquire(void);
 void snapshot_release(const struct snapshot *s);
 

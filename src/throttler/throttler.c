@@ -426,6 +426,7 @@ static void publish(struct throttler *t, uint64_t now_ms)
             .hostname = t->hostname,
             .memcache_json = t->memcache_json,
             .control_token = t->cfg->control_token,
+            .stale_after_ms = (uint64_t)t->cfg->check_stale_after_ms,
             .metrics = t->p_metrics,
             .apps = t->p_apps,
             .hosts = t->p_hosts,

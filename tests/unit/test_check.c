@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* Check decision (docs/api.md#check-decision) over hand-built snapshots, and the JSON number
- * and string formatting of the check body. */
+/* Check decision (docs/api.md#check-decision) over hand-built snapshots,
+ * including a stalled loop and a passed lease on an injected clock, and the
+ * JSON number and string formatting of the check body. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -11,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "config/config.h"
 #include "core/jsonfmt.h"
 #include "core/xalloc.h"
 #include "snapshot/check.h"
@@ -172,6 +175,108 @@ static void test_if_exists_and_share(void **state)
     assert_int_equal(res.status, 404);
 }
 
+/* ---- liveness: a stalled loop or a passed lease never answers 200 ---- */
+
+#define BOOT 1000000ull /* "now" on the boot clock */
+
+static int live_decide(struct fixture *f, const char *app, const char *store, uint64_t now_boot,
+                       uint64_t alive_boot, bool if_exists, struct check_result *res)
+{
+    struct check_request r = {.app = app,
+                              .store_type = "mysql",
+                              .store_name = store,
+                              .ok_if_not_exists = if_exists,
+                              .now_boot_ms = now_boot,
+                              .loop_alive_boot_ms = alive_boot};
+    check_decide(&f->s, &r, NOW, 0.5, res);
+    return res->status;
+}
+
+static void test_stalled_loop(void **state)
+{
+    struct fixture *f = *state;
+    struct check_result res;
+    f->s.stale_after_ms = 2000;
+    /* A heartbeat exactly at the bound still counts. */
+    assert_int_equal(live_decide(f, "a", "low", BOOT, BOOT - 2000, false, &res), 200);
+    assert_int_equal(live_decide(f, "a", "high", BOOT, BOOT - 2000, false, &res), 429);
+    /* A heartbeat newer than the reader's clock (read in the other order). */
+    assert_int_equal(live_decide(f, "a", "low", BOOT, BOOT + 5, false, &res), 200);
+    /* One millisecond later every known metric is refused, whatever its state. */
+    const char *stores[] = {"low", "high", "broken", "fresh"};
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(live_decide(f, "a", stores[i], BOOT, BOOT - 2001, false, &res), 500);
+        assert_string_equal(res.message, CHECK_MSG_LOOP_STALLED);
+        assert_true(res.known_store);
+        /* /check-if-exists must not turn it into 200 */
+        assert_int_equal(live_decide(f, "a", stores[i], BOOT, BOOT - 2001, true, &res), 500);
+    }
+    /* Facts that do not come from the loop's metrics keep their answers. */
+    assert_int_equal(live_decide(f, "a", "nope", BOOT, BOOT - 60000, false, &res), 404);
+    assert_int_equal(live_decide(f, "a", "nope", BOOT, BOOT - 60000, true, &res), 200);
+    assert_int_equal(live_decide(f, "always", "low", BOOT, BOOT - 60000, false, &res), 417);
+    /* The loop's own self checks skip the test. */
+    assert_int_equal(live_decide(f, "freno", "low", 0, 0, false, &res), 200);
+    /* A snapshot without a bound has no such test. */
+    f->s.stale_after_ms = 0;
+    assert_int_equal(live_decide(f, "a", "low", BOOT, 1, false, &res), 200);
+}
+
+static void test_expired_lease(void **state)
+{
+    struct fixture *f = *state;
+    struct check_result res;
+    struct snap_leader l = {.is_leader = true, .lease_until_boot_ms = BOOT};
+    f->s.leader = snap_leaders_new(&l);
+    assert_int_equal(live_decide(f, "a", "low", BOOT - 1, BOOT - 1, false, &res), 200);
+    assert_int_equal(live_decide(f, "a", "low", BOOT, BOOT, false, &res), 500);
+    assert_string_equal(res.message, CHECK_MSG_LEASE_EXPIRED);
+    assert_int_equal(live_decide(f, "a", "high", BOOT + 1, BOOT + 1, true, &res), 500);
+    assert_string_equal(res.message, CHECK_MSG_LEASE_EXPIRED);
+    /* No lease (raft, --force-leadership) or not the leader: no lease test. */
+    f->s.leader->l.lease_until_boot_ms = 0;
+    assert_int_equal(live_decide(f, "a", "low", BOOT, BOOT, false, &res), 200);
+    f->s.leader->l.lease_until_boot_ms = BOOT;
+    f->s.leader->l.is_leader = false;
+    assert_int_equal(live_decide(f, "a", "low", BOOT, BOOT, false, &res), 200);
+    snap_leaders_unref(f->s.leader);
+    f->s.leader = NULL;
+}
+
+static void stale_config_fails(const char *json, const char *want)
+{
+    struct config *c = NULL;
+    struct config_diag d = {0};
+    assert_int_equal(config_load_string(json, "t.json", &c, &d), -EINVAL);
+    assert_null(c);
+    assert_int_equal(d.errors_len, 1);
+    if (strcmp(d.errors[0], want) != 0)
+        fail_msg("got error %s, want %s", d.errors[0], want);
+    config_diag_deinit(&d);
+}
+
+static void test_stale_bound_config(void **state)
+{
+    (void)state;
+    struct config *c = NULL;
+    struct config_diag d = {0};
+    assert_int_equal(config_load_string("{\"RaftDataDir\": \"/tmp/r\"}", "t.json", &c, &d), 0);
+    assert_int_equal(c->check_stale_after_ms, 2000);
+    config_free(c);
+    config_diag_deinit(&d);
+    assert_int_equal(config_load_string("{\"RaftDataDir\": \"/tmp/r\", "
+                                        "\"CheckStaleAfterMillis\": 500}",
+                                        "t.json", &c, &d),
+                     0);
+    assert_int_equal(c->check_stale_after_ms, 500);
+    config_free(c);
+    config_diag_deinit(&d);
+    stale_config_fails("{\"RaftDataDir\": \"/tmp/r\", \"CheckStaleAfterMillis\": 499}",
+                       "config t.json: CheckStaleAfterMillis: expected 500..60000, got 499");
+    stale_config_fails("{\"RaftDataDir\": \"/tmp/r\", \"CheckStaleAfterMillis\": 60001}",
+                       "config t.json: CheckStaleAfterMillis: expected 500..60000, got 60001");
+}
+
 static void test_json_format(void **state)
 {
     (void)state;
@@ -204,6 +309,9 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_app_throttles, setup, teardown),
             cmocka_unit_test_setup_teardown(test_low_priority, setup, teardown),
             cmocka_unit_test_setup_teardown(test_if_exists_and_share, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_stalled_loop, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_expired_lease, setup, teardown),
+            cmocka_unit_test(test_stale_bound_config),
             cmocka_unit_test(test_json_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

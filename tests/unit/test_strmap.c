@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests for core/strmap: the basic contract, deletion across a run that
- * wraps around the end of the table, and long random sequences of puts and
- * deletes checked against a brute-force model. */
+ * wraps around the end of the table, long random sequences of puts and
+ * deletes checked against a brute-force model, and names chosen to collide
+ * under an unkeyed hash. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -36,14 +39,109 @@ static void test_empty(void **state)
     strmap_deinit(&m); /* idempotent: deinit leaves an empty map */
 }
 
-static void test_hash_is_fnv1a(void **state)
+/* FNV-1a 64, the unseeded hash the map used before: anyone can compute
+ * offline which names share a bucket. */
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        h ^= *p;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+/* The child's half of test_key_differs_between_processes. */
+static int print_hash(void)
+{
+    printf("%llu\n", (unsigned long long)strmap_hash("the same name"));
+    return 0;
+}
+
+/* Runs this executable again with --print-hash; returns what it printed. */
+static unsigned long long hash_in_new_process(void)
+{
+    int fd[2];
+    assert_int_equal(pipe(fd), 0);
+    pid_t pid = fork();
+    assert_true(pid != -1);
+    if (pid == 0) {
+        dup2(fd[1], STDOUT_FILENO);
+        close(fd[0]);
+        close(fd[1]);
+        char *const argv[] = {"test_strmap", "--print-hash", NULL};
+        execv("/proc/self/exe", argv);
+        _exit(127);
+    }
+    close(fd[1]);
+    char buf[64] = "";
+    size_t len = 0;
+    ssize_t n;
+    while ((n = read(fd[0], buf + len, sizeof(buf) - 1 - len)) > 0)
+        len += (size_t)n;
+    buf[len] = '\0';
+    close(fd[0]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    char *end = NULL;
+    unsigned long long h = strtoull(buf, &end, 10);
+    assert_true(end != buf && *end == '\n');
+    return h;
+}
+
+/* Every process draws its own key: a name's hash (and so its bucket) cannot
+ * be known outside the process. */
+static void test_key_differs_between_processes(void **state)
 {
     (void)state;
-    if (sizeof(size_t) < 8)
-        skip();
-    assert_true(strmap_hash("") == (size_t)0xcbf29ce484222325ull);
-    assert_true(strmap_hash("a") == (size_t)0xaf63dc4c8601ec8cull);
-    assert_true(strmap_hash("foobar") == (size_t)0x85944171f73967e8ull);
+    unsigned long long a = hash_in_new_process();
+    unsigned long long b = hash_in_new_process();
+    unsigned long long mine = strmap_hash("the same name");
+    assert_true(a != b);
+    assert_true(a != mine && b != mine);
+    assert_true(mine != fnv1a("the same name"));
+}
+
+/* 1,024 names chosen offline to share their FNV-1a bucket in a table of
+ * 2,048 slots (what 1,024 keys grow it to) no longer pile up: each lookup
+ * stays within a few slots of its home, where FNV-1a made one run of 1,024. */
+static void test_chosen_collisions_spread(void **state)
+{
+    (void)state;
+    enum { N = 1024, BITS = 11 };
+    char(*keys)[16] = calloc(N, sizeof(*keys));
+    assert_non_null(keys);
+    size_t found = 0;
+    for (unsigned i = 0; found < N; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "app-%u", i);
+        if ((fnv1a(k) & ((1u << BITS) - 1)) == 0)
+            memcpy(keys[found++], k, sizeof(k));
+    }
+    struct strmap m;
+    strmap_init(&m);
+    for (size_t i = 0; i < N; i++)
+        assert_null(strmap_put(&m, keys[i], TAG(i)));
+    assert_int_equal(m.size, (size_t)1 << BITS);
+    size_t mask = m.size - 1, worst = 0;
+    for (size_t i = 0; i < m.size; i++) {
+        if (m.slots[i].key == NULL)
+            continue;
+        size_t dist = (i - (m.slots[i].hash & mask)) & mask;
+        if (dist > worst)
+            worst = dist;
+    }
+    if (worst >= 64)
+        fail_msg("a key sits %zu slots from its home: the names collide", worst);
+    for (size_t i = 0; i < N; i++)
+        assert_ptr_equal(strmap_get(&m, keys[i]), TAG(i));
+    for (size_t i = 0; i < N; i += 2)
+        assert_ptr_equal(strmap_del(&m, keys[i]), TAG(i));
+    for (size_t i = 0; i < N; i++)
+        assert_ptr_equal(strmap_get(&m, keys[i]), i % 2 ? TAG(i) : NULL);
+    strmap_deinit(&m);
+    free(keys);
 }
 
 static void test_put_get_overwrite_del(void **state)
@@ -321,11 +419,14 @@ static void test_model_delete_heavy(void **state)
     run_model(500, 150000, 40, 0xdeadbeefcafef00dull);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc == 2 && strcmp(argv[1], "--print-hash") == 0)
+        return print_hash();
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_empty),
-            cmocka_unit_test(test_hash_is_fnv1a),
+            cmocka_unit_test(test_key_differs_between_processes),
+            cmocka_unit_test(test_chosen_collisions_spread),
             cmocka_unit_test(test_put_get_overwrite_del),
             cmocka_unit_test(test_next_without_value),
             cmocka_unit_test(test_delete_across_wrap),
