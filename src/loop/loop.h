@@ -53,10 +53,6 @@ void loop_submit_wait(struct loop *l, struct loop_cmd *cmd, uint32_t timeout_ms)
 /* Completes @cmd with @status and @msg (may be NULL). Loop thread. */
 void loop_cmd_finish(struct loop *l, struct loop_cmd *cmd, int status, const char *msg);
 
-<<<<<<< HEAD
-/* The wall clock now, in epoch ms: read at each call, not cached per loop
- * iteration. Loop thread. */
-=======
 /* Every LOOP_HEARTBEAT_MS the loop stores the boot clock (clock_boot_ms())
  * as proof that it runs; readers compare it with their own clock to refuse
  * answers from a stalled loop. */
@@ -65,6 +61,6 @@ void loop_cmd_finish(struct loop *l, struct loop_cmd *cmd, int status, const cha
  * first). Lock-free; any thread. */
 uint64_t loop_alive_boot_ms(struct loop *l);
 
-/* The cached time for this loop iteration (wall clock, epoch ms). Loop thread. */
->>>>>>> checkpath
+/* The wall clock now, in epoch ms: read at each call, not cached per loop
+ * iteration. Loop thread. */
 uint64_t loop_now_ms(struct loop *l);
