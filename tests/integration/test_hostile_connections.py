@@ -327,6 +327,22 @@ def test_slow_clients_soft_1024_hard_higher():
     expect(lines and "1024" in lines[0] and "8192" in lines[0], f"the raise is logged: {lines}")
 
 
+def test_refuses_to_start_without_descriptors_to_serve():
+    """A limit too small to serve anything: one clear line, exit status 1."""
+    cfg = node_config(SLOW_PORT, "hostile-tiny")
+    d = LimitedDaemon("tiny", cfg, SLOW_PORT, (100, 100))
+    d.requested = (cfg, [])
+    lib._daemons["tiny"] = d
+    d.start(wait=False)
+    wait_until(lambda: d.proc.poll(), lambda rc: rc is not None, timeout=10, what="the daemon to exit")
+    expect_eq(d.proc.returncode, 1, "exit status")
+    lines = ha.log_lines(d, r"open-files limit 100 leaves")
+    expect(len(lines) == 1 and "raise the limit" in lines[0], f"one clear line: {d.log_tail()}")
+    lib._daemons.pop("tiny")
+    d.proc = None  # its exit was the point
+    d.retire()
+
+
 # ---------------------------------------------------------------- control requests
 
 def classify(status, headers, body):
