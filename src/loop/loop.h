@@ -57,8 +57,10 @@ struct loop_cmd_stats {
 /* A submitted command, owned by its submitter until loop_ticket_release(). */
 struct loop_ticket;
 /* Called once per submitted command when its answer is ready (from the loop
- * thread, the thread calling loop_cmd_expire() or loop_cmd_close()); never
- * from inside loop_cmd_submit() and never after loop_ticket_release(). */
+ * thread, the thread calling loop_cmd_expire() or loop_cmd_close()), with no
+ * lock held; never from inside loop_cmd_submit(). Not called for a ticket
+ * released before its answer; a release racing the answer may return while
+ * the call is still running. */
 typedef void loop_cmd_done_fn(void *arg);
 
 /* Creates the loop. Main thread. */
@@ -85,7 +87,7 @@ void loop_set_queue_max(struct loop *l, unsigned max);
  * -EAGAIN when the queue holds its maximum already, or -ESHUTDOWN once
  * loop_cmd_close() was called (*@out NULL). On success @done(@arg) is called
  * exactly once, when the loop answered, when @timeout_ms passed (see
- * loop_cmd_expire) or when the queue closed. Any thread but the loop's. */
+ * loop_cmd_expire) or when the queue closed. Never waits. Any thread. */
 int loop_cmd_submit(struct loop *l, const struct loop_cmd *cmd, uint32_t timeout_ms,
                     loop_cmd_done_fn *done, void *arg, struct loop_ticket **out);
 /* Copies the command with its answer (status, msg; meaningful for
