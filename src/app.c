@@ -4,6 +4,7 @@
  * stops and everything is torn down in reverse. Main thread. */
 #include "app.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 
 #include "config/config.h"
 #include "core/err.h"
+#include "core/fdlimit.h"
 #include "core/xalloc.h"
 #include "http/http_server.h"
 #include "inventory/inventory.h"
@@ -23,8 +25,25 @@
 #include "snapshot/snapshot.h"
 #include "throttler/throttler.h"
 
+/* Descriptors kept per probed host (its MySQL connection, and one for a
+ * reconnect or its HTTP check) and per cluster (an inventory fetch and a
+ * check in flight), on top of HttpReservedDescriptors. */
+#define FDS_PER_HOST    2u
+#define FDS_PER_CLUSTER 2u
+/* Fewer HTTP connections than this is no service: refuse to start. */
+#define HTTP_MIN_CONNECTIONS 16u
+/* How often the descriptor budget follows the number of probed hosts. */
+#define BUDGET_EVERY_MS 1000u
+
 struct app {
     struct config *cfg;
+    uint64_t nofile;
+    unsigned http_threads;
+    unsigned http_max;    /* connections the HTTP server was started with */
+    unsigned http_budget; /* connections it keeps now */
+    size_t probed_hosts;
+    uv_timer_t budget_timer;
+    struct http_server *http;
     struct loop *loop;
     struct throttler *throttler;
     struct inventory *inventory;
@@ -57,6 +76,98 @@ static void on_leader_released(void *arg)
     loop_stop(a->loop);
 }
 
+/* Descriptors kept from HTTP for the daemon with @hosts probed hosts. */
+static uint64_t fd_reserve(const struct app *a, size_t hosts)
+{
+    uint64_t base = (uint64_t)a->cfg->http_reserved_descriptors + HTTP_SERVER_FDS(a->http_threads) +
+                    FDS_PER_CLUSTER * a->cfg->clusters_len;
+    return fdlimit_reserve(base, FDS_PER_HOST, hosts);
+}
+
+static void count_host(const char *host, uint16_t port, void *arg)
+{
+    (void)host;
+    (void)port;
+    (*(size_t *)arg)++;
+}
+
+/* Inventories change the number of probed hosts; the HTTP connections give
+ * way to their descriptors. Loop thread. */
+static void on_budget_timer(uv_timer_t *h)
+{
+    struct app *a = h->data;
+    size_t hosts = 0;
+    for (size_t i = 0; i < a->cfg->clusters_len; i++)
+        throttler_each_cluster_host(a->throttler, i, count_host, &hosts);
+    if (hosts == a->probed_hosts)
+        return;
+    a->probed_hosts = hosts;
+    uint64_t reserve = fd_reserve(a, hosts);
+    unsigned budget = fdlimit_http_connections(a->nofile, reserve, a->http_max);
+    if (budget < HTTP_MIN_CONNECTIONS) {
+        log_warn("app: %zu probed hosts need %llu of the %llu descriptors the open-files limit "
+                 "allows; HTTP keeps its minimum of %u connections and probes may fail: raise "
+                 "the limit",
+                 hosts, (unsigned long long)reserve, (unsigned long long)a->nofile,
+                 HTTP_MIN_CONNECTIONS);
+        budget = HTTP_MIN_CONNECTIONS;
+    }
+    if (budget == a->http_budget)
+        return;
+    log_info("http: %zu probed hosts: up to %u connections (%llu descriptors kept)", hosts, budget,
+             (unsigned long long)reserve);
+    a->http_budget = budget;
+    http_server_set_connection_budget(a->http, budget);
+}
+
+/* Sizes the HTTP server from the open-files limit and starts it. */
+static struct http_server *http_start(struct app *a, struct err *err)
+{
+    const struct config *c = a->cfg;
+    a->http_threads = http_server_thread_count(0);
+    size_t hosts = 0;
+    for (size_t i = 0; i < c->clusters_len; i++)
+        hosts += c->clusters[i].static_hosts_len;
+    uint64_t reserve = fd_reserve(a, hosts);
+    unsigned conns =
+            fdlimit_http_connections(a->nofile, reserve, (unsigned)c->http_max_connections);
+    if (conns < HTTP_MIN_CONNECTIONS) {
+        err_set(err, -EMFILE,
+                "app: the open-files limit %llu leaves %u HTTP connections after keeping %llu "
+                "descriptors for the daemon (HttpReservedDescriptors %lld, %u per probed host); "
+                "%u at least are needed: raise the limit (ulimit -n, LimitNOFILE=) or lower "
+                "HttpReservedDescriptors",
+                (unsigned long long)a->nofile, conns, (unsigned long long)reserve,
+                (long long)c->http_reserved_descriptors, FDS_PER_HOST, HTTP_MIN_CONNECTIONS);
+        return NULL;
+    }
+    a->http_max = a->http_budget = conns;
+    a->probed_hosts = hosts;
+    struct http_server_params hp = {
+            .port = c->listen_port,
+            .threads = a->http_threads,
+            .loop = a->loop,
+            .max_connections = conns,
+            .max_per_address = (unsigned)c->http_max_connections_per_address,
+            .request_timeout_ms = (uint32_t)c->http_request_timeout_secs * 1000u,
+            .idle_timeout_s = (uint32_t)c->http_idle_timeout_secs,
+            .control_timeout_ms = (uint32_t)c->control_timeout_millis,
+            .control_queue_max = (unsigned)c->control_queue_length,
+    };
+    struct http_server *http = http_server_start(&hp, err);
+    if (http == NULL)
+        return NULL;
+    log_info("http: up to %u connections, %lld from one address (open-files limit %llu, %llu "
+             "descriptors kept for probes, inventory, backend and raft); a request must arrive "
+             "within %lld s, idle connections close after %lld s; control: %lld commands queued "
+             "at most, answered within %lld ms",
+             conns, (long long)c->http_max_connections_per_address, (unsigned long long)a->nofile,
+             (unsigned long long)reserve, (long long)c->http_request_timeout_secs,
+             (long long)c->http_idle_timeout_secs, (long long)c->control_queue_length,
+             (long long)c->control_timeout_millis);
+    return http;
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     struct app *a = h->data;
@@ -72,10 +183,9 @@ static void on_signal(uv_signal_t *h, int signum)
 
 int app_run(const struct app_params *p)
 {
-    struct app a = {.cfg = p->cfg};
+    struct app a = {.cfg = p->cfg, .nofile = p->nofile};
     int code = 1;
     struct err err = {0};
-    struct http_server *http = NULL;
     char hostname[256] = "";
     if (gethostname(hostname, sizeof(hostname) - 1) == -1)
         snprintf(hostname, sizeof(hostname), "localhost");
@@ -109,12 +219,15 @@ int app_run(const struct app_params *p)
         goto out;
     }
     loop_set_cmd_handler(a.loop, on_cmd, &a);
-    struct http_server_params hp = {.port = a.cfg->listen_port, .loop = a.loop};
-    http = http_server_start(&hp, &err);
-    if (http == NULL) {
+    loop_set_queue_max(a.loop, (unsigned)a.cfg->control_queue_length);
+    a.http = http_start(&a, &err);
+    if (a.http == NULL) {
         log_error("%s", err.msg);
         goto out;
     }
+    uv_timer_init(loop_uv(a.loop), &a.budget_timer);
+    a.budget_timer.data = &a;
+    uv_timer_start(&a.budget_timer, on_budget_timer, BUDGET_EVERY_MS, BUDGET_EVERY_MS);
     uv_signal_init(loop_uv(a.loop), &a.sigterm);
     uv_signal_init(loop_uv(a.loop), &a.sigint);
     a.sigterm.data = a.sigint.data = &a;
@@ -126,7 +239,9 @@ int app_run(const struct app_params *p)
     code = 0;
 out:
     a.stopping = true;
-    http_server_stop(http);
+    if (a.http != NULL)
+        uv_timer_stop(&a.budget_timer);
+    http_server_stop(a.http);
     leader_free(a.leader);
     inventory_free(a.inventory);
     if (a.throttler != NULL)

@@ -4,12 +4,14 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct config;
 
 struct app_params {
     struct config *cfg; /* ownership passes to app_run */
     bool force_leadership;
+    uint64_t nofile; /* the open-files soft limit the process runs with */
 };
 
 /* Runs the daemon; returns the process exit code. */

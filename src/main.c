@@ -13,6 +13,7 @@
 
 #include "app.h"
 #include "config/config.h"
+#include "core/fdlimit.h"
 #include "core/hash.h"
 #include "core/parse.h"
 #include "core/xalloc.h"
@@ -241,11 +242,32 @@ int main(int argc, char **argv)
         myasync_library_end();
         exit(rc < 0 ? 1 : 0);
     }
+    /* Slow clients must not be able to take the descriptors probes and the
+     * backend need: use all the kernel allows, and budget them (app.c). */
+    struct fdlimit_nofile nofile = {0};
+    struct err ferr = {0};
+    if (fdlimit_raise(&nofile, &ferr) < 0) {
+        log_error("freno: %s", ferr.msg);
+        config_free(cfg);
+        exit(1);
+    }
+    char hard[24];
+    if (nofile.hard == UINT64_MAX)
+        snprintf(hard, sizeof(hard), "unlimited");
+    else
+        snprintf(hard, sizeof(hard), "%llu", (unsigned long long)nofile.hard);
+    if (nofile.soft != nofile.soft_before)
+        log_info("freno: open files limit raised from %llu to %llu (hard limit %s)",
+                 (unsigned long long)nofile.soft_before, (unsigned long long)nofile.soft, hard);
+    else
+        log_info("freno: open files limit %llu (hard limit %s)", (unsigned long long)nofile.soft,
+                 hard);
     /* From here on threads run and no log line may wait for stderr. */
     rc = log_start();
     if (rc < 0)
         log_warn("freno: log queue: %s; logging straight to stderr", strerror(-rc));
-    struct app_params ap = {.cfg = cfg, .force_leadership = f.force_leadership};
+    struct app_params ap = {
+            .cfg = cfg, .force_leadership = f.force_leadership, .nofile = nofile.soft};
     int code = app_run(&ap);
     log_stop();
     curl_global_cleanup();

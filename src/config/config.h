@@ -93,6 +93,14 @@ struct config {
     int64_t backend_election_expiry_secs; /* BackendElectionExpirySecs, default 5 */
     char *control_token; /* ControlToken: required on control requests if set; NULL if unset */
     int64_t check_stale_after_ms; /* CheckStaleAfterMillis, default 2000 */
+    /* HTTP and control limits (extensions); defaults in config_keys.c. */
+    int64_t http_max_connections;             /* HttpMaxConnections, 4096 */
+    int64_t http_max_connections_per_address; /* HttpMaxConnectionsPerAddress, 256 */
+    int64_t http_request_timeout_secs;        /* HttpRequestTimeoutSecs, 10 */
+    int64_t http_idle_timeout_secs;           /* HttpIdleTimeoutSecs, 30 */
+    int64_t http_reserved_descriptors;        /* HttpReservedDescriptors, 128 */
+    int64_t control_queue_length;             /* ControlQueueLength, 32 */
+    int64_t control_timeout_millis;           /* ControlTimeoutMillis, 5000 */
 
     /* Stores.MySQL defaults are folded into each cluster; kept for reference. */
     struct config_cluster mysql_defaults;

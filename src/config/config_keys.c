@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* The source of truth for every configuration key. Names, defaults and
  * inheritance follow the Go original so that its configs keep loading; bounds
- * and the two extensions (BackendElectionExpirySecs, ControlToken, plus
- * cluster-level IgnoreDialTcpErrors and Collation) are ours. Constant data. */
+ * and the extensions (BackendElectionExpirySecs, ControlToken, the Http* and
+ * Control* limits, plus cluster-level IgnoreDialTcpErrors and Collation) are
+ * ours. Constant data. */
 #include "config/config_keys.h"
 
 #include <float.h>
@@ -128,6 +129,42 @@ static const struct config_key keys[] = {
          IN_CONFIG(check_stale_after_ms),
          .def_num = 2000,
          .desc = "checks answer 500 once the event loop has shown no life for this many ms"},
+        /* HTTP and control limits (extensions); see the README's limits. */
+        {.name = "HttpMaxConnections",
+         INT(16, 1000000),
+         IN_CONFIG(http_max_connections),
+         .def_num = 4096,
+         .desc = "most HTTP connections at once; lowered at start to fit the open-files limit"},
+        {.name = "HttpMaxConnectionsPerAddress",
+         INT(1, 1000000),
+         IN_CONFIG(http_max_connections_per_address),
+         .def_num = 256,
+         .desc = "most HTTP connections at once from one client address"},
+        {.name = "HttpRequestTimeoutSecs",
+         INT(1, 3600),
+         IN_CONFIG(http_request_timeout_secs),
+         .def_num = 10,
+         .desc = "seconds from connect, or from the previous answer, to a whole request"},
+        {.name = "HttpIdleTimeoutSecs",
+         INT(1, 86400),
+         IN_CONFIG(http_idle_timeout_secs),
+         .def_num = 30,
+         .desc = "seconds a connection may move no byte at all"},
+        {.name = "HttpReservedDescriptors",
+         INT(16, 1000000),
+         IN_CONFIG(http_reserved_descriptors),
+         .def_num = 128,
+         .desc = "descriptors kept from HTTP for the daemon itself, plus 2 per probed host"},
+        {.name = "ControlQueueLength",
+         INT(1, 4096),
+         IN_CONFIG(control_queue_length),
+         .def_num = 32,
+         .desc = "control commands waiting for the backend at once; more get 503"},
+        {.name = "ControlTimeoutMillis",
+         INT(100, 600000),
+         IN_CONFIG(control_timeout_millis),
+         .def_num = 5000,
+         .desc = "ms a control request waits for the backend before its answer says so"},
         {.name = "Stores", OBJECT, .desc = "stores to probe"},
         {.name = "Stores.MySQL", OBJECT, .desc = "MySQL clusters and the defaults they inherit"},
 

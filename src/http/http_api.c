@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* API handlers. The check path formats its answer into a stack buffer and
  * takes no lock; other endpoints render JSON with jansson from the snapshot.
- * Control requests become loop commands and wait for the loop's answer.
- * HTTP threads. */
+ * Control requests become loop commands, which the server queues without
+ * holding a thread; their answers are formatted here. HTTP threads. */
 #include "http/http_api.h"
 
 #include <errno.h>
@@ -346,8 +346,8 @@ static bool control_authorized(const struct http_req *req, const struct snapshot
     return diff == 0;
 }
 
-static void handle_control(const struct http_api_ctx *ctx, const struct http_req *req,
-                           const struct route *rt, struct http_resp *resp)
+static void handle_control(const struct http_req *req, const struct route *rt,
+                           struct http_resp *resp)
 {
     const struct snapshot *s = snapshot_acquire();
     bool ok = control_authorized(req, s);
@@ -430,11 +430,77 @@ static void handle_control(const struct http_api_ctx *ctx, const struct http_req
         }
         cmd.has_ratio = true;
     }
-    loop_submit_wait(ctx->loop, &cmd, ctx->cmd_timeout_ms);
-    if (cmd.status == 200)
-        resp_general(resp, 200, "OK");
-    else
-        resp_general(resp, cmd.status ? cmd.status : 500, cmd.msg);
+    if (req->park == NULL) {
+        resp_general(resp, 500, "control request: not available here");
+        return;
+    }
+    /* The HTTP thread does not wait for the loop: the server parks the
+     * request and answers through http_api_control_answer(). */
+    *req->park = cmd;
+    resp->park = true;
+}
+
+static const char *control_what(enum loop_cmd_kind kind)
+{
+    switch (kind) {
+    case LOOP_CMD_THROTTLE_APP:
+        return "throttle-app";
+    case LOOP_CMD_UNTHROTTLE_APP:
+        return "unthrottle-app";
+    case LOOP_CMD_SKIP_HOST:
+        return "skip-host";
+    case LOOP_CMD_RECOVER_HOST:
+        return "recover-host";
+    }
+    return "control request";
+}
+
+void http_api_control_answer(const struct http_api_ctx *ctx, const struct loop_cmd *cmd,
+                             int submit_rc, enum loop_cmd_outcome outcome, struct http_resp *resp)
+{
+    memset(resp, 0, sizeof(*resp));
+    resp->body = resp->small;
+    const char *what = control_what(cmd->kind);
+    /* By then the queue has moved on: a command either ran or timed out. */
+    unsigned retry_s = (ctx->cmd_timeout_ms + 999) / 1000;
+    char msg[512];
+    if (submit_rc == -EAGAIN) {
+        snprintf(msg, sizeof(msg),
+                 "%s: the control queue is full (%u commands waiting); not applied, retry later",
+                 what, ctx->cmd_queue_max);
+        resp_general(resp, 503, msg);
+        resp->retry_after_s = retry_s;
+        return;
+    }
+    if (submit_rc < 0 || outcome == LOOP_CMD_SHUT_DOWN) {
+        resp_general(resp, 503, "shutting down");
+        return;
+    }
+    switch (outcome) {
+    case LOOP_CMD_ANSWERED:
+        if (cmd->status == 200)
+            resp_general(resp, 200, "OK");
+        else
+            resp_general(resp, cmd->status ? cmd->status : 500, cmd->msg);
+        return;
+    case LOOP_CMD_EXPIRED_QUEUED:
+        snprintf(msg, sizeof(msg),
+                 "%s: timed out after %u ms waiting in the control queue; not applied, retry later",
+                 what, ctx->cmd_timeout_ms);
+        resp_general(resp, 503, msg);
+        resp->retry_after_s = retry_s;
+        return;
+    case LOOP_CMD_EXPIRED_RUNNING:
+        snprintf(msg, sizeof(msg),
+                 "%s: timed out after %u ms waiting for the command to be applied; the outcome is "
+                 "unknown: it may or may not be applied",
+                 what, ctx->cmd_timeout_ms);
+        resp_general(resp, 500, msg);
+        return;
+    default:
+        resp_general(resp, 500, "control request: no answer");
+        return;
+    }
 }
 
 static void handle_help(struct http_resp *resp)
@@ -448,6 +514,7 @@ static void handle_help(struct http_resp *resp)
 void http_api_handle(const struct http_api_ctx *ctx, const struct http_req *req,
                      struct http_resp *resp)
 {
+    (void)ctx; /* control requests are answered by http_api_control_answer() */
     struct route rt;
     memset(resp, 0, sizeof(*resp));
     resp->body = resp->small;
@@ -475,7 +542,7 @@ void http_api_handle(const struct http_api_ctx *ctx, const struct http_req *req,
     case ROUTE_UNTHROTTLE_APP:
     case ROUTE_SKIP_HOST:
     case ROUTE_RECOVER_HOST:
-        handle_control(ctx, req, &rt, resp);
+        handle_control(req, &rt, resp);
         return;
     case ROUTE_LB_CHECK:
         resp_general(resp, 200, "OK");

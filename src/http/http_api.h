@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-struct loop;
+#include "loop/loop.h"
 
 struct http_req {
     const char *method; /* "GET" / "HEAD" */
@@ -17,6 +17,9 @@ struct http_req {
     const char *(*query)(void *ctx, const char *key);
     const char *(*header)(void *ctx, const char *key);
     void *ctx;
+    /* Where a control request leaves its command for the loop (then
+     * http_resp.park is set); NULL refuses control requests. */
+    struct loop_cmd *park;
 };
 
 #define HTTP_RESP_SMALL 1536
@@ -27,14 +30,24 @@ struct http_resp {
     char *body; /* points to small or to a heap buffer (heap set) */
     size_t len;
     bool heap; /* body must be free()d */
+    /* No answer yet: queue req->park, and answer with
+     * http_api_control_answer() once the loop did. */
+    bool park;
+    unsigned retry_after_s; /* non-zero: send a Retry-After header */
     char small[HTTP_RESP_SMALL];
 };
 
 struct http_api_ctx {
-    struct loop *loop;
-    unsigned cmd_timeout_ms;
+    struct loop *loop;       /* for its heartbeat (checks refuse a stalled loop) */
+    unsigned cmd_timeout_ms; /* how long a control request waits for the loop */
+    unsigned cmd_queue_max;  /* the loop's command queue bound, for messages */
 };
 
-/* Answers @req into @resp. */
+/* Answers @req into @resp, or sets resp->park for a control request. */
 void http_api_handle(const struct http_api_ctx *ctx, const struct http_req *req,
                      struct http_resp *resp);
+/* Answers a parked control request @cmd: @submit_rc is what
+ * loop_cmd_submit() returned, and if 0, @outcome and @cmd's status and msg
+ * are what loop_ticket_result() gave. */
+void http_api_control_answer(const struct http_api_ctx *ctx, const struct loop_cmd *cmd,
+                             int submit_rc, enum loop_cmd_outcome outcome, struct http_resp *resp);

@@ -1,27 +1,69 @@
 /* SPDX-License-Identifier: MIT */
 /* libmicrohttpd glue. The access handler answers on its second call: the
  * first call only marks the request, because queuing a response on the first
- * call makes MHD close keep-alive connections. <microhttpd.h> stays here. */
+ * call makes MHD close keep-alive connections. A control request is parked
+ * (MHD_suspend_connection) while the loop works on it and resumed by
+ * whoever answers it: the loop, or the keeper thread when it times out. The
+ * keeper also closes connections whose request does not arrive whole in
+ * time, through the connection table. <microhttpd.h> stays here. */
 #include "http/http_server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
 
+#include "core/clock.h"
 #include "core/xalloc.h"
+#include "http/conn_table.h"
 #include "http/http_api.h"
 #include "log/log.h"
+#include "loop/loop.h"
+
+/* Memory MHD gives each connection for the request line, the headers and
+ * its buffers: a request whose head is larger gets 431/413 or a close. */
+#define CONNECTION_MEMORY_BYTES (32u * 1024u)
+/* Connections the kernel may hold completed before MHD accepts them. */
+#define LISTEN_BACKLOG 1024u
+/* How often the keeper looks for timed-out commands and slow requests. */
+#define KEEPER_TICK_MS 100u
+/* How often the keeper logs what it closed, when it closed anything. */
+#define KEEPER_REPORT_MS 60000u
+/* At shutdown, how long parked requests get to be answered. */
+#define UNPARK_DEADLINE_MS 2000u
 
 struct http_server {
     struct MHD_Daemon *mhd;
     struct http_api_ctx api;
+    struct loop *loop;
+    struct conn_table *conns;
+    uint32_t request_timeout_ms;
+    uint32_t control_timeout_ms;
+    _Atomic unsigned budget;  /* connections beyond this are closed as they open */
+    _Atomic unsigned parked;  /* control requests suspended now */
+    _Atomic uint64_t refused; /* closed at once: over the budget */
+    _Atomic uint64_t reaped;  /* closed by the keeper: request too slow */
+    _Atomic bool stopping;
+    pthread_t keeper;
+    bool keeper_started;
+};
+
+/* A control request waiting for the loop; it is the request's req_cls. */
+struct parked {
+    struct loop_cmd cmd;
+    struct loop_ticket *ticket;
+    int submit_rc;
+    bool suspended; /* only touched by the connection's MHD thread */
 };
 
 static int request_marker;
@@ -57,6 +99,87 @@ static void peer_address(struct MHD_Connection *conn, char *buf, size_t size)
     }
 }
 
+static struct conn_slot *conn_slot_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci != NULL ? ci->socket_context : NULL;
+}
+
+static enum MHD_Result send_resp(struct MHD_Connection *conn, const char *method,
+                                 struct http_resp *resp)
+{
+    struct MHD_Response *r;
+    if (resp->heap)
+        r = MHD_create_response_from_buffer(resp->len, resp->body, MHD_RESPMEM_MUST_FREE);
+    else
+        r = MHD_create_response_from_buffer(resp->len, resp->body, MHD_RESPMEM_MUST_COPY);
+    if (r == NULL) {
+        if (resp->heap)
+            free(resp->body);
+        return MHD_NO;
+    }
+    if (resp->json && strcmp(method, "GET") == 0)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    else if (!resp->json)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    if (resp->retry_after_s != 0) {
+        char v[16];
+        snprintf(v, sizeof(v), "%u", resp->retry_after_s);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, v);
+    }
+    enum MHD_Result rc = MHD_queue_response(conn, (unsigned)resp->status, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+static void unpark(struct http_server *srv, struct parked *p)
+{
+    if (!p->suspended)
+        return;
+    p->suspended = false;
+    atomic_fetch_sub(&srv->parked, 1);
+}
+
+/* The command's answer is ready (loop thread, keeper thread, or the thread
+ * stopping the server): let MHD call the handler again. */
+static void on_answer_ready(void *arg)
+{
+    MHD_resume_connection(arg);
+}
+
+/* Parks the request: suspend first, so that an answer coming at once finds
+ * the connection suspended, as MHD_resume_connection() requires. */
+static enum MHD_Result park(struct http_server *srv, struct MHD_Connection *conn, void **req_cls,
+                            const struct loop_cmd *cmd)
+{
+    struct parked *p = xcalloc(1, sizeof(*p));
+    p->cmd = *cmd;
+    *req_cls = p;
+    p->suspended = true;
+    atomic_fetch_add(&srv->parked, 1);
+    MHD_suspend_connection(conn);
+    p->submit_rc = loop_cmd_submit(srv->loop, cmd, srv->control_timeout_ms, on_answer_ready, conn,
+                                   &p->ticket);
+    if (p->submit_rc < 0)
+        MHD_resume_connection(conn); /* refused: answer on the next call */
+    return MHD_YES;
+}
+
+/* The handler's call after the parked request was resumed. */
+static enum MHD_Result answer_parked(struct http_server *srv, struct MHD_Connection *conn,
+                                     const char *method, struct parked *p)
+{
+    unpark(srv, p);
+    struct loop_cmd answer = p->cmd;
+    enum loop_cmd_outcome outcome = LOOP_CMD_PENDING;
+    if (p->submit_rc == 0)
+        outcome = loop_ticket_result(srv->loop, p->ticket, &answer);
+    struct http_resp resp;
+    http_api_control_answer(&srv->api, &answer, p->submit_rc, outcome, &resp);
+    return send_resp(conn, method, &resp);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_cls)
@@ -72,8 +195,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0; /* bodies are ignored */
         return MHD_YES;
     }
+    if (*req_cls != &request_marker)
+        return answer_parked(srv, conn, method, *req_cls);
+    /* The request is whole: the time bound on receiving it ends here. */
+    struct conn_slot *slot = conn_slot_of(conn);
+    if (slot != NULL)
+        conn_slot_busy(slot);
+
     char peer[INET6_ADDRSTRLEN + 1];
     peer_address(conn, peer, sizeof(peer));
+    struct loop_cmd park_cmd = {0};
     struct http_req req = {
             .method = method,
             .path = url,
@@ -81,27 +212,101 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             .query = lookup_query,
             .header = lookup_header,
             .ctx = conn,
+            .park = &park_cmd,
     };
     struct http_resp resp;
     http_api_handle(&srv->api, &req, &resp);
+    if (resp.park)
+        return park(srv, conn, req_cls, &park_cmd);
+    return send_resp(conn, method, &resp);
+}
 
-    struct MHD_Response *r;
-    if (resp.heap)
-        r = MHD_create_response_from_buffer(resp.len, resp.body, MHD_RESPMEM_MUST_FREE);
-    else
-        r = MHD_create_response_from_buffer(resp.len, resp.body, MHD_RESPMEM_MUST_COPY);
-    if (r == NULL) {
-        if (resp.heap)
-            free(resp.body);
-        return MHD_NO;
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)toe;
+    struct http_server *srv = cls;
+    if (*req_cls != NULL && *req_cls != &request_marker) {
+        struct parked *p = *req_cls;
+        unpark(srv, p);
+        loop_ticket_release(srv->loop, p->ticket);
+        free(p);
     }
-    if (resp.json && strcmp(method, "GET") == 0)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    else if (!resp.json)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
-    enum MHD_Result rc = MHD_queue_response(conn, (unsigned)resp.status, r);
-    MHD_destroy_response(r);
-    return rc;
+    *req_cls = NULL;
+    /* The next request on this connection must arrive in time from now. */
+    struct conn_slot *slot = conn_slot_of(conn);
+    if (slot != NULL)
+        conn_slot_waiting(slot, clock_mono_ms());
+}
+
+/* MHD closes a socket only after reporting it closed here, so a slot holds a
+ * live descriptor from STARTED until its release in CLOSED. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct http_server *srv = cls;
+    if (toe != MHD_CONNECTION_NOTIFY_STARTED) {
+        conn_table_release(srv->conns, *socket_context);
+        *socket_context = NULL;
+        return;
+    }
+    const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci == NULL)
+        return;
+    struct conn_slot *s = conn_table_claim(srv->conns, ci->connect_fd, clock_mono_ms());
+    *socket_context = s;
+    if (s == NULL || conn_table_live(srv->conns) > atomic_load(&srv->budget)) {
+        /* Over the descriptor budget: MHD sees the end of input and closes. */
+        shutdown(ci->connect_fd, SHUT_RDWR);
+        atomic_fetch_add(&srv->refused, 1);
+    }
+}
+
+static void on_reap(int fd, void *arg)
+{
+    (void)arg;
+    /* MHD reads end of input, closes the connection and reports it. */
+    shutdown(fd, SHUT_RDWR);
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+        ;
+}
+
+/* The keeper: answers commands the loop did not answer in time (so a
+ * stalled loop still answers its clients) and closes connections whose
+ * request is too slow. Its own thread, independent of the loop. */
+static void *keeper_main(void *arg)
+{
+    struct http_server *s = arg;
+    uint64_t report_at = clock_mono_ms() + KEEPER_REPORT_MS;
+    uint64_t reported_reaped = 0, reported_refused = 0;
+    while (!atomic_load(&s->stopping)) {
+        sleep_ms(KEEPER_TICK_MS);
+        uint64_t now = clock_mono_ms();
+        loop_cmd_expire(s->loop, now);
+        size_t n = conn_table_reap(s->conns, now, s->request_timeout_ms, on_reap, s);
+        atomic_fetch_add(&s->reaped, n);
+        if (now < report_at)
+            continue;
+        report_at = now + KEEPER_REPORT_MS;
+        uint64_t reaped = atomic_load(&s->reaped), refused = atomic_load(&s->refused);
+        if (reaped != reported_reaped)
+            log_warn("http: closed %llu connection(s) in the last minute that did not send a "
+                     "whole request within %u ms",
+                     (unsigned long long)(reaped - reported_reaped), s->request_timeout_ms);
+        if (refused != reported_refused)
+            log_warn("http: closed %llu connection(s) in the last minute at once: over the "
+                     "connection budget of %u",
+                     (unsigned long long)(refused - reported_refused), atomic_load(&s->budget));
+        reported_reaped = reaped;
+        reported_refused = refused;
+    }
+    return NULL;
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -115,37 +320,76 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     log_debug("http: %s", buf);
 }
 
+unsigned http_server_thread_count(unsigned requested)
+{
+    if (requested != 0)
+        return requested;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
 struct http_server *http_server_start(const struct http_server_params *p, struct err *err)
 {
     struct http_server *s = xcalloc(1, sizeof(*s));
+    s->loop = p->loop;
     s->api.loop = p->loop;
-    s->api.cmd_timeout_ms = 5000;
-    unsigned threads = p->threads;
-    if (threads == 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = n > 0 ? (unsigned)n : 1;
-    }
+    s->api.cmd_timeout_ms = p->control_timeout_ms;
+    s->api.cmd_queue_max = p->control_queue_max;
+    s->request_timeout_ms = p->request_timeout_ms;
+    s->control_timeout_ms = p->control_timeout_ms;
+    atomic_init(&s->budget, p->max_connections);
+    s->conns = conn_table_new(p->max_connections);
+    unsigned threads = http_server_thread_count(p->threads);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_DUAL_STACK |
-                     MHD_USE_ERROR_LOG | MHD_USE_TURBO;
-    s->mhd = MHD_start_daemon(flags, p->port, NULL, NULL, on_request, s,
-                              MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
-                              (unsigned)4096, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
-                              MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
-                              MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_END);
+                     MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME;
+    s->mhd = MHD_start_daemon(
+            flags, p->port, NULL, NULL, on_request, s, MHD_OPTION_THREAD_POOL_SIZE, threads,
+            MHD_OPTION_CONNECTION_LIMIT, p->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+            p->max_per_address, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)p->idle_timeout_s,
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY_BYTES,
+            MHD_OPTION_LISTEN_BACKLOG_SIZE, LISTEN_BACKLOG, MHD_OPTION_NOTIFY_COMPLETED,
+            on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+            MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_END);
     if (s->mhd == NULL) {
         err_set(err, -EADDRINUSE, "http: cannot listen on port %u (in use, or no permission)",
                 (unsigned)p->port);
-        free(s);
-        return NULL;
+        goto fail;
     }
+    int rc = pthread_create(&s->keeper, NULL, keeper_main, s);
+    if (rc != 0) {
+        err_set(err, -rc, "http: cannot start the keeper thread: %s", strerror(rc));
+        MHD_stop_daemon(s->mhd);
+        goto fail;
+    }
+    s->keeper_started = true;
     return s;
+fail:
+    conn_table_free(s->conns);
+    free(s);
+    return NULL;
+}
+
+void http_server_set_connection_budget(struct http_server *s, unsigned max)
+{
+    atomic_store(&s->budget, max);
 }
 
 void http_server_stop(struct http_server *s)
 {
     if (s == NULL)
         return;
+    /* MHD must not be stopped with suspended connections: answer every
+     * parked request first and let MHD's threads send the answers. */
+    loop_cmd_close(s->loop);
+    uint64_t deadline = clock_mono_ms() + UNPARK_DEADLINE_MS;
+    while (atomic_load(&s->parked) > 0 && clock_mono_ms() < deadline)
+        sleep_ms(5);
+    if (atomic_load(&s->parked) > 0)
+        log_warn("http: %u parked request(s) not answered at shutdown", atomic_load(&s->parked));
+    atomic_store(&s->stopping, true);
+    if (s->keeper_started)
+        pthread_join(s->keeper, NULL);
     MHD_stop_daemon(s->mhd);
+    conn_table_free(s->conns);
     free(s);
 }

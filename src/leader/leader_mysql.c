@@ -977,8 +977,12 @@ static void on_op(struct myconn *c, enum myconn_status status, const struct myre
         return;
     }
     if (status != MYCONN_OK) {
+        /* A statement sent and then lost (timeout, dropped connection) may
+         * have been applied: say so rather than let the client assume not. */
+        bool unknown = status == MYCONN_ERR_TIMEOUT || status == MYCONN_ERR_IO;
         char msg[256];
-        snprintf(msg, sizeof(msg), "%s: backend %s: %s", cmd_what(o->cmd), m->backend, errmsg);
+        snprintf(msg, sizeof(msg), "%s: backend %s: %s%s", cmd_what(o->cmd), m->backend, errmsg,
+                 unknown ? "; the outcome is unknown: it may or may not be applied" : "");
         log_warn("leader: %s %s refused: %s", cmd_what(o->cmd), o->cmd->name, msg);
         op_pop(m);
         op_finish(m, o, 500, msg);

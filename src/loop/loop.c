@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* libuv loop plus a command queue. HTTP threads enqueue under queue_lock and
- * wake the loop with uv_async_send; the loop answers each command and
- * broadcasts queue_cond. A command lives in a heap record shared by the
- * waiter and the loop, freed by whichever lets go of it last. */
+/* libuv loop plus a bounded command queue. HTTP threads queue commands under
+ * queue_lock and wake the loop with uv_async_send; the loop hands them to the
+ * handler one at a time. Nobody waits: each command's submitter is called
+ * back once its answer is ready, and a command whose timeout passed is
+ * answered by loop_cmd_expire() from another thread, so a late or stalled
+ * loop still answers. A command timed out before the loop took it is dropped,
+ * never applied. A command lives in a heap record shared by its submitter and
+ * the loop, freed by whichever lets go of it last. */
 #include "loop/loop.h"
 
 #include <errno.h>
@@ -11,18 +15,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <uv.h>
 
 #include "core/clock.h"
 #include "core/xalloc.h"
 #include "log/log.h"
 
+/* Answers handed out per pass of loop_cmd_expire(); callbacks run with the
+ * lock released, so each pass collects at most this many. */
+#define EXPIRE_BATCH 64
+
 struct cmd_rec {
-    struct loop_cmd cmd; /* first: loop_cmd_finish() casts back */
-    struct cmd_rec *next;
-    bool done;
-    int refs; /* under queue_lock */
+    struct loop_cmd cmd;  /* first: loop_cmd_finish() casts back */
+    struct cmd_rec *next; /* in the queue */
+    /* The fields below are under queue_lock; cmd's status and msg too. */
+    uint64_t deadline_mono_ms;
+    enum loop_cmd_outcome outcome; /* LOOP_CMD_PENDING until answered */
+    bool dispatched;               /* the loop took it: it may be applied */
+    bool held_by_submitter;
+    bool held_by_loop; /* queued or in flight */
+    loop_cmd_done_fn *done;
+    void *done_arg;
 };
 
 struct loop {
@@ -30,36 +43,117 @@ struct loop {
     uv_async_t wake;
     loop_cmd_fn *cmd_fn;
     void *cmd_arg;
-    /* queue_lock protects head/tail and every cmd_rec's done/refs. */
+    bool dispatching; /* loop thread only: dispatch() is on the stack */
+    /* queue_lock protects everything below and the fields of every cmd_rec
+     * marked so. Nothing blocks while holding it, and no callback runs under
+     * it. */
     pthread_mutex_t queue_lock;
-    pthread_cond_t queue_cond;
-    struct cmd_rec *head;
+    struct cmd_rec *head; /* queued, not taken by the loop yet */
     struct cmd_rec *tail;
     uv_timer_t heartbeat;
     _Atomic uint64_t alive_boot_ms; /* written by the loop, read by any thread */
+    struct cmd_rec *inflight;       /* taken, not finished; at most one */
+    unsigned held;                  /* records held by the loop: queued + in flight */
+    unsigned queue_max;
+    bool closed;
+    struct loop_cmd_stats stats;
 };
 
-static void rec_unref_locked(struct cmd_rec *r)
+static void rec_free_if_unheld(struct cmd_rec *r)
 {
-    if (--r->refs == 0)
+    if (!r->held_by_loop && !r->held_by_submitter)
         free(r);
+}
+
+/* Under queue_lock. */
+static void rec_loop_release(struct loop *l, struct cmd_rec *r)
+{
+    r->held_by_loop = false;
+    l->held--;
+    rec_free_if_unheld(r);
+}
+
+/* Takes the next command the loop should carry out off the queue, dropping
+ * those whose clients already have their answer. Under queue_lock. */
+static struct cmd_rec *queue_take(struct loop *l)
+{
+    while (l->head != NULL) {
+        struct cmd_rec *r = l->head;
+        l->head = r->next;
+        if (l->head == NULL)
+            l->tail = NULL;
+        r->next = NULL;
+        if (r->outcome == LOOP_CMD_PENDING) {
+            r->dispatched = true;
+            return r;
+        }
+        l->stats.dropped++;
+        rec_loop_release(l, r);
+    }
+    return NULL;
+}
+
+/* Records the loop's answer to @r, calls its submitter back and lets go of
+ * it; the next command is not started here. Loop thread. */
+static void complete(struct loop *l, struct cmd_rec *r, int status, const char *msg)
+{
+    loop_cmd_done_fn *done = NULL;
+    void *arg = NULL;
+    bool late = false;
+    char name[sizeof(r->cmd.name)];
+    pthread_mutex_lock(&l->queue_lock);
+    if (l->inflight == r)
+        l->inflight = NULL;
+    if (r->outcome == LOOP_CMD_PENDING) {
+        r->cmd.status = status;
+        snprintf(r->cmd.msg, sizeof(r->cmd.msg), "%s",
+                 msg ? msg : (status == 200 ? "OK" : "error"));
+        r->outcome = LOOP_CMD_ANSWERED;
+        done = r->done;
+        arg = r->done_arg;
+    } else if (r->outcome == LOOP_CMD_EXPIRED_RUNNING) {
+        late = true;
+        memcpy(name, r->cmd.name, sizeof(name));
+    }
+    rec_loop_release(l, r);
+    pthread_mutex_unlock(&l->queue_lock);
+    /* Its client was told the outcome is unknown; the log knows it. */
+    if (late)
+        log_info("loop: command for %s finished after its client timed out: %d %s", name, status,
+                 msg ? msg : "");
+    if (done != NULL)
+        done(arg);
+}
+
+/* Hands queued commands to the handler while none is in flight. A handler
+ * that finishes at once re-enters through loop_cmd_finish(), which the
+ * dispatching flag turns into one more turn of this loop. Loop thread. */
+static void dispatch(struct loop *l)
+{
+    if (l->dispatching)
+        return;
+    l->dispatching = true;
+    for (;;) {
+        pthread_mutex_lock(&l->queue_lock);
+        struct cmd_rec *r = NULL;
+        if (l->inflight == NULL) {
+            r = queue_take(l);
+            l->inflight = r;
+        }
+        pthread_mutex_unlock(&l->queue_lock);
+        if (r == NULL)
+            break;
+        if (l->cmd_fn != NULL)
+            l->cmd_fn(&r->cmd, l->cmd_arg);
+        else
+            complete(l, r, 500, "not ready");
+    }
+    l->dispatching = false;
 }
 
 static void on_wake(uv_async_t *h)
 {
-    struct loop *l = h->data;
-    pthread_mutex_lock(&l->queue_lock);
-    struct cmd_rec *list = l->head;
-    l->head = l->tail = NULL;
-    pthread_mutex_unlock(&l->queue_lock);
-    while (list != NULL) {
-        struct cmd_rec *r = list;
-        list = r->next;
-        if (l->cmd_fn != NULL)
-            l->cmd_fn(&r->cmd, l->cmd_arg);
-        else
-            loop_cmd_finish(l, &r->cmd, 500, "not ready");
-    }
+    dispatch(h->data);
 }
 
 /* ---- heartbeat: proof of life for readers that cannot wait for the loop ---- */
@@ -96,12 +190,8 @@ struct loop *loop_new(void)
     uv_async_init(&l->uv, &l->wake, on_wake);
     l->wake.data = l;
     pthread_mutex_init(&l->queue_lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&l->queue_cond, &ca);
-    pthread_condattr_destroy(&ca);
     heartbeat_start(l);
+    l->queue_max = LOOP_CMD_QUEUE_MAX_DEFAULT;
     return l;
 }
 
@@ -120,16 +210,20 @@ void loop_free(struct loop *l)
     uv_run(&l->uv, UV_RUN_DEFAULT);
     if (uv_loop_close(&l->uv) != 0)
         log_warn("loop: handles still open at exit");
+    /* Submitters are gone by now (the HTTP server stops first); what is left
+     * is the loop's share of records nobody carried out. */
     pthread_mutex_lock(&l->queue_lock);
     while (l->head != NULL) {
         struct cmd_rec *r = l->head;
         l->head = r->next;
-        r->done = true;
-        r->cmd.status = 503;
-        rec_unref_locked(r);
+        rec_loop_release(l, r);
+    }
+    l->tail = NULL;
+    if (l->inflight != NULL) {
+        rec_loop_release(l, l->inflight);
+        l->inflight = NULL;
     }
     pthread_mutex_unlock(&l->queue_lock);
-    pthread_cond_destroy(&l->queue_cond);
     pthread_mutex_destroy(&l->queue_lock);
     free(l);
 }
@@ -155,53 +249,159 @@ void loop_set_cmd_handler(struct loop *l, loop_cmd_fn *fn, void *arg)
     l->cmd_arg = arg;
 }
 
-void loop_submit_wait(struct loop *l, struct loop_cmd *cmd, uint32_t timeout_ms)
+void loop_set_queue_max(struct loop *l, unsigned max)
 {
+    pthread_mutex_lock(&l->queue_lock);
+    l->queue_max = max > 0 ? max : 1;
+    pthread_mutex_unlock(&l->queue_lock);
+}
+
+int loop_cmd_submit(struct loop *l, const struct loop_cmd *cmd, uint32_t timeout_ms,
+                    loop_cmd_done_fn *done, void *arg, struct loop_ticket **out)
+{
+    *out = NULL;
     struct cmd_rec *r = xcalloc(1, sizeof(*r));
     r->cmd = *cmd;
-    r->refs = 2;
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&l->queue_lock);
-    if (l->tail != NULL)
-        l->tail->next = r;
-    else
-        l->head = r;
-    l->tail = r;
-    pthread_mutex_unlock(&l->queue_lock);
-    uv_async_send(&l->wake);
+    r->cmd.status = 0;
+    r->cmd.msg[0] = '\0';
+    r->deadline_mono_ms = clock_mono_ms() + timeout_ms;
+    r->outcome = LOOP_CMD_PENDING;
+    r->held_by_submitter = true;
+    r->held_by_loop = true;
+    r->done = done;
+    r->done_arg = arg;
 
-    pthread_mutex_lock(&l->queue_lock);
     int rc = 0;
-    while (!r->done && rc != ETIMEDOUT)
-        rc = pthread_cond_timedwait(&l->queue_cond, &l->queue_lock, &deadline);
-    if (r->done) {
-        *cmd = r->cmd;
+    pthread_mutex_lock(&l->queue_lock);
+    if (l->closed) {
+        rc = -ESHUTDOWN;
+    } else if (l->held >= l->queue_max) {
+        l->stats.refused_full++;
+        rc = -EAGAIN;
     } else {
-        cmd->status = 500;
-        snprintf(cmd->msg, sizeof(cmd->msg),
-                 "timed out after %u ms waiting for the command to be applied", timeout_ms);
+        if (l->tail != NULL)
+            l->tail->next = r;
+        else
+            l->head = r;
+        l->tail = r;
+        l->held++;
+        l->stats.submitted++;
+        /* Set before the lock goes: the answer may come at any moment now. */
+        *out = (struct loop_ticket *)r;
     }
-    rec_unref_locked(r);
     pthread_mutex_unlock(&l->queue_lock);
+    if (rc < 0) {
+        free(r);
+        return rc;
+    }
+    uv_async_send(&l->wake);
+    return 0;
+}
+
+enum loop_cmd_outcome loop_ticket_result(struct loop *l, const struct loop_ticket *t,
+                                         struct loop_cmd *out)
+{
+    const struct cmd_rec *r = (const struct cmd_rec *)t;
+    pthread_mutex_lock(&l->queue_lock);
+    *out = r->cmd;
+    enum loop_cmd_outcome o = r->outcome;
+    pthread_mutex_unlock(&l->queue_lock);
+    return o;
+}
+
+void loop_ticket_release(struct loop *l, struct loop_ticket *t)
+{
+    if (t == NULL)
+        return;
+    struct cmd_rec *r = (struct cmd_rec *)t;
+    pthread_mutex_lock(&l->queue_lock);
+    if (r->outcome == LOOP_CMD_PENDING)
+        r->outcome = r->dispatched ? LOOP_CMD_EXPIRED_RUNNING : LOOP_CMD_EXPIRED_QUEUED;
+    r->held_by_submitter = false;
+    rec_free_if_unheld(r);
+    pthread_mutex_unlock(&l->queue_lock);
+}
+
+/* Marks @r answered with the outcome that fits its state and collects its
+ * callback. Under queue_lock. */
+static void answer_locked(struct loop *l, struct cmd_rec *r, bool closing, loop_cmd_done_fn **done,
+                          void **arg)
+{
+    if (closing) {
+        r->outcome = LOOP_CMD_SHUT_DOWN;
+    } else if (r->dispatched) {
+        r->outcome = LOOP_CMD_EXPIRED_RUNNING;
+        l->stats.expired_running++;
+    } else {
+        r->outcome = LOOP_CMD_EXPIRED_QUEUED;
+        l->stats.expired_queued++;
+    }
+    *done = r->done;
+    *arg = r->done_arg;
+}
+
+static bool is_due(const struct cmd_rec *r, bool closing, uint64_t now_mono_ms)
+{
+    return r->outcome == LOOP_CMD_PENDING && (closing || r->deadline_mono_ms <= now_mono_ms);
+}
+
+/* Answers every pending command that is due (all of them when @closing),
+ * calling back with the lock released. */
+static size_t answer_due(struct loop *l, bool closing, uint64_t now_mono_ms)
+{
+    size_t total = 0;
+    for (;;) {
+        loop_cmd_done_fn *fns[EXPIRE_BATCH];
+        void *args[EXPIRE_BATCH];
+        size_t n = 0;
+        pthread_mutex_lock(&l->queue_lock);
+        if (closing)
+            l->closed = true;
+        if (l->inflight != NULL && is_due(l->inflight, closing, now_mono_ms)) {
+            answer_locked(l, l->inflight, closing, &fns[n], &args[n]);
+            n++;
+        }
+        for (struct cmd_rec *r = l->head; r != NULL && n < EXPIRE_BATCH; r = r->next) {
+            if (is_due(r, closing, now_mono_ms)) {
+                answer_locked(l, r, closing, &fns[n], &args[n]);
+                n++;
+            }
+        }
+        pthread_mutex_unlock(&l->queue_lock);
+        /* The records stay held by their submitters until these calls
+         * returned and they released them, so the pointers stay good. */
+        for (size_t i = 0; i < n; i++) {
+            if (fns[i] != NULL)
+                fns[i](args[i]);
+        }
+        total += n;
+        if (n < EXPIRE_BATCH)
+            return total;
+    }
+}
+
+size_t loop_cmd_expire(struct loop *l, uint64_t now_mono_ms)
+{
+    return answer_due(l, false, now_mono_ms);
+}
+
+void loop_cmd_close(struct loop *l)
+{
+    answer_due(l, true, 0);
 }
 
 void loop_cmd_finish(struct loop *l, struct loop_cmd *cmd, int status, const char *msg)
 {
-    struct cmd_rec *r = (struct cmd_rec *)cmd;
+    complete(l, (struct cmd_rec *)cmd, status, msg);
+    dispatch(l);
+}
+
+struct loop_cmd_stats loop_cmd_stats(struct loop *l)
+{
     pthread_mutex_lock(&l->queue_lock);
-    r->cmd.status = status;
-    snprintf(r->cmd.msg, sizeof(r->cmd.msg), "%s", msg ? msg : (status == 200 ? "OK" : "error"));
-    r->done = true;
-    pthread_cond_broadcast(&l->queue_cond);
-    rec_unref_locked(r);
+    struct loop_cmd_stats s = l->stats;
     pthread_mutex_unlock(&l->queue_lock);
+    return s;
 }
 
 uint64_t loop_now_ms(struct loop *l)

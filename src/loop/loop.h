@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* The event loop (libuv) that owns all mutable daemon state, and the command
- * queue through which other threads ask it to change that state. The queue's
- * mutex is one of the daemon's two locks. */
+/* The event loop (libuv) that owns all mutable daemon state, and the bounded
+ * command queue through which other threads ask it to change that state.
+ * Submitters never wait on the loop: they get a ticket and a callback. The
+ * queue's mutex is one of the daemon's two locks. */
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct loop;
@@ -31,6 +33,36 @@ struct loop_cmd {
 
 typedef void loop_cmd_fn(struct loop_cmd *cmd, void *arg);
 
+/* Default bound of the command queue (loop_set_queue_max). */
+#define LOOP_CMD_QUEUE_MAX_DEFAULT 32
+
+/* How a submitted command ended, as its submitter sees it. */
+enum loop_cmd_outcome {
+    LOOP_CMD_PENDING,         /* no answer yet */
+    LOOP_CMD_ANSWERED,        /* the loop applied or refused it: status and msg say which */
+    LOOP_CMD_EXPIRED_QUEUED,  /* timed out before the loop took it: it will never be applied */
+    LOOP_CMD_EXPIRED_RUNNING, /* timed out while being carried out: it may or may not apply */
+    LOOP_CMD_SHUT_DOWN,       /* the queue closed first; like the two above, by dispatch state */
+};
+
+/* What the queue has done since loop_new(), for logs and tests. */
+struct loop_cmd_stats {
+    uint64_t submitted;
+    uint64_t refused_full;    /* loop_cmd_submit() returned -EAGAIN */
+    uint64_t expired_queued;  /* answered LOOP_CMD_EXPIRED_QUEUED */
+    uint64_t expired_running; /* answered LOOP_CMD_EXPIRED_RUNNING */
+    uint64_t dropped;         /* taken off the queue unapplied: its client had its answer */
+};
+
+/* A submitted command, owned by its submitter until loop_ticket_release(). */
+struct loop_ticket;
+/* Called once per submitted command when its answer is ready (from the loop
+ * thread, the thread calling loop_cmd_expire() or loop_cmd_close()), with no
+ * lock held; never from inside loop_cmd_submit(). Not called for a ticket
+ * released before its answer; a release racing the answer may return while
+ * the call is still running. */
+typedef void loop_cmd_done_fn(void *arg);
+
 /* Creates the loop. Main thread. */
 struct loop *loop_new(void);
 /* Closes every handle still open, runs the loop until they are closed and
@@ -44,14 +76,44 @@ int loop_run(struct loop *l);
 void loop_stop(struct loop *l);
 
 /* Installs the handler called on the loop thread for each submitted command.
- * The handler must eventually call loop_cmd_finish() exactly once. */
+ * Commands are handed over one at a time, in order: the next one only after
+ * the handler called loop_cmd_finish() for the previous one, which it must
+ * do exactly once. */
 void loop_set_cmd_handler(struct loop *l, loop_cmd_fn *fn, void *arg);
-/* Queues a copy of @cmd, wakes the loop and waits at most @timeout_ms for the
- * answer, which is copied back into @cmd (status 500 "timed out ..." if none
- * came). Any thread but the loop's. */
-void loop_submit_wait(struct loop *l, struct loop_cmd *cmd, uint32_t timeout_ms);
-/* Completes @cmd with @status and @msg (may be NULL). Loop thread. */
+/* Bounds the commands the loop holds (queued plus the one being carried
+ * out) to @max (at least 1). Main thread, before any submit. */
+void loop_set_queue_max(struct loop *l, unsigned max);
+/* Queues a copy of @cmd and wakes the loop. Returns 0 with *@out set, or
+ * -EAGAIN when the queue holds its maximum already, or -ESHUTDOWN once
+ * loop_cmd_close() was called (*@out NULL). On success @done(@arg) is called
+ * exactly once, when the loop answered, when @timeout_ms passed (see
+ * loop_cmd_expire) or when the queue closed. Never waits. Any thread. */
+int loop_cmd_submit(struct loop *l, const struct loop_cmd *cmd, uint32_t timeout_ms,
+                    loop_cmd_done_fn *done, void *arg, struct loop_ticket **out);
+/* Copies the command with its answer (status, msg; meaningful for
+ * LOOP_CMD_ANSWERED) into @out and tells how it ended. Any thread. */
+enum loop_cmd_outcome loop_ticket_result(struct loop *l, const struct loop_ticket *t,
+                                         struct loop_cmd *out);
+/* Lets go of @t (NULL is fine). A command not answered yet is abandoned: the
+ * loop drops it if it did not take it yet, and done is not called. Any
+ * thread. */
+void loop_ticket_release(struct loop *l, struct loop_ticket *t);
+/* Answers every command whose timeout passed at @now_mono_ms (CLOCK_MONOTONIC
+ * milliseconds, clock_mono_ms()): LOOP_CMD_EXPIRED_QUEUED if the loop had not
+ * taken it (it then drops it instead of applying it), else
+ * LOOP_CMD_EXPIRED_RUNNING. Does not depend on the loop running, so a
+ * stalled loop still answers its clients. Returns how many it answered. Any
+ * thread but the loop's. */
+size_t loop_cmd_expire(struct loop *l, uint64_t now_mono_ms);
+/* Refuses every later submit with -ESHUTDOWN and answers every pending
+ * command LOOP_CMD_SHUT_DOWN. Any thread. */
+void loop_cmd_close(struct loop *l);
+/* Completes @cmd with @status and @msg (may be NULL) and hands the loop the
+ * next command. If its client already had a timeout answer, the result is
+ * only logged. Loop thread. */
 void loop_cmd_finish(struct loop *l, struct loop_cmd *cmd, int status, const char *msg);
+/* A copy of the queue's counters. Any thread. */
+struct loop_cmd_stats loop_cmd_stats(struct loop *l);
 
 /* Every LOOP_HEARTBEAT_MS the loop stores the boot clock (clock_boot_ms())
  * as proof that it runs; readers compare it with their own clock to refuse
