@@ -92,6 +92,11 @@ struct config {
     /* Extensions (not in the original). */
     int64_t backend_election_expiry_secs; /* BackendElectionExpirySecs, default 5 */
     char *control_token; /* ControlToken: required on control requests if set; NULL if unset */
+    /* Caps on tables keyed by client-chosen names (least recently used entries
+     * make room for new ones). */
+    int64_t max_counted_apps;       /* MaxCountedApps, default 2000 */
+    int64_t max_counted_app_stores; /* MaxCountedAppStores, default 2000 */
+    int64_t max_recent_apps;        /* MaxRecentApps, default 10000 */
 
     /* Stores.MySQL defaults are folded into each cluster; kept for reference. */
     struct config_cluster mysql_defaults;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Process-wide counters and gauges with fixed names, as relaxed atomics that
- * any thread may bump without a lock. Per-app and per-cluster counters are
- * kept by the loop (see metrics_named_*) and merged into the same output. */
+ * any thread may bump without a lock. Per-app and per-store counters are
+ * kept by the loop (check_counters.h); render.h shows both. */
 #pragma once
 
 #include <stdint.h>
