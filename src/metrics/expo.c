@@ -1,11 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* Prometheus text builder: one growing buffer; each family is declared once
- * (asserted), and label values go through one escaping routine so client
+ * (checked), and label values go through one escaping routine so client
  * strings can never end a line, a quote or the UTF-8 stream early. Owner
  * thread only. */
 #include "metrics/expo.h"
 
-#include <assert.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdbool.h>
@@ -75,6 +74,16 @@ static void put(struct expo *e, const char *s, size_t n)
 static void puts_(struct expo *e, const char *s)
 {
     put(e, s, strlen(s));
+}
+
+/* Names come from code, so a bad one is a programmer error. The check stays
+ * in builds with NDEBUG: a second # TYPE line fails every scrape. */
+static void require(bool ok, const char *what, const char *name)
+{
+    if (ok)
+        return;
+    fprintf(stderr, "expo: %s: %s\n", what, name ? name : "(null)");
+    abort();
 }
 
 static bool is_name(const char *s, bool colon)
@@ -152,9 +161,9 @@ static void put_escaped(struct expo *e, const char *s, bool quote_too)
 
 void expo_family(struct expo *e, const char *name, enum expo_type type, const char *help)
 {
-    assert(is_name(name, true));
+    require(is_name(name, true), "bad metric name", name);
     for (size_t i = 0; i < e->nfamilies; i++)
-        assert(strcmp(e->families[i], name) != 0);
+        require(strcmp(e->families[i], name) != 0, "family declared twice", name);
     e->families = xrealloc(e->families, (e->nfamilies + 1) * sizeof(*e->families));
     e->families[e->nfamilies++] = xstrdup(name);
     e->type = type;
@@ -177,10 +186,10 @@ void expo_family(struct expo *e, const char *name, enum expo_type type, const ch
 static void put_series(struct expo *e, const char *suffix, const struct expo_label *labels,
                        size_t nlabels)
 {
-    assert(e->nfamilies > 0);
+    require(e->nfamilies > 0, "sample before any family", NULL);
     puts_(e, e->families[e->nfamilies - 1]);
     if (suffix != NULL && suffix[0] != '\0') {
-        assert(is_name(suffix, true));
+        require(is_name(suffix, true), "bad suffix", suffix);
         puts_(e, suffix);
     }
     if (nlabels == 0) {
@@ -189,7 +198,8 @@ static void put_series(struct expo *e, const char *suffix, const struct expo_lab
     }
     puts_(e, "{");
     for (size_t i = 0; i < nlabels; i++) {
-        assert(is_name(labels[i].name, false) && strncmp(labels[i].name, "__", 2) != 0);
+        require(is_name(labels[i].name, false) && strncmp(labels[i].name, "__", 2) != 0,
+                "bad label name", labels[i].name);
         if (i > 0)
             puts_(e, ",");
         puts_(e, labels[i].name);

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* A builder for the Prometheus text exposition format (version 0.0.4):
  * families with # HELP and # TYPE, samples with escaped label values. It
- * knows nothing about the daemon. Family and label names are code constants
- * and are checked with assert(); label values may be anything (client
- * strings): backslash, double quote and line feed are escaped, and bytes that
- * are not valid UTF-8 become U+FFFD, so the output always parses. One owner
- * thread per builder. */
+ * knows nothing about the daemon. Family and label names are code constants;
+ * a bad or repeated one aborts (a programmer error). Label values may be
+ * anything (client strings): backslash, double quote and line feed are
+ * escaped, and bytes that are not valid UTF-8 become U+FFFD, so the output
+ * always parses. One owner thread per builder. */
 #pragma once
 
 #include <stddef.h>
