@@ -307,7 +307,8 @@ static void handle_recent_apps(const struct route *rt, const struct snapshot *s,
      * of them): one exactly sized buffer, one pass, no JSON objects. */
     const struct snap_recents *rs = s ? s->recents : NULL;
     size_t n = rs ? rs->len : 0;
-    size_t size = 4 + (rs ? rs->key_json_bytes : 0) + n * (sizeof(RECENT_ENTRY_FMT) + 2 * 20 + 1);
+    /* Per entry: the format, two 20-digit numbers and a comma. */
+    size_t size = 4 + (rs ? rs->key_json_bytes : 0) + n * (sizeof(RECENT_ENTRY_FMT) + 41);
     char *b = malloc(size);
     if (b == NULL) {
         resp_general(resp, 500, "recent-apps: out of memory");

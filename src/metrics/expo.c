@@ -121,7 +121,7 @@ static size_t escape(char *dst, size_t size, const char *s, bool quote_too)
             take = 1;
         } else if (uc == '\\' || uc == '\n' || (quote_too && uc == '"')) {
             esc[0] = '\\';
-            esc[1] = uc == '\n' ? 'n' : (char)uc;
+            esc[1] = uc == '\n' ? 'n' : uc == '"' ? '"' : '\\';
             out = esc;
             out_len = 2;
             take = 1;
