@@ -102,15 +102,14 @@ static bool is_name(const char *s, bool colon)
 
 /* Escapes @s for a label value (@quote_too) or a HELP text: backslash and
  * line feed always, double quote in label values; invalid UTF-8 becomes
- * U+FFFD. Writes at most @size - 1 bytes plus a NUL when @dst is not NULL;
- * returns the full escaped length otherwise counted the same way. */
+ * U+FFFD. With @dst, writes what fits whole in @size - 1 bytes plus a NUL;
+ * returns the length escaped (all of it when @dst is NULL). */
 static size_t escape(char *dst, size_t size, const char *s, bool quote_too)
 {
     static const char replacement[] = "\xEF\xBF\xBD";
     const uint8_t *p = (const uint8_t *)s;
     size_t n = strlen(s), o = 0;
     while (n > 0) {
-        char esc[4];
         const char *out;
         size_t out_len, take;
         ucs4_t uc;
@@ -120,9 +119,7 @@ static size_t escape(char *dst, size_t size, const char *s, bool quote_too)
             out_len = 3;
             take = 1;
         } else if (uc == '\\' || uc == '\n' || (quote_too && uc == '"')) {
-            esc[0] = '\\';
-            esc[1] = uc == '\n' ? 'n' : uc == '"' ? '"' : '\\';
-            out = esc;
+            out = uc == '\n' ? "\\n" : uc == '"' ? "\\\"" : "\\\\";
             out_len = 2;
             take = 1;
         } else {
