@@ -304,6 +304,13 @@ def timed_get(d, path):
 FLOOD_APPS = 100_000
 
 
+def built_with_tsan():
+    try:
+        return b"__tsan_init" in lib.FRENO_BIN.read_bytes()
+    except OSError:
+        return False
+
+
 def test_flood_of_app_names_stays_bounded():
     # ASan keeps freed memory in quarantine (256 MB by default) to catch use
     # after free; a small one makes RSS measure what the daemon keeps.
@@ -382,6 +389,11 @@ def test_flood_of_app_names_stays_bounded():
           f"RSS {rss0 / MIB:.1f} -> {rss_mid / MIB:.1f} MB after one flood -> {rss1 / MIB:.1f} MB after two "
           f"(+{growth / MIB:.1f}); "
           + "; ".join(f"{p} {n / 1024:.0f} KB in {s * 1000:.0f} ms" for p, (n, s) in figures.items()))
-    expect(growth <= 64 * MIB, f"RSS grew by {growth / MIB:.1f} MB ({rss0 / MIB:.1f} -> {rss1 / MIB:.1f})")
+    if built_with_tsan():
+        # ThreadSanitizer keeps shadow memory and histories several times the
+        # size of what the daemon uses; only the second flood's bound applies.
+        print("  flood: ThreadSanitizer build, RSS growth bound not applied")
+    else:
+        expect(growth <= 64 * MIB, f"RSS grew by {growth / MIB:.1f} MB ({rss0 / MIB:.1f} -> {rss1 / MIB:.1f})")
     expect(rss1 - rss_mid <= 16 * MIB,
            f"a second flood grew RSS by {(rss1 - rss_mid) / MIB:.1f} MB: something is not bounded")
