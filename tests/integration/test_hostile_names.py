@@ -408,5 +408,7 @@ def test_flood_of_app_names_stays_bounded():
         print("  flood: ThreadSanitizer build, RSS growth bound not applied")
     else:
         expect(growth <= 64 * MIB, f"RSS grew by {growth / MIB:.1f} MB ({rss0 / MIB:.1f} -> {rss1 / MIB:.1f})")
-    expect(rss1 - rss_mid <= 16 * MIB,
+    # Anything that kept 100,000 more names would add well over this.
+    second_bound = (32 if built_with_tsan() else 16) * MIB
+    expect(rss1 - rss_mid <= second_bound,
            f"a second flood grew RSS by {(rss1 - rss_mid) / MIB:.1f} MB: something is not bounded")
