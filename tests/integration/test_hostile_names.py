@@ -18,6 +18,7 @@ import os
 import random
 import re
 import shutil
+import socket
 import subprocess
 import time
 import urllib.parse
@@ -304,6 +305,25 @@ def timed_get(d, path):
 FLOOD_APPS = 100_000
 
 
+def start_measured(name, **extra):
+    """A daemon whose RSS tells what it keeps: ASan holds freed memory in
+    quarantine (256 MB by default) to catch use after free; 4 MB here."""
+    old = os.environ.get("ASAN_OPTIONS")
+    os.environ["ASAN_OPTIONS"] = ((old + ":") if old else "") + "quarantine_size_mb=4"
+    try:
+        return start(name, **extra)
+    finally:
+        if old is None:
+            os.environ.pop("ASAN_OPTIONS", None)
+        else:
+            os.environ["ASAN_OPTIONS"] = old
+
+
+def check_requests(names, store=PLAIN_STORE):
+    return [f"GET /check/{seg(n)}/mysql/{seg(store)} HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.{i % 200}.0.1\r\n\r\n"
+            .encode() for i, n in enumerate(names)]
+
+
 def built_with_tsan():
     try:
         return b"__tsan_init" in lib.FRENO_BIN.read_bytes()
@@ -312,17 +332,7 @@ def built_with_tsan():
 
 
 def test_flood_of_app_names_stays_bounded():
-    # ASan keeps freed memory in quarantine (256 MB by default) to catch use
-    # after free; a small one makes RSS measure what the daemon keeps.
-    old = os.environ.get("ASAN_OPTIONS")
-    os.environ["ASAN_OPTIONS"] = ((old + ":") if old else "") + "quarantine_size_mb=4"
-    try:
-        d = start("flood")
-    finally:
-        if old is None:
-            os.environ.pop("ASAN_OPTIONS", None)
-        else:
-            os.environ["ASAN_OPTIONS"] = old
+    d = start_measured("flood")
     # Warm up the renderings and the allocator with the daemon's usual work.
     c = d.client()
     for i in range(200):
@@ -412,3 +422,49 @@ def test_flood_of_app_names_stays_bounded():
     second_bound = (32 if built_with_tsan() else 16) * MIB
     expect(rss1 - rss_mid <= second_bound,
            f"a second flood grew RSS by {(rss1 - rss_mid) / MIB:.1f} MB: something is not bounded")
+
+
+SLOW_READERS = 24
+BIG_CAP = 12_000
+
+
+def test_slow_readers_share_one_rendering():
+    """Clients that ask for /metrics and then read nothing keep their answer
+    pending; they must share the one rendering, not hold a copy each (the old
+    code copied the whole text for every request). The kernel takes up to
+    4 MB of each answer (net.ipv4.tcp_wmem), so this uses caps raised for a
+    /metrics of about 10 MB."""
+    d = start_measured("slowreaders", MaxCountedApps=BIG_CAP, MaxCountedAppStores=BIG_CAP)
+    names = [f"{i:05d}-" + "n" * 100 for i in range(BIG_CAP)]
+    statuses = asyncio.run(_pipelined(lib.ALT_PORT, check_requests(names), conns=4, batch=100))
+    expect_eq(len(statuses), len(names), "answers to the checks")
+    wait_until(lambda: d.get_json("/debug/vars")[1], lambda v: f"check.{names[-1]}.total" in v, timeout=10,
+               what="the renderings to include the last app")
+    size = len(d.get("/metrics")[1])
+    expect(size > 8 * MIB, f"/metrics is only {size / MIB:.1f} MB")
+    rss0 = rss_bytes(d.proc.pid)
+    socks = []
+    try:
+        for _ in range(SLOW_READERS):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # little room on our side
+            s.settimeout(5)
+            s.connect(("127.0.0.1", lib.ALT_PORT))
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            socks.append(s)
+        for s in socks:
+            expect(s.recv(1) == b"H", "a slow reader got no answer")  # the answer is under way
+        rss1 = rss_bytes(d.proc.pid)
+        t0 = time.monotonic()
+        status, _ = d.get("/check/meanwhile/mysql/main", timeout=5)
+        secs = time.monotonic() - t0
+    finally:
+        for s in socks:
+            s.close()
+    growth = rss1 - rss0
+    print(f"  slow readers: {SLOW_READERS} pending answers of {size / MIB:.1f} MB; "
+          f"RSS {rss0 / MIB:.1f} -> {rss1 / MIB:.1f} MB (+{growth / MIB:.1f})")
+    expect(status in (200, 429), f"a check beside the slow readers answered {status}")
+    expect(secs < 1, f"a check beside the slow readers took {secs:.2f}s")
+    expect(growth <= 16 * MIB, f"{SLOW_READERS} slow readers of a {size / MIB:.1f} MB /metrics grew RSS by "
+           f"{growth / MIB:.1f} MB: each holds a copy")
