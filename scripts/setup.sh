@@ -12,7 +12,7 @@ PACKAGES=(
     libmemcached-dev libcmocka-dev liburcu-dev libraft-dev
     mariadb-server mariadb-client percona-toolkit haproxy memcached
     wrk hey curl python3 jq procps iproute2
-    libsodium-dev prometheus
+    libsodium-dev prometheus libunistring-dev
 )
 
 missing=()

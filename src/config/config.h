@@ -101,6 +101,11 @@ struct config {
     int64_t http_reserved_descriptors;        /* HttpReservedDescriptors, 128 */
     int64_t control_queue_length;             /* ControlQueueLength, 32 */
     int64_t control_timeout_millis;           /* ControlTimeoutMillis, 5000 */
+    /* Caps on tables keyed by client-chosen names (least recently used entries
+     * make room for new ones). */
+    int64_t max_counted_apps;       /* MaxCountedApps, default 2000 */
+    int64_t max_counted_app_stores; /* MaxCountedAppStores, default 2000 */
+    int64_t max_recent_apps;        /* MaxRecentApps, default 10000 */
 
     /* Stores.MySQL defaults are folded into each cluster; kept for reference. */
     struct config_cluster mysql_defaults;

@@ -165,6 +165,23 @@ static const struct config_key keys[] = {
          IN_CONFIG(control_timeout_millis),
          .def_num = 5000,
          .desc = "ms a control request waits for the backend before its answer says so"},
+        {.name = "MaxCountedApps",
+         INT(0, 1000000),
+         IN_CONFIG(max_counted_apps),
+         .def_num = 2000,
+         .desc = "apps with their own check counters; the least recently counted is dropped "
+                 "for a new one"},
+        {.name = "MaxCountedAppStores",
+         INT(0, 1000000),
+         IN_CONFIG(max_counted_app_stores),
+         .def_num = 2000,
+         .desc = "app and store pairs with their own check counters, same rule"},
+        {.name = "MaxRecentApps",
+         INT(0, 1000000),
+         IN_CONFIG(max_recent_apps),
+         .def_num = 10000,
+         .desc = "app and client pairs /recent-apps keeps; the least recently seen is dropped "
+                 "for a new one"},
         {.name = "Stores", OBJECT, .desc = "stores to probe"},
         {.name = "Stores.MySQL", OBJECT, .desc = "MySQL clusters and the defaults they inherit"},
 

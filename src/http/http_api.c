@@ -6,6 +6,7 @@
 #include "http/http_api.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -297,6 +298,8 @@ static void handle_skipped_hosts(const struct snapshot *s, uint64_t now_ms, stru
     resp_json(resp, 200, o, JSON_SORT_KEYS);
 }
 
+#define RECENT_ENTRY_FMT ":{\"CheckedAtEpoch\":%" PRIu64 ",\"MinutesSinceChecked\":%" PRId64 "}"
+
 static void handle_recent_apps(const struct route *rt, const struct snapshot *s, uint64_t now_ms,
                                struct http_resp *resp)
 {
@@ -310,20 +313,61 @@ static void handle_recent_apps(const struct route *rt, const struct snapshot *s,
         resp_general(resp, 500, msg);
         return;
     }
-    json_t *o = json_object();
-    for (size_t i = 0; s && s->recents && i < s->recents->len; i++) {
-        const struct snap_recent *r = &s->recents->v[i];
+    /* Keys come JSON-encoded and sorted from the loop (at most MaxRecentApps
+     * of them): one exactly sized buffer, one pass, no JSON objects. */
+    const struct snap_recents *rs = s ? s->recents : NULL;
+    size_t n = rs ? rs->len : 0;
+    /* Per entry: the format, two 20-digit numbers and a comma. */
+    size_t size = 4 + (rs ? rs->key_json_bytes : 0) + n * (sizeof(RECENT_ENTRY_FMT) + 41);
+    char *b = malloc(size);
+    if (b == NULL) {
+        resp_general(resp, 500, "recent-apps: out of memory");
+        return;
+    }
+    size_t o = 0;
+    b[o++] = '{';
+    for (size_t i = 0; i < n; i++) {
+        const struct snap_recent *r = &rs->v[i];
         int64_t mins =
                 now_ms > r->checked_at_ms ? (int64_t)((now_ms - r->checked_at_ms) / 60000) : 0;
         if (last_minutes > 0 && mins > last_minutes)
             continue;
-        json_t *e = json_object();
-        json_object_set_new(e, "CheckedAtEpoch",
-                            json_integer((json_int_t)(r->checked_at_ms / 1000)));
-        json_object_set_new(e, "MinutesSinceChecked", json_integer(mins));
-        json_object_set_new(o, r->key, e);
+        if (o > 1)
+            b[o++] = ',';
+        size_t kl = strlen(r->key_json);
+        memcpy(b + o, r->key_json, kl);
+        o += kl;
+        int w = snprintf(b + o, size - o, RECENT_ENTRY_FMT, r->checked_at_ms / 1000, mins);
+        if (w > 0)
+            o += (size_t)w < size - o ? (size_t)w : size - o - 1;
     }
-    resp_json(resp, 200, o, JSON_SORT_KEYS | JSON_PRESERVE_ORDER);
+    b[o++] = '}';
+    b[o++] = '\n';
+    b[o] = '\0';
+    resp->status = 200;
+    resp->json = true;
+    resp->body = b;
+    resp->len = o;
+    resp->heap = true;
+}
+
+static void on_shared_text_sent(void *arg)
+{
+    snap_text_unref(arg);
+}
+
+/* Serves @body (@len bytes of @text) without copying it: the reference taken
+ * here, inside the read-side section, keeps it alive until it is sent. */
+static void resp_shared_text(struct http_resp *resp, bool json, struct snap_text *text, char *body,
+                             size_t len)
+{
+    resp->status = 200;
+    resp->json = json;
+    resp->body = body;
+    resp->len = len;
+    resp->heap = false;
+    resp->release = on_shared_text_sent;
+    resp->release_arg = snap_text_ref(text);
 }
 
 static bool control_authorized(const struct http_req *req, const struct snapshot *s)
@@ -594,12 +638,17 @@ void http_api_handle(const struct http_api_ctx *ctx, const struct http_req *req,
         handle_recent_apps(&rt, s, now_ms, resp);
         break;
     case ROUTE_DEBUG_VARS:
-        resp_text(resp, 200, true,
-                  (s && s->text && s->text->debug_vars_json) ? s->text->debug_vars_json : "{}\n");
+        if (s && s->text && s->text->debug_vars_json)
+            resp_shared_text(resp, true, s->text, s->text->debug_vars_json,
+                             s->text->debug_vars_len);
+        else
+            resp_text(resp, 200, true, "{}\n");
         break;
     case ROUTE_PROMETHEUS:
-        resp_text(resp, 200, false,
-                  (s && s->text && s->text->prometheus) ? s->text->prometheus : "");
+        if (s && s->text && s->text->prometheus)
+            resp_shared_text(resp, false, s->text, s->text->prometheus, s->text->prometheus_len);
+        else
+            resp_text(resp, 200, false, "");
         break;
     case ROUTE_CONFIG_MEMCACHE:
         resp_text(resp, 200, true, (s && s->memcache_json) ? s->memcache_json : "{}\n");

@@ -27,13 +27,17 @@ struct http_req {
 struct http_resp {
     int status;
     bool json;  /* Content-Type: application/json */
-    char *body; /* points to small or to a heap buffer (heap set) */
+    char *body; /* points to small, to a heap buffer (heap set) or into shared text (release set) */
     size_t len;
     bool heap; /* body must be free()d */
     /* No answer yet: queue req->park, and answer with
      * http_api_control_answer() once the loop did. */
     bool park;
     unsigned retry_after_s; /* non-zero: send a Retry-After header */
+    /* When set, body is shared and stays valid until release(release_arg),
+     * which the server calls once the response is sent or dropped. */
+    void (*release)(void *arg);
+    void *release_arg;
     char small[HTTP_RESP_SMALL];
 };
 

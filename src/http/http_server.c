@@ -110,12 +110,17 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, const char *method
                                  struct http_resp *resp)
 {
     struct MHD_Response *r;
-    if (resp->heap)
+    if (resp->release != NULL) /* shared text: no copy, MHD drops our reference */
+        r = MHD_create_response_from_buffer_with_free_callback_cls(
+                resp->len, resp->body, resp->release, resp->release_arg);
+    else if (resp->heap)
         r = MHD_create_response_from_buffer(resp->len, resp->body, MHD_RESPMEM_MUST_FREE);
     else
         r = MHD_create_response_from_buffer(resp->len, resp->body, MHD_RESPMEM_MUST_COPY);
     if (r == NULL) {
-        if (resp->heap)
+        if (resp->release != NULL)
+            resp->release(resp->release_arg);
+        else if (resp->heap)
             free(resp->body);
         return MHD_NO;
     }

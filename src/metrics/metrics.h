@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Process-wide counters and gauges with fixed names, as relaxed atomics that
- * any thread may bump without a lock. Per-app and per-cluster counters are
- * kept by the throttler on the loop (its counters map) and merged into the
- * same output (docs/api.md#metrics-and-counters). */
+ * any thread may bump without a lock. Per-app and per-store counters are
+ * kept by the loop (check_counters.h); render.h shows both
+ * (docs/api.md#metrics-and-counters). */
 #pragma once
 
 #include <stdint.h>

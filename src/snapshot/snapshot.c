@@ -124,6 +124,8 @@ struct snap_recents *snap_recents_new(struct snap_recent *v, size_t len)
     atomic_init(&p->refs, 1);
     p->v = v;
     p->len = len;
+    for (size_t i = 0; i < len; i++)
+        p->key_json_bytes += strlen(v[i].key_json);
     return p;
 }
 
@@ -132,17 +134,26 @@ void snap_recents_unref(struct snap_recents *p)
     if (p == NULL || !PART_UNREF(p))
         return;
     for (size_t i = 0; i < p->len; i++)
-        free(p->v[i].key);
+        free(p->v[i].key_json);
     free(p->v);
     free(p);
 }
 
-struct snap_text *snap_text_new(char *debug_vars_json, char *prometheus)
+struct snap_text *snap_text_new(char *debug_vars_json, size_t debug_vars_len, char *prometheus,
+                                size_t prometheus_len)
 {
     struct snap_text *p = xcalloc(1, sizeof(*p));
     atomic_init(&p->refs, 1);
     p->debug_vars_json = debug_vars_json;
+    p->debug_vars_len = debug_vars_len;
     p->prometheus = prometheus;
+    p->prometheus_len = prometheus_len;
+    return p;
+}
+
+struct snap_text *snap_text_ref(struct snap_text *p)
+{
+    PART_REF(p);
     return p;
 }
 

@@ -50,7 +50,7 @@ struct snap_host {
 };
 
 struct snap_recent {
-    char *key; /* "app/client" */
+    char *key_json; /* "app/client" as a JSON string literal (quotes included) */
     uint64_t checked_at_ms;
 };
 
@@ -97,13 +97,19 @@ struct snap_hosts {
 };
 struct snap_recents {
     _Atomic int refs;
-    struct snap_recent *v;
+    struct snap_recent *v; /* sorted by app/client */
     size_t len;
+    size_t key_json_bytes; /* sum of the key_json lengths, to size a rendering */
 };
+/* Renderings served as they are: an HTTP thread takes a reference inside its
+ * read-side section and hands the bytes to the server, which drops the
+ * reference once they are sent (no copy per request). */
 struct snap_text {
     _Atomic int refs;
     char *debug_vars_json; /* /debug/vars */
-    char *prometheus;      /* /metrics */
+    size_t debug_vars_len;
+    char *prometheus; /* /metrics */
+    size_t prometheus_len;
 };
 struct snap_leaders {
     _Atomic int refs;
@@ -132,7 +138,11 @@ struct snap_metrics *snap_metrics_new(struct snap_metric *v, size_t len);
 struct snap_apps *snap_apps_new(struct snap_app *v, size_t len);
 struct snap_hosts *snap_hosts_new(struct snap_host *v, size_t len);
 struct snap_recents *snap_recents_new(struct snap_recent *v, size_t len);
-struct snap_text *snap_text_new(char *debug_vars_json, char *prometheus);
+struct snap_text *snap_text_new(char *debug_vars_json, size_t debug_vars_len, char *prometheus,
+                                size_t prometheus_len);
+/* Takes one more reference on @p (any thread, e.g. inside a read-side
+ * section, to keep the text past snapshot_release()); returns @p. */
+struct snap_text *snap_text_ref(struct snap_text *p);
 /* Takes ownership of the strings and arrays in @l. */
 struct snap_leaders *snap_leaders_new(const struct snap_leader *l);
 void snap_metrics_unref(struct snap_metrics *p);

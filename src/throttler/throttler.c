@@ -22,7 +22,9 @@
 #include "core/xalloc.h"
 #include "log/log.h"
 #include "loop/loop.h"
+#include "metrics/check_counters.h"
 #include "metrics/metrics.h"
+#include "metrics/render.h"
 #include "probe/probe.h"
 #include "snapshot/check.h"
 #include "snapshot/events.h"
@@ -40,15 +42,15 @@
 #define AGGREGATE_EXPIRY_MS    5000
 #define SHARE_HEALTH_EXPIRY_MS 5000
 #define PROBE_TIMEOUT_MS       1000
-#define NAMED_COUNTERS_MAX     20000
-#define RECENT_APPS_MAX        100000
 
 struct host_probe {
     char *host;
     uint16_t port;
     char *key; /* "host:port" */
     struct probe *probe;
-    bool http_404; /* the last HTTP check answered 404: left out of aggregation */
+    bool http_404;         /* the last HTTP check answered 404: left out of aggregation */
+    uint64_t seen_at_ms;   /* completion time of the last result aggregation looked at */
+    uint64_t probe_errors; /* failed results seen by aggregation */
 };
 
 struct cluster {
@@ -92,9 +94,10 @@ struct throttler {
     struct app_throttle apps;
     struct skipped_hosts skipped;
     struct recent_apps recent;
-    struct strmap counters; /* name -> uint64_t * */
-    bool counters_full_logged;
-    bool recent_full_logged;
+    struct check_counters *checks; /* per app, store, app and store */
+    bool apps_evicting_logged;
+    bool app_stores_evicting_logged;
+    bool recent_evicting_logged;
 
     struct snap_metrics *p_metrics;
     struct snap_apps *p_apps;
@@ -133,56 +136,37 @@ static void timer_close(uv_timer_t **h)
     *h = NULL;
 }
 
-/* ---- named counters (check.<app>..., loop-owned) ---- */
+/* ---- check bookkeeping (loop-owned) ---- */
 
-static void counter_add(struct throttler *t, const char *name, uint64_t n)
+/* Logs once when a cap first makes room by forgetting an entry. */
+static void log_evicting(bool *logged, uint64_t evicted, const char *what, const char *key,
+                         int64_t cap)
 {
-    uint64_t *c = strmap_get(&t->counters, name);
-    if (c == NULL) {
-        if (t->counters.len >= NAMED_COUNTERS_MAX) {
-            if (!t->counters_full_logged)
-                log_warn(
-                        "metrics: %d named counters reached, new app/cluster names are not counted",
-                        NAMED_COUNTERS_MAX);
-            t->counters_full_logged = true;
-            return;
-        }
-        c = xcalloc(1, sizeof(*c));
-        strmap_put(&t->counters, name, c);
-    }
-    *c += n;
-}
-
-static void count_check(struct throttler *t, const char *app, const char *store, int status)
-{
-    const char *suffixes[3] = {"total", status != 200 ? "error" : NULL,
-                               status == 500 ? "internal-error" : NULL};
-    char name[512];
-    for (int i = 0; i < 3; i++) {
-        if (suffixes[i] == NULL)
-            continue;
-        snprintf(name, sizeof(name), "check.%s.%s", app, suffixes[i]);
-        counter_add(t, name, 1);
-        snprintf(name, sizeof(name), "check.any.mysql.%s.%s", store, suffixes[i]);
-        counter_add(t, name, 1);
-        snprintf(name, sizeof(name), "check.%s.mysql.%s.%s", app, store, suffixes[i]);
-        counter_add(t, name, 1);
-    }
+    if (*logged || evicted == 0)
+        return;
+    log_warn("throttler: %" PRId64 " %s reached (%s), the least recently seen are forgotten", cap,
+             what, key);
+    *logged = true;
 }
 
 static void record_check(struct throttler *t, const char *app, const char *store,
                          const char *client, int status, uint64_t at_ms)
 {
-    count_check(t, app, store, status);
-    if (recent_apps_count(&t->recent) >= RECENT_APPS_MAX) {
-        if (!t->recent_full_logged)
-            log_warn("recent-apps: %d entries reached, new app/client pairs are not recorded until "
-                     "old ones expire",
-                     RECENT_APPS_MAX);
-        t->recent_full_logged = true;
-    } else {
-        recent_apps_record(&t->recent, app, client, at_ms);
+    /* Only stores that exist get counters: a client can name any store, and
+     * the original's per-store names would grow with each one. */
+    if (config_find_cluster(t->cfg, store) != NULL) {
+        check_counters_add(t->checks, app, store, status);
+        struct check_counters_stats cs;
+        check_counters_get_stats(t->checks, &cs);
+        log_evicting(&t->apps_evicting_logged, cs.apps_evicted, "counted apps", "MaxCountedApps",
+                     t->cfg->max_counted_apps);
+        log_evicting(&t->app_stores_evicting_logged, cs.app_stores_evicted,
+                     "counted app/store pairs", "MaxCountedAppStores",
+                     t->cfg->max_counted_app_stores);
     }
+    recent_apps_record(&t->recent, app, client, at_ms);
+    log_evicting(&t->recent_evicting_logged, recent_apps_evicted(&t->recent),
+                 "recent app/client pairs", "MaxRecentApps", t->cfg->max_recent_apps);
     t->dirty_recent = true;
 }
 
@@ -291,131 +275,120 @@ static void rebuild_hosts(struct throttler *t)
     t->publish_pending = true;
 }
 
+struct recent_row {
+    const char *key; /* borrowed from the table while rebuilding */
+    uint64_t checked_at_ms;
+};
+
+static void collect_recent(const char *key, uint64_t checked_at_ms, void *arg)
+{
+    struct collect_ctx *c = arg;
+    struct recent_row *r = &((struct recent_row *)c->v)[c->len++];
+    r->key = key;
+    r->checked_at_ms = checked_at_ms;
+}
+
+static int cmp_recent_row(const void *a, const void *b)
+{
+    return strcmp(((const struct recent_row *)a)->key, ((const struct recent_row *)b)->key);
+}
+
+/* The snapshot keeps each key already JSON-encoded and the list sorted, so
+ * /recent-apps is one pass of formatting per request. */
 static void rebuild_recents(struct throttler *t)
 {
     size_t n = recent_apps_count(&t->recent);
-    struct snap_recent *v = xcalloc(n ? n : 1, sizeof(*v));
-    size_t i = 0, it = 0;
-    const char *key;
-    void *val;
-    while (i < n && strmap_next(&t->recent.map, &it, &key, &val)) {
-        v[i].key = xstrdup(key);
-        v[i].checked_at_ms = *(uint64_t *)val;
-        i++;
+    struct collect_ctx c = {.v = xcalloc(n ? n : 1, sizeof(struct recent_row)), .cap = n};
+    recent_apps_each(&t->recent, collect_recent, &c);
+    struct recent_row *rows = c.v;
+    qsort(rows, c.len, sizeof(*rows), cmp_recent_row);
+    struct snap_recent *v = xcalloc(c.len ? c.len : 1, sizeof(*v));
+    for (size_t i = 0; i < c.len; i++) {
+        /* Keys are printable UTF-8, so jansson always encodes them. */
+        json_t *j = json_string(rows[i].key);
+        char *enc = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
+        json_decref(j);
+        v[i].key_json = enc ? enc : xstrdup("\"?\"");
+        v[i].checked_at_ms = rows[i].checked_at_ms;
     }
+    free(rows);
     snap_recents_unref(t->p_recents);
-    t->p_recents = snap_recents_new(v, i);
+    t->p_recents = snap_recents_new(v, c.len);
     t->dirty_recent = false;
     t->publish_pending = true;
 }
 
-/* Prometheus metric name: freno_ + the name with every other byte as '_'. */
-static void prom_name(char *buf, size_t size, const char *name)
-{
-    size_t o = (size_t)snprintf(buf, size, "freno_");
-    for (const char *p = name; *p && o + 1 < size; p++) {
-        char c = *p;
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-        if (!ok)
-            c = '_';
-        buf[o++] = c;
-    }
-    buf[o] = '\0';
-}
-
-static void emit(json_t *vars, char **prom, size_t *plen, size_t *pcap, const char *name,
-                 json_t *value, double num, const char *type)
-{
-    json_object_set_new(vars, name, value);
-    char pn[600], line[700];
-    prom_name(pn, sizeof(pn), name);
-    int n = snprintf(line, sizeof(line), "# TYPE %s %s\n%s %.17g\n", pn, type, pn, num);
-    if (n <= 0)
-        return;
-    if (*plen + (size_t)n + 1 > *pcap) {
-        *pcap = (*pcap + (size_t)n + 1) * 2;
-        *prom = xrealloc(*prom, *pcap);
-    }
-    memcpy(*prom + *plen, line, (size_t)n + 1);
-    *plen += (size_t)n;
-}
-
 static void rebuild_text(struct throttler *t, uint64_t now_ms)
 {
-    json_t *vars = json_object();
-    size_t plen = 0, pcap = 4096;
-    char *prom = xmalloc(pcap);
-    prom[0] = '\0';
-    for (int i = 0; i < METRICS_COUNTER_COUNT; i++) {
-        const char *name = metrics_name(i);
-        if (name == NULL)
-            continue;
-        uint64_t v = metrics_get(i);
-        emit(vars, &prom, &plen, &pcap, name, json_integer((json_int_t)v), (double)v, "counter");
+    size_t nh = 0;
+    for (size_t i = 0; i < t->nclusters; i++)
+        nh += t->clusters[i].nhosts;
+    struct metrics_store *stores = xcalloc(t->nclusters ? t->nclusters : 1, sizeof(*stores));
+    struct metrics_host *hosts = xcalloc(nh ? nh : 1, sizeof(*hosts));
+    nh = 0;
+    for (size_t i = 0; i < t->nclusters; i++) {
+        const struct cluster *c = &t->clusters[i];
+        struct metrics_store *m = &stores[i];
+        m->name = c->cfg->name;
+        m->threshold = c->cfg->throttle_threshold;
+        m->has_value = c->has_value;
+        m->ok = c->ok;
+        m->value = c->value;
+        m->ever_healthy = c->last_healthy_at_ms != 0;
+        m->seconds_since_healthy = now_ms > c->last_healthy_at_ms
+                                           ? (int64_t)((now_ms - c->last_healthy_at_ms) / 1000)
+                                           : 0;
+        m->hosts = &hosts[nh];
+        m->nhosts = c->nhosts;
+        for (size_t j = 0; j < c->nhosts; j++, nh++) {
+            const struct probe_result *r = probe_last(c->hosts[j]->probe);
+            hosts[nh].key = c->hosts[j]->key;
+            hosts[nh].ok = r->status == PROBE_OK;
+            hosts[nh].value = r->value;
+            hosts[nh].probe_errors = c->hosts[j]->probe_errors;
+        }
     }
-    uint64_t lat_n = metrics_get(METRICS_PROBES_LATENCY_COUNT);
-    uint64_t lat_sum = metrics_get(METRICS_PROBES_LATENCY_SUM_US);
-    uint64_t lat_max = metrics_get(METRICS_PROBES_LATENCY_MAX_US);
-    json_t *timer = json_object();
-    json_object_set_new(timer, "count", json_integer((json_int_t)lat_n));
-    json_object_set_new(timer, "mean",
-                        json_real(lat_n ? (double)lat_sum * 1000.0 / (double)lat_n : 0));
-    json_object_set_new(timer, "max", json_integer((json_int_t)lat_max * 1000));
-    json_object_set_new(vars, "probes.latency", timer);
-    emit(vars, &prom, &plen, &pcap, "probes.latency.count", json_integer((json_int_t)lat_n),
-         (double)lat_n, "counter");
-    json_object_del(vars, "probes.latency.count");
-    emit(vars, &prom, &plen, &pcap, "probes.latency.seconds.sum", json_real((double)lat_sum / 1e6),
-         (double)lat_sum / 1e6, "counter");
-    json_object_del(vars, "probes.latency.seconds.sum");
-
-    size_t it = 0;
+    struct metrics_throttle *thr = xcalloc(t->apps.map.len ? t->apps.map.len : 1, sizeof(*thr));
+    size_t nthr = 0, it = 0;
     const char *key;
     void *val;
-    while (strmap_next(&t->counters, &it, &key, &val)) {
-        uint64_t v = *(uint64_t *)val;
-        emit(vars, &prom, &plen, &pcap, key, json_integer((json_int_t)v), (double)v, "counter");
-    }
-    const struct snap_leader *l = t->p_leader ? &t->p_leader->l : NULL;
-    bool leader = l && l->is_leader, healthy = l && l->healthy;
-    emit(vars, &prom, &plen, &pcap, "consensus.is_leader", json_integer(leader), leader, "gauge");
-    emit(vars, &prom, &plen, &pcap, "consensus.is_healthy", json_integer(healthy), healthy,
-         "gauge");
-    if (t->cfg->backend_host && t->cfg->backend_host[0]) {
-        emit(vars, &prom, &plen, &pcap, "backend.mysql.is_leader", json_integer(leader), leader,
-             "gauge");
-        emit(vars, &prom, &plen, &pcap, "backend.mysql.is_healthy", json_integer(healthy), healthy,
-             "gauge");
-    }
-    char name[512];
-    for (size_t i = 0; i < t->nclusters; i++) {
-        struct cluster *c = &t->clusters[i];
-        if (c->has_value && c->ok) {
-            snprintf(name, sizeof(name), "aggregated.mysql.%s", c->cfg->name);
-            emit(vars, &prom, &plen, &pcap, name, json_real(c->value), c->value, "gauge");
-        }
-        if (c->last_healthy_at_ms != 0) {
-            int64_t secs = now_ms > c->last_healthy_at_ms
-                                   ? (int64_t)((now_ms - c->last_healthy_at_ms) / 1000)
-                                   : 0;
-            snprintf(name, sizeof(name), "check.mysql.%s.seconds_since_healthy", c->cfg->name);
-            emit(vars, &prom, &plen, &pcap, name, json_integer(secs), (double)secs, "gauge");
-        }
-    }
-    it = 0;
     while (strmap_next(&t->apps.map, &it, &key, &val)) {
         const struct app_throttle_entry *e = val;
         if (e->expire_at_ms != 0 && e->expire_at_ms <= now_ms)
             continue;
-        snprintf(name, sizeof(name), "throttled_states.%s", key);
-        emit(vars, &prom, &plen, &pcap, name, json_real(e->ratio), e->ratio, "gauge");
+        thr[nthr].key = key;
+        thr[nthr].ratio = e->ratio;
+        nthr++;
     }
-    char *dv = json_dumps(vars, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
-    json_decref(vars);
-    char *dvn = xasprintf("%s\n", dv ? dv : "{}");
-    free(dv);
+    size_t nskipped = 0;
+    it = 0;
+    while (strmap_next(&t->skipped.map, &it, &key, &val)) {
+        uint64_t exp = *(const uint64_t *)val;
+        if (exp == 0 || exp > now_ms)
+            nskipped++;
+    }
+    const struct snap_leader *l = t->p_leader ? &t->p_leader->l : NULL;
+    struct metrics_state st = {
+            .is_leader = l && l->is_leader,
+            .is_healthy = l && l->healthy,
+            .has_backend = t->cfg->backend_host && t->cfg->backend_host[0],
+            .stores = stores,
+            .nstores = t->nclusters,
+            .throttled = thr,
+            .nthrottled = nthr,
+            .skipped_hosts = nskipped,
+            .recent_apps = recent_apps_count(&t->recent),
+            .recent_apps_evicted = recent_apps_evicted(&t->recent),
+            .checks = t->checks,
+    };
+    size_t dv_len, prom_len;
+    char *dv = metrics_render_debug_vars(&st, &dv_len);
+    char *prom = metrics_render_prometheus(&st, &prom_len);
+    free(stores);
+    free(hosts);
+    free(thr);
     snap_text_unref(t->p_text);
-    t->p_text = snap_text_new(dvn, prom);
+    t->p_text = snap_text_new(dv, dv_len, prom, prom_len);
     t->publish_pending = true;
 }
 
@@ -592,7 +565,15 @@ static bool aggregate_cluster(struct cluster *c, uint64_t now_ms)
     struct agg_host *hs = c->nhosts <= 16 ? stack_hosts : xcalloc(c->nhosts, sizeof(*hs));
     bool collected = true;
     for (size_t i = 0; i < c->nhosts; i++) {
-        const struct probe_result *r = probe_last(c->hosts[i]->probe);
+        struct host_probe *h = c->hosts[i];
+        const struct probe_result *r = probe_last(h->probe);
+        /* Probes start every 50 ms and this runs every 25 ms on the same
+         * loop, so each completed result is seen here once. */
+        if (r->at_ms != h->seen_at_ms) {
+            h->seen_at_ms = r->at_ms;
+            if (r->status == PROBE_ERR || r->status == PROBE_ERR_DIAL)
+                h->probe_errors++;
+        }
         hs[i] = (struct agg_host){.status = r->status,
                                   .value = r->value,
                                   .msg = r->msg,
@@ -714,10 +695,8 @@ static void on_sweep(uv_timer_t *h)
         rebuild_hosts(t);
         reapply_all_hosts(t, now_ms);
     }
-    if (recent_apps_sweep(&t->recent, now_ms) > 0) {
+    if (recent_apps_sweep(&t->recent, now_ms) > 0)
         t->dirty_recent = true;
-        t->recent_full_logged = false;
-    }
     if (t->publish_pending)
         publish(t, now_ms);
 }
@@ -752,8 +731,9 @@ struct throttler *throttler_new(struct loop *loop, const struct config *cfg, con
     t->memcache_json = memcache_json(cfg);
     app_throttle_init(&t->apps, now_ms);
     skipped_hosts_init(&t->skipped);
-    recent_apps_init(&t->recent);
-    strmap_init(&t->counters);
+    recent_apps_init(&t->recent, (size_t)cfg->max_recent_apps);
+    t->checks =
+            check_counters_new((size_t)cfg->max_counted_apps, (size_t)cfg->max_counted_app_stores);
     t->nclusters = cfg->clusters_len;
     t->clusters = xcalloc(t->nclusters ? t->nclusters : 1, sizeof(*t->clusters));
     for (size_t i = 0; i < t->nclusters; i++) {
@@ -809,12 +789,7 @@ void throttler_free(struct throttler *t)
         metric_live_unref(c->live);
     }
     free(t->clusters);
-    size_t it = 0;
-    const char *key;
-    void *val;
-    while (strmap_next(&t->counters, &it, &key, &val))
-        free(val);
-    strmap_deinit(&t->counters);
+    check_counters_free(t->checks);
     app_throttle_deinit(&t->apps);
     skipped_hosts_deinit(&t->skipped);
     recent_apps_deinit(&t->recent);

@@ -1100,6 +1100,32 @@ static void test_key_table(void **state)
     assert_null(config_key_find("Stores", "MySQL.Port", &exact));
 }
 
+/* The caps on tables of client-chosen names: defaults, values, bounds. */
+static void test_name_caps(void **state)
+{
+    (void)state;
+    struct config_diag d = {0};
+    struct config *c = load_ok("{" RAFT "}", &d);
+    assert_int_equal(c->max_counted_apps, 2000);
+    assert_int_equal(c->max_counted_app_stores, 2000);
+    assert_int_equal(c->max_recent_apps, 10000);
+    config_free(c);
+    config_diag_deinit(&d);
+    c = load_ok("{" RAFT ", \"MaxCountedApps\": 0, \"MaxCountedAppStores\": 7, "
+                "\"MaxRecentApps\": 1000000}",
+                &d);
+    assert_int_equal(d.warnings_len, 0);
+    assert_int_equal(c->max_counted_apps, 0);
+    assert_int_equal(c->max_counted_app_stores, 7);
+    assert_int_equal(c->max_recent_apps, 1000000);
+    config_free(c);
+    config_diag_deinit(&d);
+    load_fails_with("{" RAFT ", \"MaxRecentApps\": -1}",
+                    "config t.json: MaxRecentApps: expected 0..1000000, got -1");
+    load_fails_with("{" RAFT ", \"MaxCountedApps\": 1000001}",
+                    "config t.json: MaxCountedApps: expected 0..1000000, got 1000001");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1125,6 +1151,7 @@ int main(void)
             cmocka_unit_test(test_secrets_never_shown),
             cmocka_unit_test(test_diag_appends),
             cmocka_unit_test(test_key_table),
+            cmocka_unit_test(test_name_caps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

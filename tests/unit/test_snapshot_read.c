@@ -55,6 +55,13 @@ static struct snap_metric metric(const char *cluster, bool ok, double v, double 
 
 /* Publishes a snapshot whose every heap string names generation @gen; the
  * snapshot holds the only references to its parts. */
+static struct snap_text *text_part(int gen)
+{
+    char *vars = xasprintf("{\"gen\":%d}\n", gen);
+    char *prom = xasprintf("gen %d\n", gen);
+    return snap_text_new(vars, strlen(vars), prom, strlen(prom));
+}
+
 static void publish_generation(int gen)
 {
     uint64_t now_ms = clock_wall_ms();
@@ -68,7 +75,7 @@ static void publish_generation(int gen)
     struct snap_host *hv = xcalloc(1, sizeof(*hv));
     hv[0] = (struct snap_host){xasprintf("host-gen%d", gen), 0};
     struct snap_recent *rv = xcalloc(1, sizeof(*rv));
-    rv[0] = (struct snap_recent){xasprintf("recent-gen%d/10.0.0.1", gen), now_ms};
+    rv[0] = (struct snap_recent){xasprintf("\"recent-gen%d/10.0.0.1\"", gen), now_ms};
     struct snap_service *sv = xcalloc(1, sizeof(*sv));
     sv[0] = (struct snap_service){xasprintf("dom-gen%d", gen), xasprintf("peer-gen%d:1", gen)};
     struct snap_leader l = {
@@ -91,7 +98,7 @@ static void publish_generation(int gen)
             .apps = snap_apps_new(av, 1),
             .hosts = snap_hosts_new(hv, 1),
             .recents = snap_recents_new(rv, 1),
-            .text = snap_text_new(xasprintf("{\"gen\":%d}\n", gen), xasprintf("gen %d\n", gen)),
+            .text = text_part(gen),
             .leader = snap_leaders_new(&l),
     };
     snapshot_publish(&s);
@@ -151,6 +158,8 @@ static void expect_body(struct loop *l, const char *path, int status, const char
                  want);
     if (resp.heap)
         free(resp.body);
+    if (resp.release != NULL) /* shared text, kept past the section by its own reference */
+        resp.release(resp.release_arg);
 }
 
 static void test_check_answers_from_what_it_read(void **state)
