@@ -101,7 +101,7 @@ struct myconn {
 
     char *sql; /* the query in flight */
     size_t sql_len;
-    size_t max_rows;  /* caps of the query in flight */
+    size_t max_rows; /* caps of the query in flight */
     size_t max_bytes;
     myconn_done_fn *cb;
     void *arg;
@@ -114,8 +114,8 @@ struct myconn {
     uint32_t connect_timeout_ms;
     uint32_t query_timeout_ms;
     uint32_t cur_timeout_ms; /* the query in flight's */
-    enum conn_op op; /* the suspended operation, if any */
-    int wait;        /* MYSQL_WAIT_* the connector asked for */
+    enum conn_op op;         /* the suspended operation, if any */
+    int wait;                /* MYSQL_WAIT_* the connector asked for */
     int poll_fd;
     int ret_int;
     int handles_open; /* timers not yet closed, during myconn_free */
@@ -150,8 +150,8 @@ static void rows_free(struct rowbuf *r)
 /* Appends one row; returns false (with @why set) when the result would grow
  * past @max_rows rows or @max_bytes bytes of cells (each cell counts its
  * length plus one). */
-static bool rows_add(struct rowbuf *r, MYSQL_ROW row, const unsigned long *lengths,
-                     size_t max_rows, size_t max_bytes, char *why, size_t why_size)
+static bool rows_add(struct rowbuf *r, MYSQL_ROW row, const unsigned long *lengths, size_t max_rows,
+                     size_t max_bytes, char *why, size_t why_size)
 {
     if (r->nrows >= max_rows) {
         snprintf(why, why_size, "more than %zu rows", max_rows);
@@ -649,8 +649,8 @@ static int fetch_done(struct myconn *c)
 {
     if (c->ret_row != NULL) {
         char why[64];
-        if (!rows_add(&c->rows, c->ret_row, mysql_fetch_lengths(c->res), c->max_rows,
-                      c->max_bytes, why, sizeof(why))) {
+        if (!rows_add(&c->rows, c->ret_row, mysql_fetch_lengths(c->res), c->max_rows, c->max_bytes,
+                      why, sizeof(why))) {
             conn_drop(c, false);
             finish_fmt(c, MYCONN_ERR_QUERY, "query %s: result too large: %s", c->name, why);
             return STEP_DONE;

@@ -598,8 +598,9 @@ static void test_real_query_limits(void **state)
     struct env *e = *state;
     struct myconn *c = real_conn(e, 5000, NULL);
     uint64_t t0 = clock_mono_ms();
-    struct outcome o = query_limited(e, c, "select seq, concat('app-', seq), null from mysql.seq_1_to_100000",
-                                     100001, 100001 * 64, 10000);
+    struct outcome o =
+            query_limited(e, c, "select seq, concat('app-', seq), null from mysql.seq_1_to_100000",
+                          100001, 100001 * 64, 10000);
     print_message("    100000 rows of 3 columns in %" PRIu64 " ms\n", clock_mono_ms() - t0);
     if (o.status != MYCONN_OK)
         fail_msg("100000 rows: %s", o.msg);
