@@ -92,6 +92,8 @@ struct config {
     /* Extensions (not in the original). */
     int64_t backend_election_expiry_secs; /* BackendElectionExpirySecs, default 5 */
     char *control_token; /* ControlToken: required on control requests if set; NULL if unset */
+    int64_t max_throttled_apps; /* MaxThrottledApps, default 100000 */
+    int64_t max_skipped_hosts;  /* MaxSkippedHosts, default 100000 */
 
     /* Stores.MySQL defaults are folded into each cluster; kept for reference. */
     struct config_cluster mysql_defaults;

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* The source of truth for every configuration key. Names, defaults and
  * inheritance follow the Go original so that its configs keep loading; bounds
- * and the two extensions (BackendElectionExpirySecs, ControlToken, plus
- * cluster-level IgnoreDialTcpErrors and Collation) are ours. Constant data. */
+ * and the extensions (BackendElectionExpirySecs, ControlToken,
+ * MaxThrottledApps, MaxSkippedHosts, plus cluster-level IgnoreDialTcpErrors
+ * and Collation) are ours. Constant data. */
 #include "config/config_keys.h"
 
 #include <float.h>
@@ -123,6 +124,16 @@ static const struct config_key keys[] = {
          IN_CONFIG(control_token),
          .flags = CONFIG_KEY_ENV | CONFIG_KEY_SECRET,
          .desc = "if set, control requests must present this token"},
+        {.name = "MaxThrottledApps",
+         INT(1, 1000000),
+         IN_CONFIG(max_throttled_apps),
+         .def_num = 100000,
+         .desc = "most app throttles held at once; a new one past it is refused"},
+        {.name = "MaxSkippedHosts",
+         INT(1, 1000000),
+         IN_CONFIG(max_skipped_hosts),
+         .def_num = 100000,
+         .desc = "most skipped hosts held at once; a new one past it is refused"},
         {.name = "Stores", OBJECT, .desc = "stores to probe"},
         {.name = "Stores.MySQL", OBJECT, .desc = "MySQL clusters and the defaults they inherit"},
 

@@ -455,12 +455,21 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
         return RAFT_MALFORMED;
     }
     raft_free(buf->base);
-    throttler_clear_apps(n->t);
-    throttler_clear_skipped_hosts(n->t);
+    /* In one step each: entry by entry, every put would rebuild what the
+     * snapshot shows, quadratic in the number of entries. */
+    struct throttler_app *apps = xcalloc(s.apps_len ? s.apps_len : 1, sizeof(*apps));
     for (size_t i = 0; i < s.apps_len; i++)
-        throttler_put_app(n->t, s.apps[i].key, s.apps[i].expire_at_ms, s.apps[i].ratio);
+        apps[i] = (struct throttler_app){.key = s.apps[i].key,
+                                         .expire_at_ms = s.apps[i].expire_at_ms,
+                                         .ratio = s.apps[i].ratio};
+    throttler_replace_apps(n->t, apps, s.apps_len);
+    free(apps);
+    struct throttler_host *hosts = xcalloc(s.hosts_len ? s.hosts_len : 1, sizeof(*hosts));
     for (size_t i = 0; i < s.hosts_len; i++)
-        throttler_put_skipped_host(n->t, s.hosts[i].host, s.hosts[i].expire_at_ms);
+        hosts[i] = (struct throttler_host){.host = s.hosts[i].host,
+                                           .expire_at_ms = s.hosts[i].expire_at_ms};
+    throttler_replace_skipped_hosts(n->t, hosts, s.hosts_len);
+    free(hosts);
     log_info("raft: restored a snapshot: %zu app throttle(s), %zu skipped host(s)", s.apps_len,
              s.hosts_len);
     raft_codec_state_deinit(&s);

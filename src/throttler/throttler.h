@@ -78,13 +78,22 @@ void throttler_clear_skipped_hosts(struct throttler *t);
 
 /* Compute, without changing anything, what throttler_throttle_app() and
  * throttler_skip_host() would store at @now_ms: the absolute expiry (0: never
- * for apps) and the ratio. Same rules and errors; for replicating a command
- * as absolute values. */
+ * for apps) and the ratio. Same rules and errors (the caps included); for
+ * replicating a command as absolute values. */
 int throttler_plan_throttle_app(struct throttler *t, const char *key, bool has_ttl, int64_t ttl_min,
                                 bool has_ratio, double ratio, uint64_t now_ms,
                                 uint64_t *expire_at_ms, double *ratio_out, struct err *err);
 int throttler_plan_skip_host(struct throttler *t, const char *host, bool has_ttl, int64_t ttl_min,
                              uint64_t now_ms, uint64_t *expire_at_ms, struct err *err);
+/* Whether @key / @host has no entry yet (so storing it takes a slot under
+ * MaxThrottledApps / MaxSkippedHosts). */
+bool throttler_app_is_new(struct throttler *t, const char *key);
+bool throttler_host_is_new(struct throttler *t, const char *host);
+/* Checks, before a change is stored elsewhere (backend, raft log), that
+ * @key / @host has an entry or there is room for it and @pending other new
+ * entries on their way. Returns 0, or -ENOSPC with @err naming the limit. */
+int throttler_room_for_app(struct throttler *t, const char *key, size_t pending, struct err *err);
+int throttler_room_for_host(struct throttler *t, const char *host, size_t pending, struct err *err);
 /* Publishes a snapshot now if the put/clear functions above left changes
  * unpublished (they leave publishing to the next tick otherwise). */
 void throttler_publish_pending(struct throttler *t);

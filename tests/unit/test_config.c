@@ -117,6 +117,8 @@ static void test_defaults(void **state)
     assert_false(c->enable_profiling);
     assert_int_equal(c->backend_election_expiry_secs, 5);
     assert_null(c->control_token);
+    assert_int_equal(c->max_throttled_apps, 100000);
+    assert_int_equal(c->max_skipped_hosts, 100000);
     assert_string_equal(c->data_center, "");
     assert_string_equal(c->domain, ":");
     assert_string_equal(c->share_domain, "");
@@ -254,19 +256,19 @@ static void test_all_keys(void **state)
 {
     (void)state;
     struct config_diag d = {0};
-    struct config *c =
-            load_ok("{"
-                    "\"ListenPort\": 1, \"DataCenter\": \"dc\", \"Environment\": \"env\","
-                    "\"ShareDomain\": \"sd\", \"RaftBind\": \"rb\","
-                    "\"RaftDataDir\": \"rd\", \"DefaultRaftPort\": 65535,"
-                    "\"RaftNodes\": [\"n1\"], \"BackendMySQLHost\": \"bh\","
-                    "\"BackendMySQLPort\": 65535, \"BackendMySQLSchema\": \"bs\","
-                    "\"BackendMySQLUser\": \"bu\", \"BackendMySQLPassword\": \"bp\","
-                    "\"BackendMySQLCollation\": \"utf8mb4_bin\","
-                    "\"MemcacheServers\": [\"m\"], \"MemcachePath\": \"mp\","
-                    "\"EnableProfiling\": true, \"BackendElectionExpirySecs\": 60,"
-                    "\"ControlToken\": \"tok\"}",
-                    &d);
+    struct config *c = load_ok(
+            "{"
+            "\"ListenPort\": 1, \"DataCenter\": \"dc\", \"Environment\": \"env\","
+            "\"ShareDomain\": \"sd\", \"RaftBind\": \"rb\","
+            "\"RaftDataDir\": \"rd\", \"DefaultRaftPort\": 65535,"
+            "\"RaftNodes\": [\"n1\"], \"BackendMySQLHost\": \"bh\","
+            "\"BackendMySQLPort\": 65535, \"BackendMySQLSchema\": \"bs\","
+            "\"BackendMySQLUser\": \"bu\", \"BackendMySQLPassword\": \"bp\","
+            "\"BackendMySQLCollation\": \"utf8mb4_bin\","
+            "\"MemcacheServers\": [\"m\"], \"MemcachePath\": \"mp\","
+            "\"EnableProfiling\": true, \"BackendElectionExpirySecs\": 60,"
+            "\"ControlToken\": \"tok\", \"MaxThrottledApps\": 5, \"MaxSkippedHosts\": 1000000}",
+            &d);
     assert_int_equal(d.warnings_len, 0);
     assert_int_equal(c->listen_port, 1);
     assert_string_equal(c->domain, "dc:env");
@@ -285,6 +287,8 @@ static void test_all_keys(void **state)
     assert_true(c->enable_profiling);
     assert_int_equal(c->backend_election_expiry_secs, 60);
     assert_string_equal(c->control_token, "tok");
+    assert_int_equal(c->max_throttled_apps, 5);
+    assert_int_equal(c->max_skipped_hosts, 1000000);
     config_free(c);
     config_diag_deinit(&d);
 }
@@ -867,6 +871,10 @@ static void test_type_errors(void **state)
                     "config t.json: BackendElectionExpirySecs: expected 3..60, got 1");
     load_fails_with("{" RAFT ", \"BackendElectionExpirySecs\": 61}",
                     "config t.json: BackendElectionExpirySecs: expected 3..60, got 61");
+    load_fails_with("{" RAFT ", \"MaxThrottledApps\": 0}",
+                    "config t.json: MaxThrottledApps: expected 1..1000000, got 0");
+    load_fails_with("{" RAFT ", \"MaxSkippedHosts\": 1000001}",
+                    "config t.json: MaxSkippedHosts: expected 1..1000000, got 1000001");
     load_fails_with(
             "{" RAFT ", \"Stores\": {\"MySQL\": {\"ThrottleThreshold\": -1}}}",
             "config t.json: Stores.MySQL.ThrottleThreshold: expected a number >= 0, got -1");
