@@ -919,6 +919,19 @@ void throttler_put_app(struct throttler *t, const char *key, uint64_t expire_at_
     t->publish_pending = true;
 }
 
+void throttler_remove_app(struct throttler *t, const char *key)
+{
+    app_throttle_remove(&t->apps, key);
+    rebuild_apps(t);
+}
+
+void throttler_remove_skipped_host(struct throttler *t, const char *host)
+{
+    skipped_hosts_remove(&t->skipped, host);
+    rebuild_hosts(t);
+    reapply_all_hosts(t, clock_wall_ms());
+}
+
 void throttler_put_skipped_host(struct throttler *t, const char *host, uint64_t expire_at_ms)
 {
     skipped_hosts_put(&t->skipped, host, expire_at_ms);

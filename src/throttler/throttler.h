@@ -71,6 +71,10 @@ void throttler_recover_host(struct throttler *t, const char *host);
 /* Absolute-time variants for state loaded from a backend or a raft log. */
 void throttler_put_app(struct throttler *t, const char *key, uint64_t expire_at_ms, double ratio);
 void throttler_put_skipped_host(struct throttler *t, const char *host, uint64_t expire_at_ms);
+/* Removals that, like the puts, leave publishing to the caller or the next
+ * tick (a raft log replay applies thousands). */
+void throttler_remove_app(struct throttler *t, const char *key);
+void throttler_remove_skipped_host(struct throttler *t, const char *host);
 /* Drops every app throttle except the built-in one (before a full reload). */
 void throttler_clear_apps(struct throttler *t);
 /* Drops every skipped host (before a full reload, e.g. a raft snapshot). */

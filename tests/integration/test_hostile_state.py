@@ -179,3 +179,38 @@ def test_state_more_rows_than_the_cap_load_the_newest():
     expect_eq({a for a in count_json(d, "/throttled-apps") if a.startswith("hostile-")}, first,
               "the same rows after a reload")
     expect_eq(len(ha.log_lines(d, r"throttled_apps: .*more than 1000 live rows")), 1, "still one warning")
+
+
+def test_state_caps_in_raft_mode():
+    """Raft single-node mode has the same caps: the command past them is
+    refused before it reaches the log, and the state restored after a
+    restart (snapshot plus log) is the same, still at the cap."""
+    import test_raft as rt
+    d = rt.node("hostile-raft", rt.single_config(MaxThrottledApps=100, MaxSkippedHosts=10), rt.SINGLE_HTTP)
+    c = d.client()
+    for i in range(100):
+        status, _ = c.request("GET", f"/throttle-app/cap-{i:03d}/ttl/60")
+        expect_eq(status, 200, f"throttle cap-{i:03d}")
+    for i in range(10):
+        status, _ = c.request("GET", f"/skip-host/cap-host-{i}")
+        expect_eq(status, 200, f"skip cap-host-{i}")
+    c.close()
+
+    def refused(path, key):
+        status, body = d.get_json(path)
+        expect_eq(status, 500, f"{path} past the cap: {body}")
+        expect(key in body["Message"] and "limit reached" in body["Message"], f"the error names {key}: {body}")
+
+    refused("/throttle-app/cap-one-too-many", "MaxThrottledApps")
+    refused("/skip-host/cap-host-too-many", "MaxSkippedHosts")
+    ha.expect_ok(d, "/throttle-app/cap-000/ratio/0.5")  # an existing entry still changes
+    before = rt.throttled(d)
+    expect_eq(len(before), 100, "throttled apps at the cap")
+    expect_eq(before["cap-000"]["Ratio"], 0.5, "the changed entry")
+    d.restart()
+    expect_eq(rt.throttled(d), before, "the same apps after a restart")
+    expect_eq(len(rt.skipped(d)), 10, "the same hosts after a restart")
+    refused("/throttle-app/cap-one-too-many", "MaxThrottledApps")
+    ha.expect_ok(d, "/unthrottle-app/cap-001")
+    ha.expect_ok(d, "/throttle-app/cap-one-more")
+    expect("cap-one-more" in rt.throttled(d), "room after an unthrottle")
