@@ -18,6 +18,7 @@
 #include "config/config.h"
 #include "core/clock.h"
 #include "core/jsonfmt.h"
+#include "core/redact.h"
 #include "core/strmap.h"
 #include "core/xalloc.h"
 #include "log/log.h"
@@ -737,8 +738,11 @@ static char *memcache_json(const struct config *cfg)
 {
     json_t *o = json_object();
     json_t *a = json_array();
-    for (size_t i = 0; i < cfg->memcache_servers.len; i++)
-        json_array_append_new(a, json_string(cfg->memcache_servers.v[i]));
+    for (size_t i = 0; i < cfg->memcache_servers.len; i++) {
+        char *shown = redact_address_dup(cfg->memcache_servers.v[i]);
+        json_array_append_new(a, json_string(shown));
+        free(shown);
+    }
     json_object_set_new(o, "MemcacheServers", a);
     json_object_set_new(o, "MemcachePath",
                         json_string(cfg->memcache_path ? cfg->memcache_path : ""));
