@@ -214,3 +214,152 @@ def test_state_caps_in_raft_mode():
     ha.expect_ok(d, "/unthrottle-app/cap-001")
     ha.expect_ok(d, "/throttle-app/cap-one-more")
     expect("cap-one-more" in rt.throttled(d), "room after an unthrottle")
+
+
+# ---------------------------------------------------------------- secrets
+
+UNAUTHORIZED_PORT = 18106  # answers every GET with 401
+SECRETS = {
+    "haproxy": "hp-Secr3t-Zq9",
+    "query": "tok-Secr3t-Wy5",
+    "vitess": "vt-Secr3t-Qx7",
+    "probe": "probe-Wr0ng-Pw8",
+    "proxysql": "psql-Wr0ng-Pw4",
+    "backend": "backend-Wr0ng-Pw6",
+    "memcache": "memc-Secr3t-Mk3",
+    "token": "ctl-Secr3t-Tk1",
+}
+# Answers any client may ask for; none may hold a secret.
+ANSWER_PATHS = [
+    "/debug/vars", "/debug/metrics", "/metrics", "/aggregated-metrics", "/aggregated-metrics?brief=true",
+    "/metrics-health", "/consensus/status", "/consensus/leader", "/raft/leader", "/config/memcache",
+    "/throttled-apps", "/skipped-hosts", "/recent-apps", "/help", "/status", "/leader-check",
+    "/throttle-app/secret-probe-app", "/skip-host/secret-probe-host", "/no/such/path",
+]
+
+
+def secrets_config(port):
+    """A leading single-node daemon whose every source of errors carries a
+    credential: HAProxy URLs with user:password@ (one refused, one 401), a
+    token in the query of HTTP checks (answered 401), a Vitess API with user:password@ (401), a wrong MySQL
+    probe password, a wrong ProxySQL password, a memcache server written with
+    user:password@, and a ControlToken."""
+    refused = f"127.0.0.1:{lib.REFUSED_PORT}"
+    unauthorized = f"127.0.0.1:{UNAUTHORIZED_PORT}"
+    return {
+        "ListenPort": port,
+        "RaftDataDir": "@WORKDIR@/raft",
+        "RaftNodes": [],
+        "ControlToken": SECRETS["token"],
+        "MemcacheServers": [f"127.0.0.1:{lib.MEMCACHED_PORT}",
+                            f"freno:{SECRETS['memcache']}@127.0.0.1:{lib.MEMCACHED_PORT}"],
+        "Stores": {"MySQL": {
+            "User": ha.USER,
+            "Password": SECRETS["probe"],
+            "ThrottleThreshold": 1.0,
+            "Clusters": {
+                "hprefused": {"HAProxySettings": {
+                    "Addresses": f"http://stats:{SECRETS['haproxy']}@{refused}/haproxy",
+                    "PoolName": "p"}},
+                "hp401": {"HAProxySettings": {
+                    "Addresses": f"http://stats:{SECRETS['haproxy']}@{unauthorized}/stats",
+                    "PoolName": "p"}},
+                "vt401": {"VitessSettings": {
+                    "API": f"http://vt:{SECRETS['vitess']}@{unauthorized}/", "Keyspace": "ks", "Shard": "0"}},
+                "badpw": {"StaticHostsSettings": {"Hosts": [f"127.0.0.1:{ha.BACKEND_PORT}"]},
+                          "HttpCheckPort": UNAUTHORIZED_PORT, "HttpCheckPath": f"check?token={SECRETS['query']}"},
+                "psql": {"ProxySQLSettings": {"Addresses": [f"127.0.0.1:{ha.BACKEND_PORT}"], "User": ha.USER,
+                                              "Password": SECRETS["proxysql"], "HostgroupID": 1}},
+            },
+        }},
+    }
+
+
+def expect_no_secret(text, where):
+    for name, secret in SECRETS.items():
+        expect(secret not in text, f"the {name} secret is in {where}:\n{text[:3000]}")
+
+
+def test_secrets_never_in_log_or_answers():
+    ha.prepare_backend()
+    server = lib._HttpCheckServer("127.0.0.1", UNAUTHORIZED_PORT, 401)
+    try:
+        d = lib.daemon("hostile-secrets", secrets_config(ha.NODE_PORTS[0]), ha.NODE_PORTS[0])
+        # A backend node with a wrong password: it never leads, and says why.
+        bcfg = ha.node_config(ha.NODE_PORTS[1], "hostile-secrets")
+        bcfg["BackendMySQLPassword"] = SECRETS["backend"]
+        b = lib.daemon("hostile-secrets-backend", bcfg, ha.NODE_PORTS[1])
+
+        # Every failure happened and was logged, with the URL or the
+        # server named, its credentials masked.
+        def logged(dm, pattern):
+            return ha.log_lines(dm, pattern)
+        wait_until(lambda: all([
+            logged(d, r"inventory: hprefused: haproxy GET http://\*\*\*@127\.0\.0\.1:\d+/haproxy;csv;norefresh"),
+            logged(d, r"inventory: hp401: haproxy GET http://\*\*\*@127\.0\.0\.1:\d+/stats;csv;norefresh: HTTP status 401"),
+            logged(d, r"inventory: vt401: vitess GET http://\*\*\*@127\.0\.0\.1:\d+/api/keyspace/ks/tablets/0: HTTP status 401"),
+            logged(d, r"Access denied for user"),
+            logged(d, r"inventory: psql: .*Access denied"),
+            logged(b, r"leader: backend .*Access denied"),
+        ]), timeout=15, interval=0.2, what="every failure in the logs")
+        wait_until(lambda: any("/check?token=" in p for p in server.paths), timeout=10,
+                   what="an HTTP check with the token")
+
+        for dm in (d, b):
+            for path in ANSWER_PATHS:
+                status, headers, body = lib.http("GET", dm.base + path, timeout=5)
+                expect_no_secret(body.decode("utf-8", "replace") + str(headers), f"GET {path} on {dm.name}")
+            for c in ("hprefused", "hp401", "vt401", "badpw", "psql", "nosuch"):
+                status, _, body = lib.http("GET", f"{dm.base}/check/app/mysql/{c}", timeout=5)
+                expect_no_secret(body.decode("utf-8", "replace"), f"/check of {c} on {dm.name}")
+        # The probe error is there, without the password.
+        agg = d.get_json("/aggregated-metrics")[1]
+        expect("Access denied" in agg.get("mysql/badpw", ""), f"the probe error is shown: {agg}")
+        # Stop both so the whole log, shutdown included, is checked.
+        lib.stop_daemon("hostile-secrets")
+        lib.stop_daemon("hostile-secrets-backend")
+        for dm in (d, b):
+            expect_no_secret(dm.log_path.read_text(errors="replace"), f"the log of {dm.name}")
+    finally:
+        server.close()
+
+
+def test_secrets_never_in_config_errors():
+    """Config errors name the file, position and key path; they never echo
+    the text of a line (a secret may sit on a line of its own) or the value
+    of a secret key, and masked URLs and addresses stay masked."""
+    secret = "cfg-Secr3t-Pw2"
+    cases = [
+        # A password value alone on the line after its key, unterminated.
+        '{\n  "RaftDataDir": "/tmp/x",\n  "BackendMySQLPassword":\n    "' + secret + '\n}\n',
+        # The secret on a line of its own after a bad token.
+        '{\n  "RaftDataDir": "/tmp/x",\n  "ControlToken": [\n   ' + secret + '\n  ]\n}\n',
+        # A secret key with the wrong type.
+        '{"RaftDataDir": "/tmp/x", "ControlToken": ["' + secret + '"]}',
+        '{"RaftDataDir": "/tmp/x", "Stores": {"MySQL": {"Password": 12345' + '}}}',
+        # Credentials in values that are echoed.
+        '{"RaftDataDir": "/tmp/x", "Stores": {"MySQL": {"Clusters": {"v": {"VitessSettings": '
+        '{"API": "ftp://u:' + secret + '@vt/", "Keyspace": "k"}}}}}}',
+        '{"RaftDataDir": "/tmp/x", "Stores": {"MySQL": {"Clusters": {"s": {"StaticHostsSettings": '
+        '{"Hosts": ["u:' + secret + '@db:x"]}}}}}}',
+        '{"RaftDataDir": "/tmp/x", "Stores": {"MySQL": {"Clusters": {"h": {"HAProxySettings": '
+        '{"Addresses": ["http://u:' + secret + '@lb:1/"], "PoolName": "p"}}}}}}',
+    ]
+    import subprocess
+    import tempfile
+    from pathlib import Path
+    work = Path(tempfile.mkdtemp(prefix="freno-it-cfgsecret-"))
+    for i, text in enumerate(cases):
+        cfg = work / f"c{i}.json"
+        cfg.write_text(text)
+        out = subprocess.run([str(lib.FRENO_BIN), "--http", "--config", str(cfg)], capture_output=True,
+                             text=True, timeout=30, env=lib._env_with_sanitizer_options())
+        both = out.stdout + out.stderr
+        expect_eq(out.returncode, 1, f"exit status for case {i}:\n{both}")
+        expect(f"c{i}.json" in both, f"the error names the file (case {i}):\n{both}")
+        expect(secret not in both and "12345" not in both, f"a secret in the error of case {i}:\n{both}")
+        errors = [line.split(" error ", 1)[-1] for line in both.splitlines() if " error config " in line]
+        expect(errors, f"an error line for case {i}:\n{both}")
+        print(f"config case {i}: {errors[0]}")
+    import shutil
+    shutil.rmtree(work, ignore_errors=True)

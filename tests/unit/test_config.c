@@ -840,7 +840,7 @@ static void test_syntax_errors(void **state)
 {
     (void)state;
     load_fails_with("{\"ListenPort\": 1,\n  \"RaftDataDir\": }",
-                    "config t.json: line 2 column 18: unexpected token near '}'");
+                    "config t.json: line 2 column 18: unexpected token");
     load_fails_with("", "config t.json: line 1 column 0: '[' or '{' expected near end of file");
     load_fails_with("[1, 2]",
                     "config t.json: expected a JSON object at the top level, got an array");
@@ -849,6 +849,32 @@ static void test_syntax_errors(void **state)
                     "config t.json: line 2 column 31: invalid token");
     load_fails_with("{\"RaftDataDir\": \"x\",\n \"ControlToken\": \"abc\\q\"}",
                     "config t.json: line 2 column 23: invalid escape");
+    /* Nor when the secret is on a line of its own: no text of the file is
+     * ever quoted, only the position. */
+    load_fails_with("{\"RaftDataDir\": \"x\",\n \"BackendMySQLPassword\":\n   \"hunter2\n}",
+                    "config t.json: line 3 column 11: unexpected newline");
+    load_fails_with("{\"RaftDataDir\": \"x\",\n \"ControlToken\": [\n   hunter2\n ]}",
+                    "config t.json: line 3 column 9: invalid token");
+}
+
+/* Values echoed in errors lose their credentials; values of secret keys are
+ * never echoed. */
+static void test_errors_mask_credentials(void **state)
+{
+    (void)state;
+    load_fails_with("{" RAFT ", \"ControlToken\": 12345}",
+                    "config t.json: ControlToken: expected a string, got a number");
+    load_fails_with(
+            CLUSTERS("\"v\": {\"VitessSettings\": {\"API\": \"ftp://u:hunter2@vt/\", "
+                     "\"Keyspace\": \"k\"}}"),
+            "config t.json: Stores.MySQL.Clusters.v.VitessSettings.API: expected an http:// "
+            "or https:// URL, got \"ftp://***@vt/\"");
+    load_fails_with(CLUSTERS("\"s\": {\"StaticHostsSettings\": {\"Hosts\": [\"u:hunter2@db:x\"]}}"),
+                    "config t.json: Stores.MySQL.Clusters.s.StaticHostsSettings.Hosts[0]: "
+                    "\"***@db:x\": invalid port or IPv6 address");
+    load_fails_with("{" RAFT ", \"MemcachePath\": \"http://u:hunter2@x/\", \"ListenPort\": "
+                    "\"http://u:hunter2@x/\"}",
+                    "config t.json: ListenPort: expected an integer, got \"http://***@x/\"");
 }
 
 static void test_type_errors(void **state)
@@ -1125,6 +1151,7 @@ int main(void)
             cmocka_unit_test(test_env_expansion),
             cmocka_unit_test(test_merge_order),
             cmocka_unit_test(test_syntax_errors),
+            cmocka_unit_test(test_errors_mask_credentials),
             cmocka_unit_test(test_type_errors),
             cmocka_unit_test(test_validation_errors),
             cmocka_unit_test(test_every_error_reported),
