@@ -74,13 +74,15 @@
 #define CONNECT_TIMEOUT_MS 500
 #define QUERY_TIMEOUT_MS   1000
 /* A state load reads up to MaxThrottledApps or MaxSkippedHosts rows: 100,000
- * take about 0.2 s on a healthy backend, so this only bounds a stalled one. */
-#define LOAD_TIMEOUT_MS     4000
-#define RELEASE_DEADLINE_MS 1800
-#define EXPIRY_MIN_SECS     3
-#define EXPIRY_MAX_SECS     3600
-#define TTL_MAX_MIN         (10ll * 365 * 24 * 60) /* TIMESTAMP ends in 2038 */
-#define OP_ATTEMPTS         2
+ * take about 0.3 s on a healthy backend, so this only bounds a stalled one:
+ * 4 s plus 1 ms per 50 rows asked for (6 s at the default caps). */
+#define LOAD_TIMEOUT_MS          4000
+#define LOAD_ROWS_PER_TIMEOUT_MS 50
+#define RELEASE_DEADLINE_MS      1800
+#define EXPIRY_MIN_SECS          3
+#define EXPIRY_MAX_SECS          3600
+#define TTL_MAX_MIN              (10ll * 365 * 24 * 60) /* TIMESTAMP ends in 2038 */
+#define OP_ATTEMPTS              2
 /* After the moment the database will let a row go, so our statement's now()
  * is surely past it. */
 #define TAKEOVER_SLACK_MS 50
@@ -880,7 +882,7 @@ static void state_kick(struct mysql_leader *m)
     myconn_done_fn *cb;
     /* A load asks for one row more than the cap, to tell "exactly the cap"
      * from "more than the cap". */
-    struct myquery_limits lim = {.timeout_ms = LOAD_TIMEOUT_MS};
+    struct myquery_limits lim = {0};
     m->job_gen = m->ops_gen;
     m->job_term = m->term;
     if (m->want_apps) {
@@ -901,6 +903,7 @@ static void state_kick(struct mysql_leader *m)
         return;
     }
     lim.max_bytes = lim.max_rows * BACKEND_LOAD_ROW_BYTES_MAX;
+    lim.timeout_ms = LOAD_TIMEOUT_MS + (uint32_t)(lim.max_rows / LOAD_ROWS_PER_TIMEOUT_MS);
     myconn_query_limited(m->state_conn, sql, cb == on_health ? NULL : &lim, cb, m);
     free(sql);
 }
