@@ -121,8 +121,9 @@ void throttler_replace_skipped_hosts(struct throttler *t, const struct throttler
  * GET right after a command sees them. */
 void throttler_publish(struct throttler *t);
 
-/* Iterates current app throttles / skipped hosts (for snapshots of state).
- * @fn is called for each live entry. */
+/* Iterates current app throttles / skipped hosts (for snapshots of state),
+ * in key order. @fn is called for each entry not swept yet; it must not
+ * change the operator state. */
 void throttler_each_app(struct throttler *t,
                         void (*fn)(const char *key, uint64_t expire_at_ms, double ratio, void *arg),
                         void *arg);
