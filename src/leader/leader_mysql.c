@@ -164,6 +164,8 @@ struct mysql_leader {
     bool want_apps;
     bool want_hosts;
     bool want_health;
+    bool apps_over_logged; /* the last load found more live rows than max_apps */
+    bool hosts_over_logged;
     uint64_t ops_gen; /* bumped by every operator change applied locally */
     uint64_t job_gen;
     uint64_t job_term;
@@ -171,8 +173,6 @@ struct mysql_leader {
     struct strmap bad_hosts;
     size_t max_apps; /* MaxThrottledApps: the most rows a load takes */
     size_t max_hosts;
-    bool apps_over_logged; /* the last load found more live rows than max_apps */
-    bool hosts_over_logged;
 
     /* Operator commands, one at a time, in order. */
     struct op *ops_head;

@@ -81,7 +81,8 @@ void *opset_put(struct opset *s, const char *key, bool *created)
     it->gen = s->gen;
     if (s->len == s->cap) {
         s->cap = s->cap ? s->cap * 2 : 16;
-        s->v = xrealloc(s->v, s->cap * sizeof(*s->v));
+        /* An array of pointers is intended. */
+        s->v = xrealloc(s->v, s->cap * sizeof(*s->v)); // NOLINT(bugprone-sizeof-expression)
     }
     s->v[s->len++] = it;
     strmap_put(&s->map, it->key, it);
@@ -130,14 +131,16 @@ static void sort_tail(struct opset *s)
         while (s->sorted < s->len) {
             struct opset_item *x = s->v[s->sorted];
             size_t pos = lower_bound(s->v, s->sorted, x->key);
-            memmove(s->v + pos + 1, s->v + pos, (s->sorted - pos) * sizeof(*s->v));
+            memmove(s->v + pos + 1, s->v + pos,
+                    (s->sorted - pos) * sizeof(*s->v)); // NOLINT(bugprone-sizeof-expression)
             s->v[pos] = x;
             s->sorted++;
         }
         return;
     }
-    qsort(s->v + s->sorted, k, sizeof(*s->v), cmp_items);
-    struct opset_item **out = xmalloc(s->cap * sizeof(*out));
+    /* Arrays of pointers are intended here and below. */
+    qsort(s->v + s->sorted, k, sizeof(*s->v), cmp_items);     // NOLINT(bugprone-sizeof-expression)
+    struct opset_item **out = xmalloc(s->cap * sizeof(*out)); // NOLINT(bugprone-sizeof-expression)
     size_t a = 0, b = s->sorted, o = 0;
     while (a < s->sorted && b < s->len)
         out[o++] = strcmp(s->v[a]->key, s->v[b]->key) < 0 ? s->v[a++] : s->v[b++];
@@ -162,7 +165,8 @@ bool opset_del(struct opset *s, const char *key)
     } else {
         s->sorted--;
     }
-    memmove(s->v + i, s->v + i + 1, (s->len - i - 1) * sizeof(*s->v));
+    memmove(s->v + i, s->v + i + 1,
+            (s->len - i - 1) * sizeof(*s->v)); // NOLINT(bugprone-sizeof-expression)
     s->len--;
     strmap_del(&s->map, it->key);
     free(it);

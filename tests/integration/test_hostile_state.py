@@ -40,10 +40,11 @@ def state_config(port, domain, **extra):
 
 
 def store_rows(apps, hosts):
-    """@apps throttled apps and @hosts skipped hosts, live for an hour, in
-    two statements (the SEQUENCE engine makes the rows); one of each is the
-    app and host the test checks: the enforced app is the oldest row, so a
-    load that keeps the newest rows must still not drop it at the cap."""
+    """@apps throttled apps and @hosts skipped hosts, live for an hour, in a
+    few statements (the SEQUENCE engine makes the rows). One of each is the
+    app and the host the tests check, written a minute before the others:
+    the oldest rows, so the first left out when a table holds more rows than
+    the cap."""
     ha.backend_sql(f"""
         INSERT INTO throttled_apps (app_name, throttled_at, expires_at, ratio)
           SELECT concat('hostile-app-', lpad(seq, 6, '0')), now(), now() + interval 1 hour, 1
