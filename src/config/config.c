@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "config/config_keys.h"
+#include "core/redact.h"
 #include "core/xalloc.h"
 
 /* Real configs are a few KB; this only stops a wrong path from eating memory. */
@@ -89,12 +90,15 @@ __attribute__((format(printf, 1, 0))) static char *vformat(const char *fmt, va_l
     return s;
 }
 
-/* Copies user text (a key, a cluster name) for a message: one line, at most
- * 64 bytes, control bytes shown as '?'. */
-static char *clean(const char *s)
+/* Copies user text (a key, a cluster name, an address) for a message: one
+ * line, at most 64 bytes, control bytes shown as '?', credentials masked
+ * (user:password@ in an address or URL). */
+static char *clean(const char *text)
 {
+    char *s = redact_address_dup(text);
     size_t n = strnlen(s, 65);
     char *out = xstrndup(s, n > 64 ? 61 : n);
+    free(s);
     for (char *p = out; *p; p++) {
         if ((unsigned char)*p < 0x20 || *p == 0x7f)
             *p = '?';
@@ -132,7 +136,12 @@ static char *render(const json_t *v, bool secret)
     }
     if (secret)
         return xstrdup("a string");
-    char *q = json_dumps(v, JSON_ENCODE_ANY | JSON_ENSURE_ASCII);
+    /* A URL or address in the wrong place may carry credentials. */
+    char *masked = redact_address_dup(json_string_value(v));
+    json_t *mv = json_string(masked);
+    free(masked);
+    char *q = mv != NULL ? json_dumps(mv, JSON_ENCODE_ANY | JSON_ENSURE_ASCII) : NULL;
+    json_decref(mv);
     if (q == NULL)
         return xstrdup("a string");
     char *out;
@@ -672,23 +681,6 @@ static void text_position(const char *text, size_t pos, int *line, int *column)
     }
 }
 
-/* Tells whether line @line (1-based) of @text mentions a secret key. */
-static bool line_has_secret(const char *text, size_t len, int line)
-{
-    size_t start = 0;
-    for (int l = 1; l < line && start < len; start++) {
-        if (text[start] == '\n')
-            l++;
-    }
-    size_t end = start;
-    while (end < len && text[end] != '\n')
-        end++;
-    char *s = xstrndup(text + start, end - start);
-    bool found = strcasestr(s, "password") != NULL || strcasestr(s, "token") != NULL;
-    free(s);
-    return found;
-}
-
 static void load_text(struct loader *ld, const char *text, size_t len, const char *label)
 {
     json_error_t je;
@@ -700,10 +692,11 @@ static void load_text(struct loader *ld, const char *text, size_t len, const cha
      * checks rather than the parser. */
     json_t *root = json_loadb(text, len, JSON_DISABLE_EOF_CHECK | JSON_DECODE_INT_AS_REAL, &je);
     if (root == NULL) {
-        /* jansson quotes the offending token ("near '...'"); on a line that
-         * holds a password or token that may be the secret itself. */
-        char *near = strstr(je.text, " near ");
-        if (near != NULL && line_has_secret(text, len, je.line))
+        /* jansson quotes the text at the error ("near '...'"): that may be a
+         * secret, on its key's line or on one of its own, so the position
+         * alone is given. */
+        char *near = strstr(je.text, " near '");
+        if (near != NULL)
             *near = '\0';
         diag_error(ld, label, "line %d column %d: %s", je.line, je.column, je.text);
         ld->unparsed = true;

@@ -106,6 +106,8 @@ struct config {
     int64_t max_counted_apps;       /* MaxCountedApps, default 2000 */
     int64_t max_counted_app_stores; /* MaxCountedAppStores, default 2000 */
     int64_t max_recent_apps;        /* MaxRecentApps, default 10000 */
+    int64_t max_throttled_apps;     /* MaxThrottledApps, default 100000 */
+    int64_t max_skipped_hosts;      /* MaxSkippedHosts, default 100000 */
 
     /* Stores.MySQL defaults are folded into each cluster; kept for reference. */
     struct config_cluster mysql_defaults;

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* The source of truth for every configuration key. Names, defaults and
  * inheritance follow the Go original so that its configs keep loading; bounds
- * and the extensions (BackendElectionExpirySecs, ControlToken, the Http* and
- * Control* limits, plus cluster-level IgnoreDialTcpErrors and Collation) are
- * ours. Constant data. */
+ * and the extensions (BackendElectionExpirySecs, ControlToken,
+ * CheckStaleAfterMillis, the Http* and Control* limits, the Max* caps, plus
+ * cluster-level IgnoreDialTcpErrors and Collation) are ours. Constant data. */
 #include "config/config_keys.h"
 
 #include <float.h>
@@ -182,6 +182,16 @@ static const struct config_key keys[] = {
          .def_num = 10000,
          .desc = "app and client pairs /recent-apps keeps; the least recently seen is dropped "
                  "for a new one"},
+        {.name = "MaxThrottledApps",
+         INT(1, 1000000),
+         IN_CONFIG(max_throttled_apps),
+         .def_num = 100000,
+         .desc = "most app throttles held at once; a new one past it is refused"},
+        {.name = "MaxSkippedHosts",
+         INT(1, 1000000),
+         IN_CONFIG(max_skipped_hosts),
+         .def_num = 100000,
+         .desc = "most skipped hosts held at once; a new one past it is refused"},
         {.name = "Stores", OBJECT, .desc = "stores to probe"},
         {.name = "Stores.MySQL", OBJECT, .desc = "MySQL clusters and the defaults they inherit"},
 

@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 
 #include "core/err.h"
+#include "core/redact.h"
 #include "core/xalloc.h"
 #include "log/log.h"
 #include "loop/loop.h"
@@ -102,7 +103,8 @@ static void drain_done(struct httpc *h)
                            : cc == CURLE_COULDNT_CONNECT      ? -ECONNREFUSED
                            : cc == CURLE_COULDNT_RESOLVE_HOST ? -EHOSTUNREACH
                                                               : -EIO;
-                snprintf(msg, sizeof(msg), "%s", r->errbuf[0] ? r->errbuf : curl_easy_strerror(cc));
+                /* curl may quote the URL, credentials included. */
+                redact_text(r->errbuf[0] ? r->errbuf : curl_easy_strerror(cc), msg, sizeof(msg));
             }
             res.msg = msg;
         }
@@ -248,7 +250,9 @@ struct httpc_req *httpc_get(struct httpc *h, const char *url, uint32_t timeout_m
 {
     CURL *e = curl_easy_init();
     if (e == NULL) {
-        err_set(err, -ENOMEM, "GET %s: curl_easy_init failed", url);
+        char shown[512];
+        err_set(err, -ENOMEM, "GET %s: curl_easy_init failed",
+                redact_text(url, shown, sizeof(shown)));
         return NULL;
     }
     struct httpc_req *r = xcalloc(1, sizeof(*r));

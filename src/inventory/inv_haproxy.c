@@ -12,6 +12,7 @@
 
 #include "config/config.h"
 #include "core/err.h"
+#include "core/redact.h"
 #include "core/strmap.h"
 #include "core/xalloc.h"
 #include "httpc/httpc.h"
@@ -231,7 +232,8 @@ struct hp_waiter {
 struct hp_entry {
     struct inv_haproxy *h;
     char *url;
-    char *body; /* last good body, NULL if none */
+    char *shown; /* url with its credentials masked, for every message */
+    char *body;  /* last good body, NULL if none */
     size_t len;
     uint64_t fetched_at_ms;
     bool queued;
@@ -294,6 +296,7 @@ void inv_haproxy_free(struct inv_haproxy *h)
             free(w);
         }
         free(e->url);
+        free(e->shown);
         free(e->body);
         free(e);
     }
@@ -321,8 +324,9 @@ static void refresh_finish(struct hp_refresh *r)
     refresh_free(r);
 }
 
-/* Gives @r the answer for address @idx: @body, or @fail. */
-static void refresh_feed(struct hp_refresh *r, const char *url, const char *body, size_t len,
+/* Gives @r the answer for address @idx: @body, or @fail. @shown is the
+ * address's URL with its credentials masked. */
+static void refresh_feed(struct hp_refresh *r, const char *shown, const char *body, size_t len,
                          const struct err *fail)
 {
     if (fail != NULL) {
@@ -335,7 +339,7 @@ static void refresh_feed(struct hp_refresh *r, const char *url, const char *body
         if (inv_haproxy_parse(body, len, r->cc->haproxy_pool, r->cc->port, &one, &perr) == 0) {
             inv_hosts_merge(&r->hosts, &one);
         } else {
-            err_prefix(&perr, "haproxy %s", url);
+            err_prefix(&perr, "haproxy %s", shown);
             log_debug("inventory: %s: %s", r->cc->name, perr.msg);
             if (r->parse_err.msg[0] == '\0')
                 r->parse_err = perr;
@@ -357,11 +361,11 @@ static void on_fetched(const struct httpc_result *res, void *arg)
     e->req = NULL;
     h->running--;
     if (res->code < 0)
-        err_set(&fail, res->code, "haproxy GET %s: %s", e->url, res->msg);
+        err_set(&fail, res->code, "haproxy GET %s: %s", e->shown, res->msg);
     else if (res->status < 200 || res->status > 299)
-        err_set(&fail, -EIO, "haproxy GET %s: HTTP status %ld", e->url, res->status);
+        err_set(&fail, -EIO, "haproxy GET %s: HTTP status %ld", e->shown, res->status);
     else if (res->len == 0)
-        err_set(&fail, -EIO, "haproxy GET %s: empty body", e->url);
+        err_set(&fail, -EIO, "haproxy GET %s: empty body", e->shown);
     else
         ok = true;
     free(e->body);
@@ -378,7 +382,7 @@ static void on_fetched(const struct httpc_result *res, void *arg)
     e->waiters = NULL;
     while (w != NULL) {
         struct hp_waiter *next = w->next;
-        refresh_feed(w->r, e->url, e->body, e->len, ok ? NULL : &fail);
+        refresh_feed(w->r, e->shown, e->body, e->len, ok ? NULL : &fail);
         free(w);
         w = next;
     }
@@ -404,7 +408,7 @@ static void start_queued(struct inv_haproxy *h)
         e->waiters = NULL;
         while (w != NULL) {
             struct hp_waiter *next = w->next;
-            refresh_feed(w->r, e->url, NULL, 0, &err);
+            refresh_feed(w->r, e->shown, NULL, 0, &err);
             free(w);
             w = next;
         }
@@ -427,13 +431,14 @@ void inv_haproxy_refresh(struct inv_haproxy *h, const struct config_cluster *cc,
             e = xcalloc(1, sizeof(*e));
             e->h = h;
             e->url = xstrdup(url);
+            e->shown = redact_text_dup(url);
             strmap_put(&h->entries, url, e);
         }
         free(url);
         bool fresh = e->body != NULL && now_ms >= e->fetched_at_ms &&
                      now_ms - e->fetched_at_ms < CACHE_MS;
         if (fresh && e->req == NULL && !e->queued) {
-            refresh_feed(r, e->url, e->body, e->len, NULL);
+            refresh_feed(r, e->shown, e->body, e->len, NULL);
             continue;
         }
         struct hp_waiter *w = xcalloc(1, sizeof(*w));

@@ -14,6 +14,7 @@
 
 #include "config/config.h"
 #include "core/err.h"
+#include "core/redact.h"
 #include "core/xalloc.h"
 #include "httpc/httpc.h"
 
@@ -146,6 +147,7 @@ struct vt_refresh {
     inv_source_done_fn *done;
     void *arg;
     char *url;
+    char *shown; /* url with its credentials masked, for every message */
     struct httpc_req *req;
     struct vt_refresh *prev;
     struct vt_refresh *next;
@@ -172,6 +174,7 @@ static void refresh_unlink_free(struct vt_refresh *r)
     if (r->next != NULL)
         r->next->prev = r->prev;
     free(r->url);
+    free(r->shown);
     free(r);
 }
 
@@ -192,11 +195,11 @@ static void on_tablets(const struct httpc_result *res, void *arg)
     struct err err = {0};
     struct inv_hosts hosts = {0};
     if (res->code < 0)
-        err_set(&err, res->code, "vitess GET %s: %s", r->url, res->msg);
+        err_set(&err, res->code, "vitess GET %s: %s", r->shown, res->msg);
     else if (res->status != 200)
-        err_set(&err, -EIO, "vitess GET %s: HTTP status %ld", r->url, res->status);
+        err_set(&err, -EIO, "vitess GET %s: HTTP status %ld", r->shown, res->status);
     else if (inv_vitess_parse(res->body, res->len, &r->cc->vitess_cells, &hosts, &err) < 0)
-        err_prefix(&err, "vitess %s", r->url);
+        err_prefix(&err, "vitess %s", r->shown);
     if (err.code < 0)
         r->done(r->arg, NULL, &err);
     else
@@ -214,6 +217,7 @@ void inv_vitess_refresh(struct inv_vitess *v, const struct config_cluster *cc,
     r->done = done;
     r->arg = arg;
     r->url = inv_vitess_url(cc);
+    r->shown = redact_text_dup(r->url);
     r->next = v->refreshes;
     if (v->refreshes != NULL)
         v->refreshes->prev = r;

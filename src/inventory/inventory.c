@@ -14,6 +14,7 @@
 
 #include "config/config.h"
 #include "core/err.h"
+#include "core/redact.h"
 #include "core/xalloc.h"
 #include "httpc/httpc.h"
 #include "inventory/httpcheck.h"
@@ -91,7 +92,10 @@ static void on_source_done(void *arg, const struct inv_hosts *hosts, const struc
     struct inv_cluster *ic = arg;
     ic->busy = false;
     if (hosts == NULL) {
-        const char *why = err != NULL ? err->msg : "unknown error";
+        /* The sources format their messages with masked URLs; masking again
+         * here keeps a source that forgot from leaking into the log. */
+        char why[sizeof(err->msg) + 64];
+        redact_text(err != NULL ? err->msg : "unknown error", why, sizeof(why));
         if (!ic->failing || reason_changed(ic->last_err, why))
             log_warn("inventory: %s: %s; keeping the previous %zu host(s)", ic->cc->name, why,
                      ic->nhosts);

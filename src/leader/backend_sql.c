@@ -216,12 +216,16 @@ char *backend_sql_read_app(const char *key)
     return sql;
 }
 
-char *backend_sql_load_apps(void)
+char *backend_sql_load_apps(size_t limit)
 {
     /* Unthrottled rows stay in the table forever (as in the original), so
-     * plainly expired ones are left on the server. */
-    return xstrdup(APP_COLUMNS " where expires_at is null or expires_at > now() "
-                               "or expires_at < throttled_at");
+     * plainly expired ones are left on the server. The limit keeps a table
+     * that other nodes filled past our cap from costing more than the cap;
+     * app_name is the primary key, so the order is total. */
+    return xasprintf(APP_COLUMNS " where expires_at is null or expires_at > now() "
+                                 "or expires_at < throttled_at "
+                                 "order by throttled_at desc, app_name limit %zu",
+                     limit);
 }
 
 char *backend_sql_unthrottle_app(const char *key)
@@ -250,11 +254,13 @@ char *backend_sql_recover_host(const char *host)
     return sql;
 }
 
-char *backend_sql_load_hosts(void)
+char *backend_sql_load_hosts(size_t limit)
 {
-    return xstrdup("select host_name, timestampdiff(second, now(), expires_at), "
-                   "timestampdiff(second, skipped_at, expires_at) from skipped_hosts "
-                   "where expires_at > now() or expires_at < skipped_at");
+    return xasprintf("select host_name, timestampdiff(second, now(), expires_at), "
+                     "timestampdiff(second, skipped_at, expires_at) from skipped_hosts "
+                     "where expires_at > now() or expires_at < skipped_at "
+                     "order by skipped_at desc, host_name limit %zu",
+                     limit);
 }
 
 /* ---- rows ---- */

@@ -73,11 +73,16 @@ char *backend_sql_unthrottle_app(const char *key);
 char *backend_sql_skip_host(const char *host, int64_t ttl_min);
 char *backend_sql_recover_host(const char *host);
 /* Rows (app_name, ratio, expires_at is null, ttl_seconds, span_seconds) of
- * throttled_apps that are live or malformed; plainly expired rows stay out. */
-char *backend_sql_load_apps(void);
+ * throttled_apps that are live or malformed, plainly expired rows left out:
+ * at most @limit, the most recently throttled first (ties by name, so the
+ * same rows every time). */
+char *backend_sql_load_apps(size_t limit);
 /* Rows (host_name, ttl_seconds, span_seconds) of skipped_hosts that are live
- * or malformed. */
-char *backend_sql_load_hosts(void);
+ * or malformed: at most @limit, the most recently skipped first. */
+char *backend_sql_load_hosts(size_t limit);
+/* An upper bound on the bytes (each cell plus its NUL) of one row of either
+ * load: a name of 128 utf8mb4 characters and the numbers as text. */
+#define BACKEND_LOAD_ROW_BYTES_MAX 640
 
 /* Row parsing. */
 

@@ -25,6 +25,8 @@
 #include "loop/loop.h"
 #include "mysql/myasync.h"
 #include "snapshot/snapshot.h"
+#include "throttler/app_throttle.h"
+#include "throttler/skipped_hosts.h"
 #include "throttler/throttler.h"
 
 /*
@@ -61,16 +63,26 @@
 #define ELECTION_INTERVAL_MS 1000
 #define HEALTH_INTERVAL_MS   2000
 #define RELOAD_INTERVAL_MS   10000
-#define SHARE_INTERVAL_MS    1000
-#define SHARE_TIMEOUT_MS     1000
-#define LEASE_MARGIN_MS      1000
-#define CONNECT_TIMEOUT_MS   500
-#define QUERY_TIMEOUT_MS     1000
-#define RELEASE_DEADLINE_MS  1800
-#define EXPIRY_MIN_SECS      3
-#define EXPIRY_MAX_SECS      3600
-#define TTL_MAX_MIN          (10ll * 365 * 24 * 60) /* TIMESTAMP ends in 2038 */
-#define OP_ATTEMPTS          2
+/* The first reload waits for the first election round: a node elected there
+ * loads at once anyway, and a load begun before its election would be read
+ * again (it may predate the last writes of the previous leader), which with
+ * 100,000 rows doubles the time to serve. */
+#define RELOAD_FIRST_MS    1500
+#define SHARE_INTERVAL_MS  1000
+#define SHARE_TIMEOUT_MS   1000
+#define LEASE_MARGIN_MS    1000
+#define CONNECT_TIMEOUT_MS 500
+#define QUERY_TIMEOUT_MS   1000
+/* A state load reads up to MaxThrottledApps or MaxSkippedHosts rows: 100,000
+ * take about 0.3 s on a healthy backend, so this only bounds a stalled one:
+ * 4 s plus 1 ms per 50 rows asked for (6 s at the default caps). */
+#define LOAD_TIMEOUT_MS          4000
+#define LOAD_ROWS_PER_TIMEOUT_MS 50
+#define RELEASE_DEADLINE_MS      1800
+#define EXPIRY_MIN_SECS          3
+#define EXPIRY_MAX_SECS          3600
+#define TTL_MAX_MIN              (10ll * 365 * 24 * 60) /* TIMESTAMP ends in 2038 */
+#define OP_ATTEMPTS              2
 /* After the moment the database will let a row go, so our statement's now()
  * is surely past it. */
 #define TAKEOVER_SLACK_MS 50
@@ -92,6 +104,7 @@ struct op {
     char *sql;
     enum op_phase phase;
     int attempts;
+    bool adds; /* creates an entry here once stored: counts against the cap meanwhile */
 };
 
 struct svc_list {
@@ -151,11 +164,15 @@ struct mysql_leader {
     bool want_apps;
     bool want_hosts;
     bool want_health;
+    bool apps_over_logged; /* the last load found more live rows than max_apps */
+    bool hosts_over_logged;
     uint64_t ops_gen; /* bumped by every operator change applied locally */
     uint64_t job_gen;
     uint64_t job_term;
     struct strmap bad_apps; /* "name\x1freason" of rows rejected last load */
     struct strmap bad_hosts;
+    size_t max_apps; /* MaxThrottledApps: the most rows a load takes */
+    size_t max_hosts;
 
     /* Operator commands, one at a time, in order. */
     struct op *ops_head;
@@ -702,6 +719,7 @@ static void bad_row(struct mysql_leader *m, struct strmap *old, struct strmap *n
 }
 
 struct cur_ratio {
+    bool filled;
     struct strmap map; /* key -> double * */
 };
 
@@ -712,6 +730,31 @@ static void collect_ratio(const char *key, uint64_t expire_at_ms, double ratio, 
     double *r = xmalloc(sizeof(*r));
     *r = ratio;
     free(strmap_put(&c->map, key, r));
+}
+
+/* The ratio @key has here now, or 1. The map of current ratios is made on
+ * the first call only: a Go node's sentinel is rare, and the map would cost
+ * one allocation per throttled app on every reload. */
+static double cur_ratio_of(struct mysql_leader *m, struct cur_ratio *c, const char *key)
+{
+    if (!c->filled) {
+        throttler_each_app(m->t, collect_ratio, c);
+        c->filled = true;
+    }
+    const double *have = strmap_get(&c->map, key);
+    return have ? *have : 1.0;
+}
+
+/* Logs once when a load found more live rows than the cap, and again only
+ * after a load that did not. */
+static void note_over_cap(struct mysql_leader *m, bool over, bool *logged, const char *table,
+                          size_t max, const char *key)
+{
+    if (over && !*logged)
+        log_warn("leader: backend %s: %s: more than %zu live rows; using the %zu written most "
+                 "recently (%s)",
+                 m->backend, table, max, max, key);
+    *logged = over;
 }
 
 static void on_load_apps(struct myconn *c, enum myconn_status status, const struct myresult *res,
@@ -736,13 +779,13 @@ static void on_load_apps(struct myconn *c, enum myconn_status status, const stru
         return;
     }
     uint64_t now_ms = clock_wall_ms();
-    struct cur_ratio cur;
+    struct cur_ratio cur = {0};
     strmap_init(&cur.map);
-    throttler_each_app(m->t, collect_ratio, &cur);
     struct strmap bad;
     strmap_init(&bad);
     struct throttler_app *v = xcalloc(res->nrows ? res->nrows : 1, sizeof(*v));
     size_t n = 0;
+    bool over = false;
     for (size_t r = 0; r < res->nrows; r++) {
         struct backend_app a;
         struct err err = {0};
@@ -754,15 +797,16 @@ static void on_load_apps(struct myconn *c, enum myconn_status status, const stru
         }
         if (kind == BACKEND_ROW_EXPIRED)
             continue;
-        double ratio = a.ratio;
-        if (ratio < 0) {
-            /* A Go node's "no ratio given": keep ours, or 1, as it would. */
-            const double *have = strmap_get(&cur.map, a.key);
-            ratio = have ? *have : 1.0;
+        if (n == m->max_apps) {
+            over = true; /* the statement asked for one row more than the cap */
+            break;
         }
+        /* A Go node's "no ratio given": keep ours, or 1, as it would. */
+        double ratio = a.ratio < 0 ? cur_ratio_of(m, &cur, a.key) : a.ratio;
         v[n++] = (struct throttler_app){
                 .key = a.key, .expire_at_ms = a.expire_at_ms, .ratio = ratio};
     }
+    note_over_cap(m, over, &m->apps_over_logged, "throttled_apps", m->max_apps, "MaxThrottledApps");
     throttler_replace_apps(m->t, v, n);
     free(v);
     bad_rows_swap(&m->bad_apps, &bad);
@@ -801,16 +845,23 @@ static void on_load_hosts(struct myconn *c, enum myconn_status status, const str
     strmap_init(&bad);
     struct throttler_host *v = xcalloc(res->nrows ? res->nrows : 1, sizeof(*v));
     size_t n = 0;
+    bool over = false;
     for (size_t r = 0; r < res->nrows; r++) {
         struct backend_host h;
         struct err err = {0};
         const char *const *cells = res->cells + r * res->ncols;
         enum backend_row kind = backend_parse_host(cells, now_ms, &h, &err);
-        if (kind == BACKEND_ROW_BAD)
+        if (kind == BACKEND_ROW_BAD) {
             bad_row(m, &m->bad_hosts, &bad, "skipped_hosts", cells[0], err.msg);
-        else if (kind == BACKEND_ROW_OK)
+        } else if (kind == BACKEND_ROW_OK) {
+            if (n == m->max_hosts) {
+                over = true;
+                break;
+            }
             v[n++] = (struct throttler_host){.host = h.host, .expire_at_ms = h.expire_at_ms};
+        }
     }
+    note_over_cap(m, over, &m->hosts_over_logged, "skipped_hosts", m->max_hosts, "MaxSkippedHosts");
     throttler_replace_skipped_hosts(m->t, v, n);
     free(v);
     bad_rows_swap(&m->bad_hosts, &bad);
@@ -829,15 +880,20 @@ static void state_kick(struct mysql_leader *m)
         return;
     char *sql;
     myconn_done_fn *cb;
+    /* A load asks for one row more than the cap, to tell "exactly the cap"
+     * from "more than the cap". */
+    struct myquery_limits lim = {0};
     m->job_gen = m->ops_gen;
     m->job_term = m->term;
     if (m->want_apps) {
         m->want_apps = false;
-        sql = backend_sql_load_apps();
+        lim.max_rows = m->max_apps + 1;
+        sql = backend_sql_load_apps(lim.max_rows);
         cb = on_load_apps;
     } else if (m->want_hosts) {
         m->want_hosts = false;
-        sql = backend_sql_load_hosts();
+        lim.max_rows = m->max_hosts + 1;
+        sql = backend_sql_load_hosts(lim.max_rows);
         cb = on_load_hosts;
     } else if (m->want_health) {
         m->want_health = false;
@@ -846,7 +902,9 @@ static void state_kick(struct mysql_leader *m)
     } else {
         return;
     }
-    myconn_query(m->state_conn, sql, cb, m);
+    lim.max_bytes = lim.max_rows * BACKEND_LOAD_ROW_BYTES_MAX;
+    lim.timeout_ms = LOAD_TIMEOUT_MS + (uint32_t)(lim.max_rows / LOAD_ROWS_PER_TIMEOUT_MS);
+    myconn_query_limited(m->state_conn, sql, cb == on_health ? NULL : &lim, cb, m);
     free(sql);
 }
 
@@ -1062,6 +1120,26 @@ static void mysql_submit(struct leader *l, struct loop_cmd *cmd)
         loop_cmd_finish(m->loop, cmd, 503, "shutting down");
         return;
     }
+    /* The caps are checked before the backend is written: a request past
+     * them changes nothing, here or there. Queued commands that will add an
+     * entry count as added. */
+    bool adds = false;
+    if (cmd->kind == LOOP_CMD_THROTTLE_APP || cmd->kind == LOOP_CMD_SKIP_HOST) {
+        bool app = cmd->kind == LOOP_CMD_THROTTLE_APP;
+        adds = app ? throttler_app_is_new(m->t, cmd->name) : throttler_host_is_new(m->t, cmd->name);
+        size_t pending = 0;
+        for (const struct op *q = m->ops_head; q != NULL; q = q->next)
+            pending += q->adds && q->cmd->kind == cmd->kind;
+        struct err err = {0};
+        int rc = 0;
+        if (adds)
+            rc = app ? throttler_room_for_app(m->t, cmd->name, pending, &err)
+                     : throttler_room_for_host(m->t, cmd->name, pending, &err);
+        if (rc < 0) {
+            loop_cmd_finish(m->loop, cmd, 500, err.msg);
+            return;
+        }
+    }
     char *sql = op_sql(m, cmd, msg, sizeof(msg));
     if (sql == NULL) {
         loop_cmd_finish(m->loop, cmd, 500, msg);
@@ -1070,6 +1148,7 @@ static void mysql_submit(struct leader *l, struct loop_cmd *cmd)
     struct op *o = xcalloc(1, sizeof(*o));
     o->cmd = cmd;
     o->sql = sql;
+    o->adds = adds;
     if (m->ops_tail != NULL)
         m->ops_tail->next = o;
     else
@@ -1262,6 +1341,10 @@ int leader_mysql_init(struct leader *l, struct err *err)
     m->backend = m->backend_buf;
     m->forced = l->p.force_leadership;
     m->apps_expiry_nullable = true;
+    m->max_apps = cfg->max_throttled_apps > 0 ? (size_t)cfg->max_throttled_apps
+                                              : APP_THROTTLE_DEFAULT_MAX;
+    m->max_hosts =
+            cfg->max_skipped_hosts > 0 ? (size_t)cfg->max_skipped_hosts : SKIPPED_HOSTS_DEFAULT_MAX;
     m->elect_chan.name = "election";
     m->health_chan.name = "health";
     m->apps_chan.name = "throttled_apps";
@@ -1300,7 +1383,7 @@ int leader_mysql_init(struct leader *l, struct err *err)
     /* The first round at once, so a lone node leads in about a second. */
     uv_timer_start(m->elect_timer, on_elect_timer, 0, ELECTION_INTERVAL_MS);
     uv_timer_start(m->health_timer, on_health_timer, 0, HEALTH_INTERVAL_MS);
-    uv_timer_start(m->reload_timer, on_reload_timer, 0, RELOAD_INTERVAL_MS);
+    uv_timer_start(m->reload_timer, on_reload_timer, RELOAD_FIRST_MS, RELOAD_INTERVAL_MS);
     uv_timer_start(m->share_timer, on_share_timer, SHARE_INTERVAL_MS, SHARE_INTERVAL_MS);
     if (m->forced) {
         /* As the original: --force-leadership leads whatever the backend

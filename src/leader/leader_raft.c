@@ -39,11 +39,16 @@
 #define ELECTION_TIMEOUT_MS  1000
 #define HEARTBEAT_TIMEOUT_MS 100
 #define CONNECT_RETRY_MS     250
-/* Operator commands are rare and the state is small: snapshot often, so a
- * restart replays little and a new node catches up from one snapshot. */
-#define SNAPSHOT_THRESHOLD 64
-#define SNAPSHOT_TRAILING  16
-#define SEGMENT_SIZE       ((size_t)1024 * 1024)
+/* Operator commands are rare and the state is usually small: snapshot often,
+ * so a restart replays little and a new node catches up from one snapshot.
+ * A snapshot costs in proportion to the state (up to MaxThrottledApps plus
+ * MaxSkippedHosts entries), so with a large state it is taken after one
+ * command per SNAPSHOT_ENTRIES_PER_COMMAND entries instead, keeping the
+ * cost per command constant. */
+#define SNAPSHOT_THRESHOLD           64
+#define SNAPSHOT_ENTRIES_PER_COMMAND 64
+#define SNAPSHOT_TRAILING            16
+#define SEGMENT_SIZE                 ((size_t)1024 * 1024)
 /* How often raft's state is looked at (libraft 0.15 has no state callback). */
 #define POLL_INTERVAL_MS 20
 #define LOCK_FILE        "freno.lock"
@@ -397,16 +402,18 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
         throttler_put_app(n->t, c.key, c.expire_at_ms, c.ratio);
         break;
     case RAFT_CODEC_UNTHROTTLE:
-        throttler_unthrottle_app(n->t, c.key);
+        throttler_remove_app(n->t, c.key);
         break;
     case RAFT_CODEC_SKIP:
         throttler_put_skipped_host(n->t, c.key, c.expire_at_ms);
         break;
     case RAFT_CODEC_RECOVER:
-        throttler_recover_host(n->t, c.key);
+        throttler_remove_skipped_host(n->t, c.key);
         break;
     }
-    throttler_publish_pending(n->t);
+    /* Published by on_applied() on the leader, before it answers, and by
+     * the throttler's next tick elsewhere: a replay of thousands of entries
+     * at start must not rebuild the snapshot after each. */
     return 0;
 }
 
@@ -429,7 +436,12 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
     char *text;
     size_t len;
     raft_codec_encode_state(&s, &text, &len);
+    size_t entries = s.apps_len + s.hosts_len;
     raft_codec_state_deinit(&s);
+    unsigned threshold = SNAPSHOT_THRESHOLD;
+    if (entries / SNAPSHOT_ENTRIES_PER_COMMAND > threshold)
+        threshold = (unsigned)(entries / SNAPSHOT_ENTRIES_PER_COMMAND);
+    raft_set_snapshot_threshold(&n->raft, threshold);
     /* libraft frees both with raft_free (fsm version 1). */
     struct raft_buffer *b = raft_malloc(sizeof(*b));
     if (b == NULL) {
@@ -455,12 +467,21 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
         return RAFT_MALFORMED;
     }
     raft_free(buf->base);
-    throttler_clear_apps(n->t);
-    throttler_clear_skipped_hosts(n->t);
+    /* In one step each: entry by entry, every put would rebuild what the
+     * snapshot shows, quadratic in the number of entries. */
+    struct throttler_app *apps = xcalloc(s.apps_len ? s.apps_len : 1, sizeof(*apps));
     for (size_t i = 0; i < s.apps_len; i++)
-        throttler_put_app(n->t, s.apps[i].key, s.apps[i].expire_at_ms, s.apps[i].ratio);
+        apps[i] = (struct throttler_app){.key = s.apps[i].key,
+                                         .expire_at_ms = s.apps[i].expire_at_ms,
+                                         .ratio = s.apps[i].ratio};
+    throttler_replace_apps(n->t, apps, s.apps_len);
+    free(apps);
+    struct throttler_host *hosts = xcalloc(s.hosts_len ? s.hosts_len : 1, sizeof(*hosts));
     for (size_t i = 0; i < s.hosts_len; i++)
-        throttler_put_skipped_host(n->t, s.hosts[i].host, s.hosts[i].expire_at_ms);
+        hosts[i] = (struct throttler_host){.host = s.hosts[i].host,
+                                           .expire_at_ms = s.hosts[i].expire_at_ms};
+    throttler_replace_skipped_hosts(n->t, hosts, s.hosts_len);
+    free(hosts);
     log_info("raft: restored a snapshot: %zu app throttle(s), %zu skipped host(s)", s.apps_len,
              s.hosts_len);
     raft_codec_state_deinit(&s);

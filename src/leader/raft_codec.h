@@ -46,8 +46,10 @@ struct raft_codec_host {
 struct raft_codec_state {
     struct raft_codec_app *apps;
     size_t apps_len;
+    size_t apps_cap;
     struct raft_codec_host *hosts;
     size_t hosts_len;
+    size_t hosts_cap;
 };
 
 /* Name of @op as written in the log ("throttle", ...), or "?" if unknown. */

@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "core/redact.h"
 #include "core/strmap.h"
 #include "core/xalloc.h"
 #include "httpc/httpc.h"
@@ -137,7 +138,7 @@ static void on_reply(const struct httpc_result *res, void *arg)
     char reason[300];
     r->req = NULL;
     if (res->code < 0) {
-        snprintf(reason, sizeof(reason), "%s", res->msg);
+        redact_text(res->msg, reason, sizeof(reason));
     } else if (res->status != 200) {
         snprintf(reason, sizeof(reason), "HTTP status %ld", res->status);
     } else {

@@ -267,7 +267,7 @@ static void prom_operator(struct expo *e, const struct metrics_state *st)
     size_t n;
     struct throttle_row *rows = throttle_rows(st, &n);
     expo_family(e, "freno_throttled_apps", EXPO_GAUGE, "Apps throttled by an operator.");
-    expo_sample_u64(e, NULL, NULL, 0, n);
+    expo_sample_u64(e, NULL, NULL, 0, st->throttled_apps);
     expo_family(e, "freno_throttled_app_ratio", EXPO_GAUGE,
                 "Ratio of checks denied to each throttled app; store is empty for a throttle on "
                 "every store.");

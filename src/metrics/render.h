@@ -42,9 +42,11 @@ struct metrics_state {
     bool has_backend; /* also show backend.mysql.is_leader/is_healthy */
     const struct metrics_store *stores;
     size_t nstores;
-    const struct metrics_throttle *throttled; /* active throttles only */
+    /* Active throttles with their ratio; the caller may list only some. */
+    const struct metrics_throttle *throttled;
     size_t nthrottled;
-    size_t skipped_hosts; /* active skips */
+    size_t throttled_apps; /* active throttles in all */
+    size_t skipped_hosts;  /* active skips */
     size_t recent_apps;
     uint64_t recent_apps_evicted;
     const struct check_counters *checks; /* may be NULL */

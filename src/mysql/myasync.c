@@ -31,9 +31,10 @@
 #define INVALID_SOCKET (-1)
 #endif
 
-/* A result larger than this is a misconfigured query, not a metric: reading
- * stops and the connection is dropped rather than buffering it all. */
-#define MYCONN_MAX_ROWS         10000 /* both caps are spelled out in rows_add() */
+/* Default result caps (myconn_query()): a larger result is a misconfigured
+ * query, not a metric, so reading stops and the connection is dropped rather
+ * than buffering it all. Callers that expect more pass their own. */
+#define MYCONN_MAX_ROWS         10000
 #define MYCONN_MAX_RESULT_BYTES (16u << 20)
 #define MYCONN_MAX_ADDRS        4
 #define MYCONN_DEFAULT_TIMEOUT  1000
@@ -60,15 +61,22 @@ struct resolve_req {
 };
 
 /* The rows being read for the current query, owned until handed to the
- * callback. */
+ * callback. Cell bytes go into one growing buffer and each cell is recorded
+ * as an offset into it (CELL_NULL for SQL NULL), so a result of 100,000 rows
+ * costs a few reallocations, not one allocation per cell; the pointers the
+ * callback sees are made once the result is complete. */
+#define CELL_NULL SIZE_MAX
 struct rowbuf {
     char **colnames;
     size_t ncols;
-    char **cells;
+    size_t *offs; /* ncells offsets into data */
     size_t ncells;
-    size_t cap;
+    size_t offs_cap;
+    char *data;
+    size_t data_len;
+    size_t data_cap;
+    const char **cells; /* made by rows_cells() */
     size_t nrows;
-    size_t bytes;
     uint64_t affected_rows;
 };
 
@@ -93,6 +101,8 @@ struct myconn {
 
     char *sql; /* the query in flight */
     size_t sql_len;
+    size_t max_rows; /* caps of the query in flight */
+    size_t max_bytes;
     myconn_done_fn *cb;
     void *arg;
     struct rowbuf rows;
@@ -103,8 +113,9 @@ struct myconn {
 
     uint32_t connect_timeout_ms;
     uint32_t query_timeout_ms;
-    enum conn_op op; /* the suspended operation, if any */
-    int wait;        /* MYSQL_WAIT_* the connector asked for */
+    uint32_t cur_timeout_ms; /* the query in flight's */
+    enum conn_op op;         /* the suspended operation, if any */
+    int wait;                /* MYSQL_WAIT_* the connector asked for */
     int poll_fd;
     int ret_int;
     int handles_open; /* timers not yet closed, during myconn_free */
@@ -129,43 +140,66 @@ static void rows_free(struct rowbuf *r)
 {
     for (size_t i = 0; i < r->ncols; i++)
         free(r->colnames[i]);
-    for (size_t i = 0; i < r->ncells; i++)
-        free(r->cells[i]);
     free(r->colnames);
+    free(r->offs);
+    free(r->data);
     free(r->cells);
     memset(r, 0, sizeof(*r));
 }
 
-/* Appends one row; returns false (with @why set) when the result grew past
- * the caps. */
-static bool rows_add(struct rowbuf *r, MYSQL_ROW row, const unsigned long *lengths,
-                     const char **why)
+/* Appends one row; returns false (with @why set) when the result would grow
+ * past @max_rows rows or @max_bytes bytes of cells (each cell counts its
+ * length plus one). */
+static bool rows_add(struct rowbuf *r, MYSQL_ROW row, const unsigned long *lengths, size_t max_rows,
+                     size_t max_bytes, char *why, size_t why_size)
 {
-    if (r->nrows >= MYCONN_MAX_ROWS) {
-        *why = "more than 10000 rows";
+    if (r->nrows >= max_rows) {
+        snprintf(why, why_size, "more than %zu rows", max_rows);
         return false;
     }
-    if (r->ncells + r->ncols > r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 16;
+    size_t row_bytes = 0;
+    for (size_t i = 0; i < r->ncols; i++)
+        if (row[i] != NULL)
+            row_bytes += (size_t)lengths[i] + 1;
+    if (row_bytes > max_bytes || r->data_len > max_bytes - row_bytes) {
+        snprintf(why, why_size, "more than %zu bytes", max_bytes);
+        return false;
+    }
+    if (r->ncells + r->ncols > r->offs_cap) {
+        size_t cap = r->offs_cap ? r->offs_cap * 2 : 16;
         while (cap < r->ncells + r->ncols)
             cap *= 2;
-        r->cells = xrealloc(r->cells, cap * sizeof(*r->cells));
-        r->cap = cap;
+        r->offs = xrealloc(r->offs, cap * sizeof(*r->offs));
+        r->offs_cap = cap;
+    }
+    if (r->data_len + row_bytes > r->data_cap) {
+        size_t cap = r->data_cap ? r->data_cap * 2 : 256;
+        while (cap < r->data_len + row_bytes)
+            cap *= 2;
+        r->data = xrealloc(r->data, cap);
+        r->data_cap = cap;
     }
     for (size_t i = 0; i < r->ncols; i++) {
-        char *cell = NULL;
-        if (row[i] != NULL) {
-            cell = xstrndup(row[i], lengths[i]);
-            r->bytes += lengths[i] + 1;
+        if (row[i] == NULL) {
+            r->offs[r->ncells++] = CELL_NULL;
+            continue;
         }
-        r->cells[r->ncells++] = cell;
+        memcpy(r->data + r->data_len, row[i], lengths[i]);
+        r->data[r->data_len + lengths[i]] = '\0';
+        r->offs[r->ncells++] = r->data_len;
+        r->data_len += (size_t)lengths[i] + 1;
     }
     r->nrows++;
-    if (r->bytes > MYCONN_MAX_RESULT_BYTES) {
-        *why = "more than 16 MiB";
-        return false;
-    }
     return true;
+}
+
+/* Turns the offsets into the pointers the callback sees, once the data
+ * buffer no longer moves. */
+static void rows_cells(struct rowbuf *r)
+{
+    r->cells = xcalloc(r->ncells ? r->ncells : 1, sizeof(*r->cells));
+    for (size_t i = 0; i < r->ncells; i++)
+        r->cells[i] = r->offs[i] == CELL_NULL ? NULL : r->data + r->offs[i];
 }
 
 /* ---- socket watching ---- */
@@ -272,6 +306,8 @@ static void finish(struct myconn *c, enum myconn_status status, const char *msg)
     memset(&c->rows, 0, sizeof(c->rows));
     if (status != MYCONN_OK)
         rows_free(&rows);
+    else
+        rows_cells(&rows);
     char errmsg[512];
     snprintf(errmsg, sizeof(errmsg), "%s", msg != NULL ? msg : "");
     myconn_done_fn *cb = c->cb;
@@ -285,7 +321,7 @@ static void finish(struct myconn *c, enum myconn_status status, const char *msg)
             .nrows = rows.nrows,
             .ncols = rows.ncols,
             .colnames = (const char *const *)rows.colnames,
-            .cells = (const char *const *)rows.cells,
+            .cells = rows.cells,
             .affected_rows = rows.affected_rows,
     };
     if (cb != NULL)
@@ -462,7 +498,7 @@ static void deadline_start(struct myconn *c, uint32_t ms)
 
 static int start_query(struct myconn *c)
 {
-    deadline_start(c, c->query_timeout_ms);
+    deadline_start(c, c->cur_timeout_ms);
     c->op = OP_QUERY;
     return mysql_real_query_start(&c->ret_int, c->mysql, c->sql, (unsigned long)c->sql_len);
 }
@@ -612,8 +648,9 @@ static int query_done(struct myconn *c)
 static int fetch_done(struct myconn *c)
 {
     if (c->ret_row != NULL) {
-        const char *why = NULL;
-        if (!rows_add(&c->rows, c->ret_row, mysql_fetch_lengths(c->res), &why)) {
+        char why[64];
+        if (!rows_add(&c->rows, c->ret_row, mysql_fetch_lengths(c->res), c->max_rows, c->max_bytes,
+                      why, sizeof(why))) {
             conn_drop(c, false);
             finish_fmt(c, MYCONN_ERR_QUERY, "query %s: result too large: %s", c->name, why);
             return STEP_DONE;
@@ -663,7 +700,7 @@ static void on_deadline(uv_timer_t *t)
     if (!c->busy)
         return;
     bool connecting = !c->connected;
-    uint32_t ms = connecting ? c->connect_timeout_ms : c->query_timeout_ms;
+    uint32_t ms = connecting ? c->connect_timeout_ms : c->cur_timeout_ms;
     char dial[400];
     dial_name(c, dial, sizeof(dial));
     if (c->resolving != NULL) {
@@ -870,8 +907,17 @@ void myconn_free(struct myconn *c)
 
 int myconn_query(struct myconn *c, const char *sql, myconn_done_fn *cb, void *arg)
 {
+    return myconn_query_limited(c, sql, NULL, cb, arg);
+}
+
+int myconn_query_limited(struct myconn *c, const char *sql, const struct myquery_limits *lim,
+                         myconn_done_fn *cb, void *arg)
+{
     if (c->busy)
         return -EBUSY;
+    c->max_rows = lim != NULL && lim->max_rows ? lim->max_rows : MYCONN_MAX_ROWS;
+    c->max_bytes = lim != NULL && lim->max_bytes ? lim->max_bytes : MYCONN_MAX_RESULT_BYTES;
+    c->cur_timeout_ms = lim != NULL && lim->timeout_ms ? lim->timeout_ms : c->query_timeout_ms;
     c->busy = true;
     c->last_errno = 0;
     c->sql = xstrdup(sql);

@@ -45,9 +45,10 @@ enum myconn_status {
 /* Called once per myconn_query(). @res is NULL unless status is MYCONN_OK
  * (and then NULL for statements without a result set is replaced by an empty
  * result). @errmsg is a one-line reason including the library's errno when
- * status != OK, and "" otherwise. A result of more than 10000 rows or 16 MiB
- * is not read: MYCONN_ERR_QUERY, connection dropped. The callback may start
- * the next query or free @c. */
+ * status != OK, and "" otherwise. A result over the query's limits (by
+ * default 10000 rows or 16 MiB) is not read: MYCONN_ERR_QUERY ("result too
+ * large"), connection dropped. The callback may start the next query or free
+ * @c. */
 typedef void myconn_done_fn(struct myconn *c, enum myconn_status status, const struct myresult *res,
                             const char *errmsg, void *arg);
 
@@ -65,6 +66,20 @@ void myconn_free(struct myconn *c);
 /* Starts @sql; @cb is called later from the loop, never from inside this
  * call. Returns 0, or -EBUSY if a query is already running. */
 int myconn_query(struct myconn *c, const char *sql, myconn_done_fn *cb, void *arg);
+
+/* Limits of one query; a zero field keeps the default. */
+struct myquery_limits {
+    size_t max_rows;     /* default 10000 */
+    size_t max_bytes;    /* cell bytes, each cell counting its length + 1; default 16 MiB */
+    uint32_t timeout_ms; /* the whole query; default the connection's query_timeout_ms */
+};
+
+/* myconn_query() with the limits in @lim (NULL: the defaults). A result
+ * with more than max_rows rows or max_bytes bytes fails as too large; the
+ * caller who wants "the first N rows" asks for N + 1 rows with LIMIT in the
+ * statement and caps it here above that. */
+int myconn_query_limited(struct myconn *c, const char *sql, const struct myquery_limits *lim,
+                         myconn_done_fn *cb, void *arg);
 bool myconn_is_busy(const struct myconn *c);
 /* Drops the underlying connection (next query reconnects). Not while busy. */
 void myconn_reset(struct myconn *c);

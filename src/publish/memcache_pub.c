@@ -15,6 +15,7 @@
 #include <libmemcached/memcached.h>
 
 #include "config/config.h"
+#include "core/redact.h"
 #include "core/strmap.h"
 #include "core/xalloc.h"
 #include "log/log.h"
@@ -125,10 +126,18 @@ struct memcache_pub *memcache_pub_new(struct loop *loop, const struct config *cf
         log_error("memcache: cannot create the client");
         return NULL;
     }
-    for (size_t i = 0; i < cfg->memcache_servers.len; i++)
-        if (add_server(mc, cfg->memcache_servers.v[i]) < 0)
+    for (size_t i = 0; i < cfg->memcache_servers.len; i++) {
+        const char *s = cfg->memcache_servers.v[i];
+        char shown[300];
+        /* user:password@ is not something memcached speaks: refused, and
+         * never repeated in the log. */
+        if (strchr(s, '@') != NULL)
+            log_warn("memcache: server \"%s\" ignored: credentials are not supported",
+                     redact_address(s, shown, sizeof(shown)));
+        else if (add_server(mc, s) < 0)
             log_warn("memcache: server \"%s\" ignored: expected host:port",
-                     cfg->memcache_servers.v[i]);
+                     redact_address(s, shown, sizeof(shown)));
+    }
     memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_CONNECT_TIMEOUT, TIMEOUT_MS);
     memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_POLL_TIMEOUT, TIMEOUT_MS);
     memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_SND_TIMEOUT, (uint64_t)TIMEOUT_MS * 1000);

@@ -89,12 +89,22 @@ struct snap_apps *snap_apps_new(struct snap_app *v, size_t len)
     return p;
 }
 
+struct snap_apps *snap_apps_new_packed(struct snap_app *v, size_t len, char *block)
+{
+    struct snap_apps *p = snap_apps_new(v, len);
+    p->keys = block;
+    return p;
+}
+
 void snap_apps_unref(struct snap_apps *p)
 {
     if (p == NULL || !PART_UNREF(p))
         return;
-    for (size_t i = 0; i < p->len; i++)
-        free(p->v[i].key);
+    if (p->keys != NULL)
+        free(p->keys);
+    else
+        for (size_t i = 0; i < p->len; i++)
+            free(p->v[i].key);
     free(p->v);
     free(p);
 }
@@ -108,12 +118,22 @@ struct snap_hosts *snap_hosts_new(struct snap_host *v, size_t len)
     return p;
 }
 
+struct snap_hosts *snap_hosts_new_packed(struct snap_host *v, size_t len, char *block)
+{
+    struct snap_hosts *p = snap_hosts_new(v, len);
+    p->names = block;
+    return p;
+}
+
 void snap_hosts_unref(struct snap_hosts *p)
 {
     if (p == NULL || !PART_UNREF(p))
         return;
-    for (size_t i = 0; i < p->len; i++)
-        free(p->v[i].host);
+    if (p->names != NULL)
+        free(p->names);
+    else
+        for (size_t i = 0; i < p->len; i++)
+            free(p->v[i].host);
     free(p->v);
     free(p);
 }

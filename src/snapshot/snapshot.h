@@ -89,11 +89,13 @@ struct snap_apps {
     _Atomic int refs;
     struct snap_app *v; /* sorted by key */
     size_t len;
+    char *keys; /* NULL, or the one block every key points into */
 };
 struct snap_hosts {
     _Atomic int refs;
     struct snap_host *v; /* sorted by host */
     size_t len;
+    char *names; /* NULL, or the one block every host points into */
 };
 struct snap_recents {
     _Atomic int refs;
@@ -137,6 +139,10 @@ struct snapshot {
 struct snap_metrics *snap_metrics_new(struct snap_metric *v, size_t len);
 struct snap_apps *snap_apps_new(struct snap_app *v, size_t len);
 struct snap_hosts *snap_hosts_new(struct snap_host *v, size_t len);
+/* The same with every string of @v inside @block (owned too), so that a
+ * part of 100,000 entries costs two allocations, not 100,002. */
+struct snap_apps *snap_apps_new_packed(struct snap_app *v, size_t len, char *block);
+struct snap_hosts *snap_hosts_new_packed(struct snap_host *v, size_t len, char *block);
 struct snap_recents *snap_recents_new(struct snap_recent *v, size_t len);
 struct snap_text *snap_text_new(char *debug_vars_json, size_t debug_vars_len, char *prometheus,
                                 size_t prometheus_len);

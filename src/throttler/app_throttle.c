@@ -12,8 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/xalloc.h"
-
 #define MIN_MS             (60ull * 1000)
 #define ABUSING_APP        "abusing-app"
 #define ABUSING_APP_TTL_MS (10ull * 365 * 24 * 3600 * 1000) /* the original's ten years */
@@ -35,17 +33,56 @@ static bool is_expired(const struct app_throttle_entry *e, uint64_t now_ms)
 
 void app_throttle_init(struct app_throttle *t, uint64_t now_ms)
 {
-    strmap_init(&t->map);
+    app_throttle_init_empty(t);
     app_throttle_put(t, ABUSING_APP, now_ms + ABUSING_APP_TTL_MS, 1.0);
+}
+
+void app_throttle_init_empty(struct app_throttle *t)
+{
+    opset_init(&t->set, sizeof(struct app_throttle_entry));
+    t->max = APP_THROTTLE_DEFAULT_MAX;
 }
 
 void app_throttle_deinit(struct app_throttle *t)
 {
-    const char *key;
-    void *value;
-    for (size_t i = 0; strmap_next(&t->map, &i, &key, &value);)
-        free(value);
-    strmap_deinit(&t->map);
+    opset_deinit(&t->set);
+}
+
+void app_throttle_set_max(struct app_throttle *t, size_t max)
+{
+    t->max = max ? max : APP_THROTTLE_DEFAULT_MAX;
+}
+
+void app_throttle_clear(struct app_throttle *t, uint64_t now_ms)
+{
+    opset_clear(&t->set);
+    app_throttle_put(t, ABUSING_APP, now_ms + ABUSING_APP_TTL_MS, 1.0);
+}
+
+size_t app_throttle_used(const struct app_throttle *t)
+{
+    return opset_len(&t->set) - (opset_get(&t->set, ABUSING_APP) != NULL ? 1 : 0);
+}
+
+bool app_throttle_has(const struct app_throttle *t, const char *key)
+{
+    return opset_get(&t->set, key) != NULL;
+}
+
+int app_throttle_check_room(const struct app_throttle *t, const char *key, size_t pending,
+                            struct err *err)
+{
+    /* An entry not swept yet still holds its slot, so replacing it is free;
+     * the built-in one never counts. */
+    if (app_throttle_has(t, key) || strcmp(key, ABUSING_APP) == 0)
+        return 0;
+    size_t used = app_throttle_used(t);
+    if (used < t->max && pending < t->max - used)
+        return 0;
+    return err_set(err, -ENOSPC,
+                   "throttle-app: limit reached: %zu apps are throttled (MaxThrottledApps); "
+                   "unthrottle some or raise the limit",
+                   t->max);
 }
 
 int app_throttle_set(struct app_throttle *t, const char *key, bool has_ttl, int64_t ttl_min,
@@ -71,22 +108,21 @@ int app_throttle_set(struct app_throttle *t, const char *key, bool has_ttl, int6
     if (has_ratio && !(ratio >= 0 && ratio <= 1))
         return err_set(err, -EINVAL, "throttle-app: ratio must be in [0..1] range; got %s",
                        fmt_double(ratio, num, sizeof(num)));
+    int rc = app_throttle_check_room(t, key, 0, err);
+    if (rc < 0)
+        return rc;
 
     /* TTL 0 means "never expires", as in the original, both for a new entry
      * and as a new expiry for an existing one. */
     uint64_t expire_at_ms = has_ttl && ttl_min > 0 ? now_ms + (uint64_t)ttl_min * MIN_MS : 0;
 
-    struct app_throttle_entry *e = strmap_get(&t->map, key);
-    if (e != NULL && is_expired(e, now_ms)) {
-        /* Not swept yet: to the caller it is gone, so it is replaced as new. */
-        free(strmap_del(&t->map, key));
-        e = NULL;
-    }
+    struct app_throttle_entry *e = opset_get(&t->set, key);
+    if (e != NULL && is_expired(e, now_ms))
+        e = NULL; /* not swept yet: to the caller it is gone, so it is replaced as new */
     if (e == NULL) {
-        e = xmalloc(sizeof(*e));
+        e = opset_put(&t->set, key, NULL);
         e->expire_at_ms = expire_at_ms;
         e->ratio = has_ratio ? ratio : 1.0;
-        strmap_put(&t->map, key, e);
     } else {
         /* docs/semantics.md#app-throttles: a ratio alone keeps the expiry (the original makes the
          * entry permanent); a TTL alone keeps the ratio. */
@@ -102,47 +138,32 @@ int app_throttle_set(struct app_throttle *t, const char *key, bool has_ttl, int6
 
 void app_throttle_put(struct app_throttle *t, const char *key, uint64_t expire_at_ms, double ratio)
 {
-    struct app_throttle_entry *e = strmap_get(&t->map, key);
-    if (e == NULL) {
-        e = xmalloc(sizeof(*e));
-        strmap_put(&t->map, key, e);
-    }
+    struct app_throttle_entry *e = opset_put(&t->set, key, NULL);
     e->expire_at_ms = expire_at_ms;
     e->ratio = ratio;
 }
 
 void app_throttle_remove(struct app_throttle *t, const char *key)
 {
-    free(strmap_del(&t->map, key));
+    opset_del(&t->set, key);
+}
+
+static bool is_doomed_at(const char *key, const void *value, bool touched, void *arg)
+{
+    (void)key;
+    (void)touched;
+    return is_expired(value, *(const uint64_t *)arg);
 }
 
 size_t app_throttle_sweep(struct app_throttle *t, uint64_t now_ms)
 {
-    const char *key;
-    void *value;
-    char **doomed = NULL;
-    size_t n = 0;
-
-    /* The map must not change while we walk it, so collect first. */
-    for (size_t i = 0; strmap_next(&t->map, &i, &key, &value);) {
-        if (!is_expired(value, now_ms))
-            continue;
-        if (doomed == NULL)
-            doomed = xmalloc(t->map.len * sizeof(*doomed));
-        doomed[n++] = xstrdup(key);
-    }
-    for (size_t i = 0; i < n; i++) {
-        free(strmap_del(&t->map, doomed[i]));
-        free(doomed[i]);
-    }
-    free(doomed);
-    return n;
+    return opset_remove_if(&t->set, is_doomed_at, &now_ms);
 }
 
 const struct app_throttle_entry *app_throttle_get(const struct app_throttle *t, const char *key,
                                                   uint64_t now_ms)
 {
-    const struct app_throttle_entry *e = strmap_get(&t->map, key);
+    const struct app_throttle_entry *e = opset_get(&t->set, key);
     if (e == NULL || is_expired(e, now_ms))
         return NULL;
     return e;
@@ -150,5 +171,48 @@ const struct app_throttle_entry *app_throttle_get(const struct app_throttle *t, 
 
 size_t app_throttle_count(const struct app_throttle *t)
 {
-    return t->map.len;
+    return opset_len(&t->set);
+}
+
+bool app_throttle_next(struct app_throttle *t, size_t *i, const char **key,
+                       const struct app_throttle_entry **e)
+{
+    void *v;
+    if (!opset_next(&t->set, i, key, &v))
+        return false;
+    *e = v;
+    return true;
+}
+
+void app_throttle_sync_begin(struct app_throttle *t)
+{
+    opset_sync_begin(&t->set);
+}
+
+bool app_throttle_sync_put(struct app_throttle *t, const char *key, uint64_t expire_at_ms,
+                           double ratio, uint64_t slack_ms)
+{
+    struct app_throttle_entry *e = opset_get(&t->set, key);
+    if (e != NULL && e->ratio == ratio && (e->expire_at_ms == 0) == (expire_at_ms == 0)) {
+        uint64_t d = e->expire_at_ms > expire_at_ms ? e->expire_at_ms - expire_at_ms
+                                                    : expire_at_ms - e->expire_at_ms;
+        if (d <= slack_ms) {
+            opset_touch(&t->set, key);
+            return false;
+        }
+    }
+    app_throttle_put(t, key, expire_at_ms, ratio);
+    return true;
+}
+
+static bool is_untouched(const char *key, const void *value, bool touched, void *arg)
+{
+    (void)value;
+    (void)arg;
+    return !touched && strcmp(key, ABUSING_APP) != 0;
+}
+
+bool app_throttle_sync_end(struct app_throttle *t)
+{
+    return opset_remove_if(&t->set, is_untouched, NULL) > 0;
 }

@@ -18,6 +18,7 @@
 #include "config/config.h"
 #include "core/clock.h"
 #include "core/jsonfmt.h"
+#include "core/redact.h"
 #include "core/strmap.h"
 #include "core/xalloc.h"
 #include "log/log.h"
@@ -42,6 +43,13 @@
 #define AGGREGATE_EXPIRY_MS    5000
 #define SHARE_HEALTH_EXPIRY_MS 5000
 #define PROBE_TIMEOUT_MS       1000
+/* A reloaded expiry this close to the stored one is the same expiry: the
+ * backend gives whole seconds from its own now(). */
+#define RELOAD_EXPIRY_SLACK_MS 1500
+/* /debug/vars and /metrics show a ratio for this many app throttles at most
+ * (the first in key order): rendering is redone every second, and
+ * MaxThrottledApps allows far more. */
+#define THROTTLED_STATES_MAX 1000
 
 struct host_probe {
     char *host;
@@ -105,6 +113,8 @@ struct throttler {
     struct snap_recents *p_recents;
     struct snap_text *p_text;
     struct snap_leaders *p_leader;
+    bool dirty_apps; /* p_apps / p_hosts are rebuilt at the next publish */
+    bool dirty_hosts;
     bool dirty_metrics;
     bool dirty_recent;
     bool publish_pending;
@@ -212,67 +222,63 @@ static void rebuild_metrics(struct throttler *t)
     t->publish_pending = true;
 }
 
-struct collect_ctx {
-    void *v;
-    size_t len;
-    size_t cap;
-};
-
-static int cmp_app(const void *a, const void *b)
-{
-    return strcmp(((const struct snap_app *)a)->key, ((const struct snap_app *)b)->key);
-}
-
-static void collect_app(const char *key, uint64_t expire_at_ms, double ratio, void *arg)
-{
-    struct collect_ctx *c = arg;
-    if (c->len == c->cap) {
-        c->cap = c->cap ? c->cap * 2 : 16;
-        c->v = xrealloc(c->v, c->cap * sizeof(struct snap_app));
-    }
-    struct snap_app *a = &((struct snap_app *)c->v)[c->len++];
-    a->key = xstrdup(key);
-    a->expire_at_ms = expire_at_ms;
-    a->ratio = ratio;
-}
-
+/* The operator state changed: what the snapshot shows of it is rebuilt
+ * once, when it is next published, however many changes came before (a
+ * raft log replay applies hundreds). */
 static void rebuild_apps(struct throttler *t)
 {
-    struct collect_ctx c = {0};
-    throttler_each_app(t, collect_app, &c);
-    if (c.len > 0)
-        qsort(c.v, c.len, sizeof(struct snap_app), cmp_app);
-    snap_apps_unref(t->p_apps);
-    t->p_apps = snap_apps_new(c.v, c.len);
+    t->dirty_apps = true;
     t->publish_pending = true;
 }
 
-static int cmp_host(const void *a, const void *b)
+/* Entries come in key order, which the snapshot's binary search needs;
+ * the keys are packed into one block, so 100,000 entries cost a few
+ * milliseconds to copy rather than 100,000 allocations. */
+static void build_apps(struct throttler *t)
 {
-    return strcmp(((const struct snap_host *)a)->host, ((const struct snap_host *)b)->host);
-}
-
-static void collect_host(const char *host, uint64_t expire_at_ms, void *arg)
-{
-    struct collect_ctx *c = arg;
-    if (c->len == c->cap) {
-        c->cap = c->cap ? c->cap * 2 : 16;
-        c->v = xrealloc(c->v, c->cap * sizeof(struct snap_host));
+    size_t n = app_throttle_count(&t->apps), bytes = 0, i = 0, o = 0;
+    const char *key;
+    const struct app_throttle_entry *e;
+    for (size_t it = 0; app_throttle_next(&t->apps, &it, &key, &e);)
+        bytes += strlen(key) + 1;
+    struct snap_app *v = xcalloc(n ? n : 1, sizeof(*v));
+    char *block = xmalloc(bytes ? bytes : 1);
+    for (size_t it = 0; app_throttle_next(&t->apps, &it, &key, &e); i++) {
+        size_t len = strlen(key) + 1;
+        memcpy(block + o, key, len);
+        v[i] = (struct snap_app){
+                .key = block + o, .expire_at_ms = e->expire_at_ms, .ratio = e->ratio};
+        o += len;
     }
-    struct snap_host *h = &((struct snap_host *)c->v)[c->len++];
-    h->host = xstrdup(host);
-    h->expire_at_ms = expire_at_ms;
+    snap_apps_unref(t->p_apps);
+    t->p_apps = snap_apps_new_packed(v, n, block);
+    t->dirty_apps = false;
 }
 
 static void rebuild_hosts(struct throttler *t)
 {
-    struct collect_ctx c = {0};
-    throttler_each_skipped_host(t, collect_host, &c);
-    if (c.len > 0)
-        qsort(c.v, c.len, sizeof(struct snap_host), cmp_host);
-    snap_hosts_unref(t->p_hosts);
-    t->p_hosts = snap_hosts_new(c.v, c.len);
+    t->dirty_hosts = true;
     t->publish_pending = true;
+}
+
+static void build_hosts(struct throttler *t)
+{
+    size_t n = skipped_hosts_count(&t->skipped), bytes = 0, i = 0, o = 0;
+    const char *host;
+    uint64_t at;
+    for (size_t it = 0; skipped_hosts_next(&t->skipped, &it, &host, &at);)
+        bytes += strlen(host) + 1;
+    struct snap_host *v = xcalloc(n ? n : 1, sizeof(*v));
+    char *block = xmalloc(bytes ? bytes : 1);
+    for (size_t it = 0; skipped_hosts_next(&t->skipped, &it, &host, &at); i++) {
+        size_t len = strlen(host) + 1;
+        memcpy(block + o, host, len);
+        v[i] = (struct snap_host){.host = block + o, .expire_at_ms = at};
+        o += len;
+    }
+    snap_hosts_unref(t->p_hosts);
+    t->p_hosts = snap_hosts_new_packed(v, n, block);
+    t->dirty_hosts = false;
 }
 
 struct recent_row {
@@ -280,10 +286,15 @@ struct recent_row {
     uint64_t checked_at_ms;
 };
 
+struct recent_rows {
+    struct recent_row *v; /* sized for every pair */
+    size_t len;
+};
+
 static void collect_recent(const char *key, uint64_t checked_at_ms, void *arg)
 {
-    struct collect_ctx *c = arg;
-    struct recent_row *r = &((struct recent_row *)c->v)[c->len++];
+    struct recent_rows *c = arg;
+    struct recent_row *r = &c->v[c->len++];
     r->key = key;
     r->checked_at_ms = checked_at_ms;
 }
@@ -298,7 +309,7 @@ static int cmp_recent_row(const void *a, const void *b)
 static void rebuild_recents(struct throttler *t)
 {
     size_t n = recent_apps_count(&t->recent);
-    struct collect_ctx c = {.v = xcalloc(n ? n : 1, sizeof(struct recent_row)), .cap = n};
+    struct recent_rows c = {.v = xcalloc(n ? n : 1, sizeof(struct recent_row))};
     recent_apps_each(&t->recent, collect_recent, &c);
     struct recent_row *rows = c.v;
     qsort(rows, c.len, sizeof(*rows), cmp_recent_row);
@@ -348,13 +359,19 @@ static void rebuild_text(struct throttler *t, uint64_t now_ms)
             hosts[nh].probe_errors = c->hosts[j]->probe_errors;
         }
     }
-    struct metrics_throttle *thr = xcalloc(t->apps.map.len ? t->apps.map.len : 1, sizeof(*thr));
+    size_t nthr_max = app_throttle_count(&t->apps);
+    if (nthr_max > THROTTLED_STATES_MAX)
+        nthr_max = THROTTLED_STATES_MAX;
+    struct metrics_throttle *thr = xcalloc(nthr_max ? nthr_max : 1, sizeof(*thr));
     size_t nthr = 0, it = 0;
     const char *key;
-    void *val;
-    while (strmap_next(&t->apps.map, &it, &key, &val)) {
-        const struct app_throttle_entry *e = val;
+    const struct app_throttle_entry *e;
+    size_t nactive = 0;
+    while (app_throttle_next(&t->apps, &it, &key, &e)) {
         if (e->expire_at_ms != 0 && e->expire_at_ms <= now_ms)
+            continue;
+        nactive++;
+        if (nthr == THROTTLED_STATES_MAX)
             continue;
         thr[nthr].key = key;
         thr[nthr].ratio = e->ratio;
@@ -362,11 +379,10 @@ static void rebuild_text(struct throttler *t, uint64_t now_ms)
     }
     size_t nskipped = 0;
     it = 0;
-    while (strmap_next(&t->skipped.map, &it, &key, &val)) {
-        uint64_t exp = *(const uint64_t *)val;
+    uint64_t exp;
+    while (skipped_hosts_next(&t->skipped, &it, &key, &exp))
         if (exp == 0 || exp > now_ms)
             nskipped++;
-    }
     const struct snap_leader *l = t->p_leader ? &t->p_leader->l : NULL;
     struct metrics_state st = {
             .is_leader = l && l->is_leader,
@@ -376,6 +392,7 @@ static void rebuild_text(struct throttler *t, uint64_t now_ms)
             .nstores = t->nclusters,
             .throttled = thr,
             .nthrottled = nthr,
+            .throttled_apps = nactive,
             .skipped_hosts = nskipped,
             .recent_apps = recent_apps_count(&t->recent),
             .recent_apps_evicted = recent_apps_evicted(&t->recent),
@@ -394,6 +411,10 @@ static void rebuild_text(struct throttler *t, uint64_t now_ms)
 
 static void publish(struct throttler *t, uint64_t now_ms)
 {
+    if (t->dirty_apps)
+        build_apps(t);
+    if (t->dirty_hosts)
+        build_hosts(t);
     struct snapshot s = {
             .built_at_ms = now_ms,
             .hostname = t->hostname,
@@ -707,8 +728,11 @@ static char *memcache_json(const struct config *cfg)
 {
     json_t *o = json_object();
     json_t *a = json_array();
-    for (size_t i = 0; i < cfg->memcache_servers.len; i++)
-        json_array_append_new(a, json_string(cfg->memcache_servers.v[i]));
+    for (size_t i = 0; i < cfg->memcache_servers.len; i++) {
+        char *shown = redact_address_dup(cfg->memcache_servers.v[i]);
+        json_array_append_new(a, json_string(shown));
+        free(shown);
+    }
     json_object_set_new(o, "MemcacheServers", a);
     json_object_set_new(o, "MemcachePath",
                         json_string(cfg->memcache_path ? cfg->memcache_path : ""));
@@ -730,7 +754,9 @@ struct throttler *throttler_new(struct loop *loop, const struct config *cfg, con
     t->service_id = xstrdup(service_id);
     t->memcache_json = memcache_json(cfg);
     app_throttle_init(&t->apps, now_ms);
+    app_throttle_set_max(&t->apps, (size_t)cfg->max_throttled_apps);
     skipped_hosts_init(&t->skipped);
+    skipped_hosts_set_max(&t->skipped, (size_t)cfg->max_skipped_hosts);
     recent_apps_init(&t->recent, (size_t)cfg->max_recent_apps);
     t->checks =
             check_counters_new((size_t)cfg->max_counted_apps, (size_t)cfg->max_counted_app_stores);
@@ -883,6 +909,19 @@ void throttler_put_app(struct throttler *t, const char *key, uint64_t expire_at_
     t->publish_pending = true;
 }
 
+void throttler_remove_app(struct throttler *t, const char *key)
+{
+    app_throttle_remove(&t->apps, key);
+    rebuild_apps(t);
+}
+
+void throttler_remove_skipped_host(struct throttler *t, const char *host)
+{
+    skipped_hosts_remove(&t->skipped, host);
+    rebuild_hosts(t);
+    reapply_all_hosts(t, clock_wall_ms());
+}
+
 void throttler_put_skipped_host(struct throttler *t, const char *host, uint64_t expire_at_ms)
 {
     skipped_hosts_put(&t->skipped, host, expire_at_ms);
@@ -893,30 +932,37 @@ void throttler_put_skipped_host(struct throttler *t, const char *host, uint64_t 
 
 void throttler_clear_apps(struct throttler *t)
 {
-    app_throttle_deinit(&t->apps);
-    app_throttle_init(&t->apps, clock_wall_ms());
+    app_throttle_clear(&t->apps, clock_wall_ms());
     rebuild_apps(t);
     t->publish_pending = true;
 }
 
 void throttler_replace_apps(struct throttler *t, const struct throttler_app *v, size_t n)
 {
-    uint64_t now_ms = clock_wall_ms();
-    app_throttle_deinit(&t->apps);
-    app_throttle_init(&t->apps, now_ms);
+    /* A reload every 10 s usually changes nothing: then nothing is rebuilt. */
+    bool changed = false;
+    app_throttle_sync_begin(&t->apps);
     for (size_t i = 0; i < n; i++)
-        app_throttle_put(&t->apps, v[i].key, v[i].expire_at_ms, v[i].ratio);
+        changed |= app_throttle_sync_put(&t->apps, v[i].key, v[i].expire_at_ms, v[i].ratio,
+                                         RELOAD_EXPIRY_SLACK_MS);
+    changed |= app_throttle_sync_end(&t->apps);
+    if (!changed)
+        return;
     rebuild_apps(t);
-    publish(t, now_ms);
+    publish(t, clock_wall_ms());
 }
 
 void throttler_replace_skipped_hosts(struct throttler *t, const struct throttler_host *v, size_t n)
 {
-    uint64_t now_ms = clock_wall_ms();
-    skipped_hosts_deinit(&t->skipped);
-    skipped_hosts_init(&t->skipped);
+    bool changed = false;
+    skipped_hosts_sync_begin(&t->skipped);
     for (size_t i = 0; i < n; i++)
-        skipped_hosts_put(&t->skipped, v[i].host, v[i].expire_at_ms);
+        changed |= skipped_hosts_sync_put(&t->skipped, v[i].host, v[i].expire_at_ms,
+                                          RELOAD_EXPIRY_SLACK_MS);
+    changed |= skipped_hosts_sync_end(&t->skipped);
+    if (!changed)
+        return;
+    uint64_t now_ms = clock_wall_ms();
     rebuild_hosts(t);
     reapply_all_hosts(t, now_ms);
     publish(t, now_ms);
@@ -929,8 +975,7 @@ void throttler_publish(struct throttler *t)
 
 void throttler_clear_skipped_hosts(struct throttler *t)
 {
-    skipped_hosts_deinit(&t->skipped);
-    skipped_hosts_init(&t->skipped);
+    skipped_hosts_clear(&t->skipped);
     rebuild_hosts(t);
     reapply_all_hosts(t, clock_wall_ms());
     t->publish_pending = true;
@@ -940,15 +985,17 @@ int throttler_plan_throttle_app(struct throttler *t, const char *key, bool has_t
                                 bool has_ratio, double ratio, uint64_t now_ms,
                                 uint64_t *expire_at_ms, double *ratio_out, struct err *err)
 {
-    /* Run the real rules on a scratch set holding only the current entry
-     * (initialized by hand: app_throttle_init would add the built-in one). */
+    int rc = app_throttle_check_room(&t->apps, key, 0, err);
+    if (rc < 0)
+        return rc;
+    /* Run the real rules on a scratch set holding only the current entry. */
     struct app_throttle scratch;
-    strmap_init(&scratch.map);
+    app_throttle_init_empty(&scratch);
     const struct app_throttle_entry *cur = app_throttle_get(&t->apps, key, now_ms);
     if (cur != NULL)
         app_throttle_put(&scratch, key, cur->expire_at_ms, cur->ratio);
     struct app_throttle_entry e;
-    int rc = app_throttle_set(&scratch, key, has_ttl, ttl_min, has_ratio, ratio, now_ms, &e, err);
+    rc = app_throttle_set(&scratch, key, has_ttl, ttl_min, has_ratio, ratio, now_ms, &e, err);
     app_throttle_deinit(&scratch);
     if (rc < 0)
         return rc;
@@ -960,12 +1007,35 @@ int throttler_plan_throttle_app(struct throttler *t, const char *key, bool has_t
 int throttler_plan_skip_host(struct throttler *t, const char *host, bool has_ttl, int64_t ttl_min,
                              uint64_t now_ms, uint64_t *expire_at_ms, struct err *err)
 {
-    (void)t; /* a skip does not depend on the current state */
+    /* A skip does not depend on the current entry, only on the room left. */
+    int rc = skipped_hosts_check_room(&t->skipped, host, 0, err);
+    if (rc < 0)
+        return rc;
     struct skipped_hosts scratch;
     skipped_hosts_init(&scratch);
-    int rc = skipped_hosts_add(&scratch, host, has_ttl, ttl_min, now_ms, expire_at_ms, err);
+    rc = skipped_hosts_add(&scratch, host, has_ttl, ttl_min, now_ms, expire_at_ms, err);
     skipped_hosts_deinit(&scratch);
     return rc;
+}
+
+bool throttler_app_is_new(struct throttler *t, const char *key)
+{
+    return !app_throttle_has(&t->apps, key);
+}
+
+bool throttler_host_is_new(struct throttler *t, const char *host)
+{
+    return !skipped_hosts_has(&t->skipped, host);
+}
+
+int throttler_room_for_app(struct throttler *t, const char *key, size_t pending, struct err *err)
+{
+    return app_throttle_check_room(&t->apps, key, pending, err);
+}
+
+int throttler_room_for_host(struct throttler *t, const char *host, size_t pending, struct err *err)
+{
+    return skipped_hosts_check_room(&t->skipped, host, pending, err);
 }
 
 void throttler_publish_pending(struct throttler *t)
@@ -978,24 +1048,20 @@ void throttler_each_app(struct throttler *t,
                         void (*fn)(const char *key, uint64_t expire_at_ms, double ratio, void *arg),
                         void *arg)
 {
-    size_t it = 0;
     const char *key;
-    void *val;
-    while (strmap_next(&t->apps.map, &it, &key, &val)) {
-        const struct app_throttle_entry *e = val;
+    const struct app_throttle_entry *e;
+    for (size_t it = 0; app_throttle_next(&t->apps, &it, &key, &e);)
         fn(key, e->expire_at_ms, e->ratio, arg);
-    }
 }
 
 void throttler_each_skipped_host(struct throttler *t,
                                  void (*fn)(const char *host, uint64_t expire_at_ms, void *arg),
                                  void *arg)
 {
-    size_t it = 0;
-    const char *key;
-    void *val;
-    while (strmap_next(&t->skipped.map, &it, &key, &val))
-        fn(key, *(uint64_t *)val, arg);
+    const char *host;
+    uint64_t at;
+    for (size_t it = 0; skipped_hosts_next(&t->skipped, &it, &host, &at);)
+        fn(host, at, arg);
 }
 
 void throttler_set_share_health(struct throttler *t, const char *metric, int64_t seconds,

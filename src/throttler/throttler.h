@@ -71,6 +71,10 @@ void throttler_recover_host(struct throttler *t, const char *host);
 /* Absolute-time variants for state loaded from a backend or a raft log. */
 void throttler_put_app(struct throttler *t, const char *key, uint64_t expire_at_ms, double ratio);
 void throttler_put_skipped_host(struct throttler *t, const char *host, uint64_t expire_at_ms);
+/* Removals that, like the puts, leave publishing to the caller or the next
+ * tick (a raft log replay applies thousands). */
+void throttler_remove_app(struct throttler *t, const char *key);
+void throttler_remove_skipped_host(struct throttler *t, const char *host);
 /* Drops every app throttle except the built-in one (before a full reload). */
 void throttler_clear_apps(struct throttler *t);
 /* Drops every skipped host (before a full reload, e.g. a raft snapshot). */
@@ -78,13 +82,22 @@ void throttler_clear_skipped_hosts(struct throttler *t);
 
 /* Compute, without changing anything, what throttler_throttle_app() and
  * throttler_skip_host() would store at @now_ms: the absolute expiry (0: never
- * for apps) and the ratio. Same rules and errors; for replicating a command
- * as absolute values. */
+ * for apps) and the ratio. Same rules and errors (the caps included); for
+ * replicating a command as absolute values. */
 int throttler_plan_throttle_app(struct throttler *t, const char *key, bool has_ttl, int64_t ttl_min,
                                 bool has_ratio, double ratio, uint64_t now_ms,
                                 uint64_t *expire_at_ms, double *ratio_out, struct err *err);
 int throttler_plan_skip_host(struct throttler *t, const char *host, bool has_ttl, int64_t ttl_min,
                              uint64_t now_ms, uint64_t *expire_at_ms, struct err *err);
+/* Whether @key / @host has no entry yet (so storing it takes a slot under
+ * MaxThrottledApps / MaxSkippedHosts). */
+bool throttler_app_is_new(struct throttler *t, const char *key);
+bool throttler_host_is_new(struct throttler *t, const char *host);
+/* Checks, before a change is stored elsewhere (backend, raft log), that
+ * @key / @host has an entry or there is room for it and @pending other new
+ * entries on their way. Returns 0, or -ENOSPC with @err naming the limit. */
+int throttler_room_for_app(struct throttler *t, const char *key, size_t pending, struct err *err);
+int throttler_room_for_host(struct throttler *t, const char *host, size_t pending, struct err *err);
 /* Publishes a snapshot now if the put/clear functions above left changes
  * unpublished (they leave publishing to the next tick otherwise). */
 void throttler_publish_pending(struct throttler *t);
@@ -108,8 +121,9 @@ void throttler_replace_skipped_hosts(struct throttler *t, const struct throttler
  * GET right after a command sees them. */
 void throttler_publish(struct throttler *t);
 
-/* Iterates current app throttles / skipped hosts (for snapshots of state).
- * @fn is called for each live entry. */
+/* Iterates current app throttles / skipped hosts (for snapshots of state),
+ * in key order. @fn is called for each entry not swept yet; it must not
+ * change the operator state. */
 void throttler_each_app(struct throttler *t,
                         void (*fn)(const char *key, uint64_t expire_at_ms, double ratio, void *arg),
                         void *arg);

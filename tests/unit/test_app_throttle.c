@@ -294,6 +294,116 @@ static void test_sweep_many(void **state)
     }
 }
 
+/* MaxThrottledApps: a new key past the limit is refused with a message
+ * naming it and changes nothing; existing keys still change, the built-in
+ * entry never counts, and a removed or swept entry frees its slot. */
+static void test_limit(void **state)
+{
+    struct app_throttle *t = *state;
+    app_throttle_set_max(t, 3);
+    set_ok(t, "a", true, 1, false, 0, T0);
+    set_ok(t, "b", false, 0, false, 0, T0);
+    set_ok(t, "c", false, 0, false, 0, T0);
+    assert_int_equal(app_throttle_used(t), 3);
+    assert_int_equal(app_throttle_count(t), 4); /* abusing-app */
+
+    struct app_throttle_entry e = {.expire_at_ms = 777};
+    struct err err = {0};
+    assert_int_equal(app_throttle_set(t, "d", false, 0, false, 0, T0, &e, &err), -ENOSPC);
+    assert_string_equal(err.msg, "throttle-app: limit reached: 3 apps are throttled "
+                                 "(MaxThrottledApps); unthrottle some or raise the limit");
+    assert_int_equal(e.expire_at_ms, 777);
+    assert_null(app_throttle_get(t, "d", T0));
+    assert_int_equal(app_throttle_count(t), 4);
+    assert_int_equal(app_throttle_check_room(t, "d", 0, &err), -ENOSPC);
+
+    /* Existing entries and the built-in one can still change. */
+    assert_true(set_ok(t, "b", false, 0, true, 0.5, T0).ratio == 0.5);
+    set_ok(t, "abusing-app", true, 60, false, 0, T0);
+    /* An expired entry not swept yet holds its slot and can be renewed. */
+    assert_null(app_throttle_get(t, "a", T0 + 2 * MIN_MS));
+    set_ok(t, "a", true, 10, false, 0, T0 + 2 * MIN_MS);
+    /* Removing one makes room for exactly one. */
+    app_throttle_remove(t, "c");
+    assert_int_equal(app_throttle_check_room(t, "d", 0, &err), 0);
+    assert_int_equal(app_throttle_check_room(t, "d", 1, &err), -ENOSPC);
+    set_ok(t, "d", false, 0, false, 0, T0);
+    assert_int_equal(app_throttle_set(t, "e", false, 0, false, 0, T0, NULL, &err), -ENOSPC);
+    /* Loads and replication are not limited here (their callers bound them). */
+    app_throttle_put(t, "loaded", 0, 1);
+    assert_int_equal(app_throttle_used(t), 4);
+    /* A sweep frees the slots of expired entries. */
+    app_throttle_set_max(t, 4);
+    assert_int_equal(app_throttle_sweep(t, T0 + 20 * MIN_MS), 1); /* "a" */
+    set_ok(t, "e", false, 0, false, 0, T0);
+    /* 0 restores the default. */
+    app_throttle_set_max(t, 0);
+    assert_int_equal(t->max, APP_THROTTLE_DEFAULT_MAX);
+}
+
+/* A reload replaces the set: unchanged entries stay as they are (an expiry
+ * within the slack counts as unchanged), new and changed ones are put,
+ * entries not named go, the built-in one stays. */
+static void test_sync(void **state)
+{
+    struct app_throttle *t = *state;
+    app_throttle_put(t, "keep", T0 + 10 * MIN_MS, 1);
+    app_throttle_put(t, "gone", 0, 1);
+    app_throttle_put(t, "ratio", 0, 0.5);
+
+    app_throttle_sync_begin(t);
+    assert_false(app_throttle_sync_put(t, "keep", T0 + 10 * MIN_MS + 900, 1, 1500));
+    assert_true(app_throttle_sync_put(t, "ratio", 0, 0.25, 1500));
+    assert_true(app_throttle_sync_put(t, "new", T0 + MIN_MS, 1, 1500));
+    assert_true(app_throttle_sync_end(t));
+    assert_int_equal(app_throttle_get(t, "keep", T0)->expire_at_ms, T0 + 10 * MIN_MS);
+    assert_true(app_throttle_get(t, "ratio", T0)->ratio == 0.25);
+    assert_non_null(app_throttle_get(t, "new", T0));
+    assert_null(app_throttle_get(t, "gone", T0));
+    assert_non_null(app_throttle_get(t, "abusing-app", T0));
+    assert_int_equal(app_throttle_count(t), 4);
+
+    /* The same rows again change nothing; an expiry past the slack, or
+     * "never" against a time, is a change. */
+    app_throttle_sync_begin(t);
+    assert_false(app_throttle_sync_put(t, "keep", T0 + 10 * MIN_MS - 1500, 1, 1500));
+    assert_false(app_throttle_sync_put(t, "ratio", 0, 0.25, 1500));
+    assert_false(app_throttle_sync_put(t, "new", T0 + MIN_MS, 1, 1500));
+    assert_false(app_throttle_sync_end(t));
+    app_throttle_sync_begin(t);
+    assert_true(app_throttle_sync_put(t, "keep", T0 + 10 * MIN_MS + 1501, 1, 1500));
+    assert_true(app_throttle_sync_put(t, "ratio", T0 + MIN_MS, 0.25, 1500));
+    assert_true(app_throttle_sync_put(t, "new", 0, 1, 1500));
+    assert_false(app_throttle_sync_end(t));
+    /* An empty reload leaves only the built-in entry. */
+    app_throttle_sync_begin(t);
+    assert_true(app_throttle_sync_end(t));
+    assert_int_equal(app_throttle_count(t), 1);
+}
+
+static void test_next_in_key_order(void **state)
+{
+    struct app_throttle *t = *state;
+    const char *keys[] = {"zeta", "alpha", "mid/store", "beta"};
+    for (size_t i = 0; i < 4; i++)
+        set_ok(t, keys[i], false, 0, false, 0, T0);
+    const char *want[] = {"abusing-app", "alpha", "beta", "mid/store", "zeta"};
+    const char *key;
+    const struct app_throttle_entry *e;
+    size_t n = 0;
+    for (size_t it = 0; app_throttle_next(t, &it, &key, &e); n++) {
+        assert_true(n < 5);
+        assert_string_equal(key, want[n]);
+        assert_ptr_equal(e, app_throttle_get(t, key, T0));
+    }
+    assert_int_equal(n, 5);
+    /* clear keeps the limit and the built-in entry. */
+    app_throttle_set_max(t, 2);
+    app_throttle_clear(t, T0);
+    assert_int_equal(app_throttle_count(t), 1);
+    assert_int_equal(t->max, 2);
+}
+
 int main(void)
 {
 #define TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -310,6 +420,9 @@ int main(void)
             TEST(test_put_and_remove),
             TEST(test_sweep),
             TEST(test_sweep_many),
+            TEST(test_limit),
+            TEST(test_sync),
+            TEST(test_next_in_key_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -164,6 +164,26 @@ static enum backend_row app(const char *name, const char *ratio, const char *nev
     return backend_parse_app(cells, T0, out, err);
 }
 
+/* The loads are bounded and deterministic: at most the limit asked for, the
+ * most recently written first, ties broken by the primary key; only columns
+ * of the original's schema are read, and plainly expired rows stay out. */
+static void test_load_statements_are_bounded(void **state)
+{
+    (void)state;
+    char *sql = backend_sql_load_apps(100001);
+    assert_contains(sql, "select app_name, ratio, expires_at is null, "
+                         "timestampdiff(second, now(), expires_at), "
+                         "timestampdiff(second, throttled_at, expires_at) from throttled_apps");
+    assert_contains(sql,
+                    "where expires_at is null or expires_at > now() or expires_at < throttled_at");
+    assert_contains(sql, " order by throttled_at desc, app_name limit 100001");
+    free(sql);
+    sql = backend_sql_load_hosts(7);
+    assert_contains(sql, "from skipped_hosts where expires_at > now() or expires_at < skipped_at");
+    assert_contains(sql, " order by skipped_at desc, host_name limit 7");
+    free(sql);
+}
+
 static void test_parse_app_rows(void **state)
 {
     (void)state;
@@ -346,6 +366,7 @@ int main(void)
             cmocka_unit_test(test_read_and_health),
             cmocka_unit_test(test_hostile_names_are_hex),
             cmocka_unit_test(test_throttle_app_variants),
+            cmocka_unit_test(test_load_statements_are_bounded),
             cmocka_unit_test(test_parse_app_rows),
             cmocka_unit_test(test_parse_app_rejects),
             cmocka_unit_test(test_parse_host_rows),

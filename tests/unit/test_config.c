@@ -117,6 +117,8 @@ static void test_defaults(void **state)
     assert_false(c->enable_profiling);
     assert_int_equal(c->backend_election_expiry_secs, 5);
     assert_null(c->control_token);
+    assert_int_equal(c->max_throttled_apps, 100000);
+    assert_int_equal(c->max_skipped_hosts, 100000);
     assert_string_equal(c->data_center, "");
     assert_string_equal(c->domain, ":");
     assert_string_equal(c->share_domain, "");
@@ -254,19 +256,19 @@ static void test_all_keys(void **state)
 {
     (void)state;
     struct config_diag d = {0};
-    struct config *c =
-            load_ok("{"
-                    "\"ListenPort\": 1, \"DataCenter\": \"dc\", \"Environment\": \"env\","
-                    "\"ShareDomain\": \"sd\", \"RaftBind\": \"rb\","
-                    "\"RaftDataDir\": \"rd\", \"DefaultRaftPort\": 65535,"
-                    "\"RaftNodes\": [\"n1\"], \"BackendMySQLHost\": \"bh\","
-                    "\"BackendMySQLPort\": 65535, \"BackendMySQLSchema\": \"bs\","
-                    "\"BackendMySQLUser\": \"bu\", \"BackendMySQLPassword\": \"bp\","
-                    "\"BackendMySQLCollation\": \"utf8mb4_bin\","
-                    "\"MemcacheServers\": [\"m\"], \"MemcachePath\": \"mp\","
-                    "\"EnableProfiling\": true, \"BackendElectionExpirySecs\": 60,"
-                    "\"ControlToken\": \"tok\"}",
-                    &d);
+    struct config *c = load_ok(
+            "{"
+            "\"ListenPort\": 1, \"DataCenter\": \"dc\", \"Environment\": \"env\","
+            "\"ShareDomain\": \"sd\", \"RaftBind\": \"rb\","
+            "\"RaftDataDir\": \"rd\", \"DefaultRaftPort\": 65535,"
+            "\"RaftNodes\": [\"n1\"], \"BackendMySQLHost\": \"bh\","
+            "\"BackendMySQLPort\": 65535, \"BackendMySQLSchema\": \"bs\","
+            "\"BackendMySQLUser\": \"bu\", \"BackendMySQLPassword\": \"bp\","
+            "\"BackendMySQLCollation\": \"utf8mb4_bin\","
+            "\"MemcacheServers\": [\"m\"], \"MemcachePath\": \"mp\","
+            "\"EnableProfiling\": true, \"BackendElectionExpirySecs\": 60,"
+            "\"ControlToken\": \"tok\", \"MaxThrottledApps\": 5, \"MaxSkippedHosts\": 1000000}",
+            &d);
     assert_int_equal(d.warnings_len, 0);
     assert_int_equal(c->listen_port, 1);
     assert_string_equal(c->domain, "dc:env");
@@ -285,6 +287,8 @@ static void test_all_keys(void **state)
     assert_true(c->enable_profiling);
     assert_int_equal(c->backend_election_expiry_secs, 60);
     assert_string_equal(c->control_token, "tok");
+    assert_int_equal(c->max_throttled_apps, 5);
+    assert_int_equal(c->max_skipped_hosts, 1000000);
     config_free(c);
     config_diag_deinit(&d);
 }
@@ -836,7 +840,7 @@ static void test_syntax_errors(void **state)
 {
     (void)state;
     load_fails_with("{\"ListenPort\": 1,\n  \"RaftDataDir\": }",
-                    "config t.json: line 2 column 18: unexpected token near '}'");
+                    "config t.json: line 2 column 18: unexpected token");
     load_fails_with("", "config t.json: line 1 column 0: '[' or '{' expected near end of file");
     load_fails_with("[1, 2]",
                     "config t.json: expected a JSON object at the top level, got an array");
@@ -845,6 +849,32 @@ static void test_syntax_errors(void **state)
                     "config t.json: line 2 column 31: invalid token");
     load_fails_with("{\"RaftDataDir\": \"x\",\n \"ControlToken\": \"abc\\q\"}",
                     "config t.json: line 2 column 23: invalid escape");
+    /* Nor when the secret is on a line of its own: no text of the file is
+     * ever quoted, only the position. */
+    load_fails_with("{\"RaftDataDir\": \"x\",\n \"BackendMySQLPassword\":\n   \"hunter2\n}",
+                    "config t.json: line 3 column 11: unexpected newline");
+    load_fails_with("{\"RaftDataDir\": \"x\",\n \"ControlToken\": [\n   hunter2\n ]}",
+                    "config t.json: line 3 column 9: invalid token");
+}
+
+/* Values echoed in errors lose their credentials; values of secret keys are
+ * never echoed. */
+static void test_errors_mask_credentials(void **state)
+{
+    (void)state;
+    load_fails_with("{" RAFT ", \"ControlToken\": 12345}",
+                    "config t.json: ControlToken: expected a string, got a number");
+    load_fails_with(
+            CLUSTERS("\"v\": {\"VitessSettings\": {\"API\": \"ftp://u:hunter2@vt/\", "
+                     "\"Keyspace\": \"k\"}}"),
+            "config t.json: Stores.MySQL.Clusters.v.VitessSettings.API: expected an http:// "
+            "or https:// URL, got \"ftp://***@vt/\"");
+    load_fails_with(CLUSTERS("\"s\": {\"StaticHostsSettings\": {\"Hosts\": [\"u:hunter2@db:x\"]}}"),
+                    "config t.json: Stores.MySQL.Clusters.s.StaticHostsSettings.Hosts[0]: "
+                    "\"***@db:x\": invalid port or IPv6 address");
+    load_fails_with("{" RAFT ", \"MemcachePath\": \"http://u:hunter2@x/\", \"ListenPort\": "
+                    "\"http://u:hunter2@x/\"}",
+                    "config t.json: ListenPort: expected an integer, got \"http://***@x/\"");
 }
 
 static void test_type_errors(void **state)
@@ -867,6 +897,10 @@ static void test_type_errors(void **state)
                     "config t.json: BackendElectionExpirySecs: expected 3..60, got 1");
     load_fails_with("{" RAFT ", \"BackendElectionExpirySecs\": 61}",
                     "config t.json: BackendElectionExpirySecs: expected 3..60, got 61");
+    load_fails_with("{" RAFT ", \"MaxThrottledApps\": 0}",
+                    "config t.json: MaxThrottledApps: expected 1..1000000, got 0");
+    load_fails_with("{" RAFT ", \"MaxSkippedHosts\": 1000001}",
+                    "config t.json: MaxSkippedHosts: expected 1..1000000, got 1000001");
     load_fails_with(
             "{" RAFT ", \"Stores\": {\"MySQL\": {\"ThrottleThreshold\": -1}}}",
             "config t.json: Stores.MySQL.ThrottleThreshold: expected a number >= 0, got -1");
@@ -1143,6 +1177,7 @@ int main(void)
             cmocka_unit_test(test_env_expansion),
             cmocka_unit_test(test_merge_order),
             cmocka_unit_test(test_syntax_errors),
+            cmocka_unit_test(test_errors_mask_credentials),
             cmocka_unit_test(test_type_errors),
             cmocka_unit_test(test_validation_errors),
             cmocka_unit_test(test_every_error_reported),

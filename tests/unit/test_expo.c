@@ -189,6 +189,7 @@ static void test_render_hostile_names(void **state)
             .nstores = 2,
             .throttled = thr,
             .nthrottled = 3,
+            .throttled_apps = 2,
             .checks = cc,
     };
     size_t len;

@@ -6,6 +6,7 @@
  * and reconnects. Without it those cases are skipped. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -35,6 +36,7 @@ struct outcome {
     char col0[64];
     char cell[4][64];
     bool null[4];
+    char last[64]; /* the last cell of the result */
     uint64_t done_ms;
 };
 
@@ -101,6 +103,9 @@ static void on_done(struct myconn *c, enum myconn_status status, const struct my
         o->null[i] = res->cells[i] == NULL;
         snprintf(o->cell[i], sizeof(o->cell[i]), "%s", res->cells[i] ? res->cells[i] : "");
     }
+    size_t n = res->nrows * res->ncols;
+    if (n > 0)
+        snprintf(o->last, sizeof(o->last), "%s", res->cells[n - 1] ? res->cells[n - 1] : "(null)");
 }
 
 static void on_guard(uv_timer_t *t)
@@ -568,9 +573,75 @@ static void test_real_huge_result(void **state)
     o = query(e, c, "select repeat('x', 1000000) from mysql.seq_1_to_20");
     print_message("    %s\n", o.msg);
     assert_int_equal(o.status, MYCONN_ERR_QUERY);
-    assert_non_null(strstr(o.msg, "more than 16 MiB"));
+    assert_non_null(strstr(o.msg, "more than 16777216 bytes"));
     o = query_ok(e, c, "select 7");
     assert_string_equal(o.cell[0], "7");
+    myconn_free(c);
+}
+
+static struct outcome query_limited(struct env *e, struct myconn *c, const char *sql,
+                                    size_t max_rows, size_t max_bytes, uint32_t timeout_ms)
+{
+    struct outcome o = {0};
+    struct myquery_limits lim = {
+            .max_rows = max_rows, .max_bytes = max_bytes, .timeout_ms = timeout_ms};
+    assert_int_equal(myconn_query_limited(c, sql, &lim, on_done, &o), 0);
+    run_until(e, &o);
+    return o;
+}
+
+/* Limits are per query: a backend reload may read 100,000 rows on the
+ * connection whose other queries keep the defaults, and every cell (NULL,
+ * empty, long) survives the single buffer results are read into. */
+static void test_real_query_limits(void **state)
+{
+    struct env *e = *state;
+    struct myconn *c = real_conn(e, 5000, NULL);
+    uint64_t t0 = clock_mono_ms();
+    struct outcome o =
+            query_limited(e, c, "select seq, concat('app-', seq), null from mysql.seq_1_to_100000",
+                          100001, 100001 * 64, 10000);
+    print_message("    100000 rows of 3 columns in %" PRIu64 " ms\n", clock_mono_ms() - t0);
+    if (o.status != MYCONN_OK)
+        fail_msg("100000 rows: %s", o.msg);
+    assert_int_equal(o.nrows, 100000);
+    assert_string_equal(o.cell[0], "1");
+    assert_string_equal(o.cell[1], "app-1");
+    assert_true(o.null[2]);
+    assert_string_equal(o.cell[3], "2");
+    assert_string_equal(o.last, "(null)");
+
+    /* One row past the limit fails, and so does one byte past it. */
+    o = query_limited(e, c, "select seq from mysql.seq_1_to_101", 100, 0, 0);
+    assert_int_equal(o.status, MYCONN_ERR_QUERY);
+    assert_non_null(strstr(o.msg, "result too large: more than 100 rows"));
+    o = query_ok(e, c, "select seq from mysql.seq_1_to_100");
+    assert_int_equal(o.nrows, 100);
+    /* "1".."9" are 2 bytes each with the NUL: 18 bytes fit, 17 do not. */
+    o = query_limited(e, c, "select seq from mysql.seq_1_to_9", 0, 18, 0);
+    assert_int_equal(o.status, MYCONN_OK);
+    o = query_limited(e, c, "select seq from mysql.seq_1_to_9", 0, 17, 0);
+    assert_int_equal(o.status, MYCONN_ERR_QUERY);
+    assert_non_null(strstr(o.msg, "more than 17 bytes"));
+
+    /* Empty strings and NULLs keep their difference; long cells are whole. */
+    o = query_ok(e, c, "select '', null, repeat('y', 60), 'z'");
+    assert_string_equal(o.cell[0], "");
+    assert_false(o.null[0]);
+    assert_true(o.null[1]);
+    assert_int_equal(strlen(o.cell[2]), 60);
+    assert_string_equal(o.last, "z");
+
+    /* A per-query timeout, and the connection's own for the next query. */
+    o = query_limited(e, c, "select sleep(1)", 0, 0, 200);
+    assert_int_equal(o.status, MYCONN_ERR_TIMEOUT);
+    assert_non_null(strstr(o.msg, "timed out after 200 ms"));
+    o = query_ok(e, c, "select sleep(0.3), 5");
+    assert_string_equal(o.cell[1], "5");
+    /* The default caps are back too. */
+    o = query(e, c, "select seq from mysql.seq_1_to_10001");
+    assert_int_equal(o.status, MYCONN_ERR_QUERY);
+    assert_non_null(strstr(o.msg, "more than 10000 rows"));
     myconn_free(c);
 }
 
@@ -716,6 +787,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_real_errors_and_reuse, setup, teardown),
             cmocka_unit_test_setup_teardown(test_real_timeout_then_reconnect, setup, teardown),
             cmocka_unit_test_setup_teardown(test_real_huge_result, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_real_query_limits, setup, teardown),
             cmocka_unit_test_setup_teardown(test_real_killed_idle_connection, setup, teardown),
             cmocka_unit_test_setup_teardown(test_real_bad_password, setup, teardown),
             cmocka_unit_test_setup_teardown(test_real_chain_and_free_in_callback, setup, teardown),

@@ -200,6 +200,61 @@ static void test_sweep_many(void **state)
     }
 }
 
+/* MaxSkippedHosts: a new host past the limit is refused with a message
+ * naming it and changes nothing; a re-skip still works. */
+static void test_limit(void **state)
+{
+    struct skipped_hosts *s = *state;
+    skipped_hosts_set_max(s, 2);
+    add_ok(s, "db-1", false, 0, T0);
+    add_ok(s, "db-2", true, 1, T0);
+    uint64_t at = 1;
+    struct err err = {0};
+    assert_int_equal(skipped_hosts_add(s, "db-3", false, 0, T0, &at, &err), -ENOSPC);
+    assert_string_equal(err.msg, "skip-host: limit reached: 2 hosts are skipped "
+                                 "(MaxSkippedHosts); recover some or raise the limit");
+    assert_int_equal(at, 1);
+    assert_false(skipped_hosts_is_skipped(s, "db-3", T0));
+    assert_int_equal(skipped_hosts_count(s), 2);
+    assert_int_equal(add_ok(s, "db-1", true, 5, T0), T0 + 5 * MIN_MS);
+    assert_int_equal(skipped_hosts_check_room(s, "db-2", 5, &err), 0);
+    skipped_hosts_remove(s, "db-1");
+    assert_int_equal(skipped_hosts_check_room(s, "db-3", 0, &err), 0);
+    assert_int_equal(skipped_hosts_check_room(s, "db-3", 1, &err), -ENOSPC);
+    /* A sweep frees the slot of an expired skip. */
+    add_ok(s, "db-3", false, 0, T0);
+    assert_int_equal(skipped_hosts_sweep(s, T0 + 2 * MIN_MS), 1);
+    add_ok(s, "db-4", false, 0, T0 + 2 * MIN_MS);
+    skipped_hosts_clear(s);
+    assert_int_equal(skipped_hosts_count(s), 0);
+    assert_int_equal(s->max, 2);
+}
+
+static void test_sync_and_order(void **state)
+{
+    struct skipped_hosts *s = *state;
+    skipped_hosts_put(s, "db-b", T0 + MIN_MS);
+    skipped_hosts_put(s, "db-gone", T0 + MIN_MS);
+    skipped_hosts_sync_begin(s);
+    assert_false(skipped_hosts_sync_put(s, "db-b", T0 + MIN_MS - 1000, 1500));
+    assert_true(skipped_hosts_sync_put(s, "db-a", T0 + MIN_MS, 1500));
+    assert_true(skipped_hosts_sync_end(s));
+    const char *want[] = {"db-a", "db-b"};
+    const char *host;
+    uint64_t at;
+    size_t n = 0;
+    for (size_t it = 0; skipped_hosts_next(s, &it, &host, &at); n++) {
+        assert_true(n < 2);
+        assert_string_equal(host, want[n]);
+        assert_int_equal(at, T0 + MIN_MS);
+    }
+    assert_int_equal(n, 2);
+    skipped_hosts_sync_begin(s);
+    assert_true(skipped_hosts_sync_put(s, "db-a", T0 + 3 * MIN_MS, 1500));
+    assert_true(skipped_hosts_sync_end(s));
+    assert_int_equal(skipped_hosts_count(s), 1);
+}
+
 int main(void)
 {
 #define TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -213,6 +268,8 @@ int main(void)
             TEST(test_put_and_remove),
             TEST(test_sweep),
             TEST(test_sweep_many),
+            TEST(test_limit),
+            TEST(test_sync_and_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
