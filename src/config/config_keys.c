@@ -122,7 +122,9 @@ static const struct config_key keys[] = {
         {.name = "ControlToken",
          STRING,
          IN_CONFIG(control_token),
-         .flags = CONFIG_KEY_ENV | CONFIG_KEY_SECRET,
+         /* Strict: a token from an unset variable must not open control
+          * requests to everyone. */
+         .flags = CONFIG_KEY_ENV_STRICT | CONFIG_KEY_SECRET,
          .desc = "if set, control requests must present this token"},
         {.name = "CheckStaleAfterMillis",
          INT(500, 60000),

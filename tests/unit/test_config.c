@@ -722,8 +722,18 @@ static void test_env_expansion(void **state)
     c = load_ok("{" RAFT ", \"DataCenter\": \"a\", \"Environment\": \"b\", \"Domain\": \"d\"}", &d);
     assert_string_equal(c->domain, "d");
     config_free(c);
-    /* An empty ControlToken (here through an unset variable) means none. */
-    c = load_ok("{" RAFT ", \"ControlToken\": \"${FRENO_TEST_UNSET}\"}", &d);
+    /* A ControlToken taken from an unset or empty variable would open control
+     * requests to everyone without a word: it stops the start instead. An
+     * explicit "" still means no token. */
+    load_fails_with(
+            "{" RAFT ", \"ControlToken\": \"${FRENO_TEST_UNSET}\"}",
+            "config t.json: ControlToken: environment variable FRENO_TEST_UNSET is not set");
+    setenv("FRENO_TEST_EMPTY", "", 1);
+    load_fails_with(
+            "{" RAFT ", \"ControlToken\": \"${FRENO_TEST_EMPTY}\"}",
+            "config t.json: ControlToken: environment variable FRENO_TEST_EMPTY is not set");
+    unsetenv("FRENO_TEST_EMPTY");
+    c = load_ok("{" RAFT ", \"ControlToken\": \"\"}", &d);
     assert_null(c->control_token);
     config_free(c);
     config_diag_deinit(&d);
