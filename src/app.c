@@ -105,11 +105,10 @@ static void on_budget_timer(uv_timer_t *h)
     uint64_t reserve = fd_reserve(a, hosts);
     unsigned budget = fdlimit_http_connections(a->nofile, reserve, a->http_max);
     if (budget < HTTP_MIN_CONNECTIONS) {
-        log_warn("app: %zu probed hosts need %llu of the %llu descriptors the open-files limit "
-                 "allows; HTTP keeps its minimum of %u connections and probes may fail: raise "
-                 "the limit",
-                 hosts, (unsigned long long)reserve, (unsigned long long)a->nofile,
-                 HTTP_MIN_CONNECTIONS);
+        log_warn(
+                "app: %zu probed hosts need %llu of the %llu descriptors the open-files limit allows; HTTP keeps its minimum of %u connections and probes may fail: raise the limit",
+                hosts, (unsigned long long)reserve, (unsigned long long)a->nofile,
+                HTTP_MIN_CONNECTIONS);
         budget = HTTP_MIN_CONNECTIONS;
     }
     if (budget == a->http_budget)
@@ -133,10 +132,7 @@ static struct http_server *http_start(struct app *a, struct err *err)
             fdlimit_http_connections(a->nofile, reserve, (unsigned)c->http_max_connections);
     if (conns < HTTP_MIN_CONNECTIONS) {
         err_set(err, -EMFILE,
-                "app: the open-files limit %llu leaves %u HTTP connections after keeping %llu "
-                "descriptors for the daemon (HttpReservedDescriptors %lld, %u per probed host); "
-                "%u at least are needed: raise the limit (ulimit -n, LimitNOFILE=) or lower "
-                "HttpReservedDescriptors",
+                "app: the open-files limit %llu leaves %u HTTP connections after keeping %llu descriptors for the daemon (HttpReservedDescriptors %lld, %u per probed host); %u at least are needed: raise the limit (ulimit -n, LimitNOFILE=) or lower HttpReservedDescriptors",
                 (unsigned long long)a->nofile, conns, (unsigned long long)reserve,
                 (long long)c->http_reserved_descriptors, FDS_PER_HOST, HTTP_MIN_CONNECTIONS);
         return NULL;
@@ -157,14 +153,12 @@ static struct http_server *http_start(struct app *a, struct err *err)
     struct http_server *http = http_server_start(&hp, err);
     if (http == NULL)
         return NULL;
-    log_info("http: up to %u connections, %lld from one address (open-files limit %llu, %llu "
-             "descriptors kept for probes, inventory, backend and raft); a request must arrive "
-             "within %lld s, idle connections close after %lld s; control: %lld commands queued "
-             "at most, answered within %lld ms",
-             conns, (long long)c->http_max_connections_per_address, (unsigned long long)a->nofile,
-             (unsigned long long)reserve, (long long)c->http_request_timeout_secs,
-             (long long)c->http_idle_timeout_secs, (long long)c->control_queue_length,
-             (long long)c->control_timeout_millis);
+    log_info(
+            "http: up to %u connections, %lld from one address (open-files limit %llu, %llu descriptors kept for probes, inventory, backend and raft); a request must arrive within %lld s, idle connections close after %lld s; control: %lld commands queued at most, answered within %lld ms",
+            conns, (long long)c->http_max_connections_per_address, (unsigned long long)a->nofile,
+            (unsigned long long)reserve, (long long)c->http_request_timeout_secs,
+            (long long)c->http_idle_timeout_secs, (long long)c->control_queue_length,
+            (long long)c->control_timeout_millis);
     return http;
 }
 

@@ -37,22 +37,22 @@ struct flags {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "Usage: freno --http [--config FILE] [options]\n"
-               "\n"
-               "  --config FILE          config file (default: /etc/freno.conf.json, then "
-               "conf/freno.conf.json)\n"
-               "  --http                 run the HTTP service\n"
-               "  --http-port N          listen on N (overrides ListenPort)\n"
-               "  --raft-datadir DIR     raft data directory (overrides RaftDataDir)\n"
-               "  --raft-bind ADDR       raft bind address (overrides RaftBind)\n"
-               "  --raft-nodes A,B,C     raft nodes (overrides RaftNodes)\n"
-               "  --force-leadership     act as leader whatever consensus says\n"
-               "  --init-backend         create the MySQL backend tables and exit\n"
-               "  --enable-profiling     accepted for compatibility\n"
-               "  --quiet | --verbose | --debug   log level: error | info | debug (default info)\n"
-               "  --stack                accepted for compatibility\n"
-               "  --version              print the version\n"
-               "  --help                 this text\n");
+    fprintf(f,
+            "Usage: freno --http [--config FILE] [options]\n"
+            "\n"
+            "  --config FILE          config file (default: /etc/freno.conf.json, then conf/freno.conf.json)\n"
+            "  --http                 run the HTTP service\n"
+            "  --http-port N          listen on N (overrides ListenPort)\n"
+            "  --raft-datadir DIR     raft data directory (overrides RaftDataDir)\n"
+            "  --raft-bind ADDR       raft bind address (overrides RaftBind)\n"
+            "  --raft-nodes A,B,C     raft nodes (overrides RaftNodes)\n"
+            "  --force-leadership     act as leader whatever consensus says\n"
+            "  --init-backend         create the MySQL backend tables and exit\n"
+            "  --enable-profiling     accepted for compatibility\n"
+            "  --quiet | --verbose | --debug   log level: error | info | debug (default info)\n"
+            "  --stack                accepted for compatibility\n"
+            "  --version              print the version\n"
+            "  --help                 this text\n");
 }
 
 /* Returns the option name without its one or two leading dashes, or NULL. */

@@ -171,8 +171,7 @@ static const struct config_key keys[] = {
          INT(0, 1000000),
          IN_CONFIG(max_counted_apps),
          .def_num = 2000,
-         .desc = "apps with their own check counters; the least recently counted is dropped "
-                 "for a new one"},
+         .desc = "apps with their own check counters; the least recently counted is dropped for a new one"},
         {.name = "MaxCountedAppStores",
          INT(0, 1000000),
          IN_CONFIG(max_counted_app_stores),
@@ -182,8 +181,7 @@ static const struct config_key keys[] = {
          INT(0, 1000000),
          IN_CONFIG(max_recent_apps),
          .def_num = 10000,
-         .desc = "app and client pairs /recent-apps keeps; the least recently seen is dropped "
-                 "for a new one"},
+         .desc = "app and client pairs /recent-apps keeps; the least recently seen is dropped for a new one"},
         {.name = "MaxThrottledApps",
          INT(1, 1000000),
          IN_CONFIG(max_throttled_apps),

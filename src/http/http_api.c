@@ -535,10 +535,10 @@ void http_api_control_answer(const struct http_api_ctx *ctx, const struct loop_c
         resp->retry_after_s = retry_s;
         return;
     case LOOP_CMD_EXPIRED_RUNNING:
-        snprintf(msg, sizeof(msg),
-                 "%s: timed out after %u ms waiting for the command to be applied; the outcome is "
-                 "unknown: it may or may not be applied",
-                 what, ctx->cmd_timeout_ms);
+        snprintf(
+                msg, sizeof(msg),
+                "%s: timed out after %u ms waiting for the command to be applied; the outcome is unknown: it may or may not be applied",
+                what, ctx->cmd_timeout_ms);
         resp_general(resp, 500, msg);
         return;
     default:

@@ -301,13 +301,13 @@ static void *keeper_main(void *arg)
         report_at = now + KEEPER_REPORT_MS;
         uint64_t reaped = atomic_load(&s->reaped), refused = atomic_load(&s->refused);
         if (reaped != reported_reaped)
-            log_warn("http: closed %llu connection(s) in the last minute that did not send a "
-                     "whole request within %u ms",
-                     (unsigned long long)(reaped - reported_reaped), s->request_timeout_ms);
+            log_warn(
+                    "http: closed %llu connection(s) in the last minute that did not send a whole request within %u ms",
+                    (unsigned long long)(reaped - reported_reaped), s->request_timeout_ms);
         if (refused != reported_refused)
-            log_warn("http: closed %llu connection(s) in the last minute at once: over the "
-                     "connection budget of %u",
-                     (unsigned long long)(refused - reported_refused), atomic_load(&s->budget));
+            log_warn(
+                    "http: closed %llu connection(s) in the last minute at once: over the connection budget of %u",
+                    (unsigned long long)(refused - reported_refused), atomic_load(&s->budget));
         reported_reaped = reaped;
         reported_refused = refused;
     }

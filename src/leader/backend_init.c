@@ -82,9 +82,8 @@ static void on_query(struct myconn *c, enum myconn_status status, const struct m
             return;
         }
         if (!nullable)
-            log_warn("init-backend: the existing throttled_apps.expires_at is NOT NULL, so "
-                     "permanent throttles are refused; fix: ALTER TABLE throttled_apps MODIFY "
-                     "expires_at timestamp NULL DEFAULT NULL");
+            log_warn(
+                    "init-backend: the existing throttled_apps.expires_at is NOT NULL, so permanent throttles are refused; fix: ALTER TABLE throttled_apps MODIFY expires_at timestamp NULL DEFAULT NULL");
         in->step = STEP_DONE;
         break;
     }
@@ -99,9 +98,9 @@ static void init_next(struct init *in)
 {
     char *sql = NULL;
     if (in->step == STEP_DONE) {
-        log_info("init-backend: %s:%u/%s: tables service_election, service_health, throttled_apps "
-                 "and skipped_hosts are ready",
-                 in->cfg->backend_host, (unsigned)in->cfg->backend_port, in->cfg->backend_schema);
+        log_info(
+                "init-backend: %s:%u/%s: tables service_election, service_health, throttled_apps and skipped_hosts are ready",
+                in->cfg->backend_host, (unsigned)in->cfg->backend_port, in->cfg->backend_schema);
         loop_stop(in->loop);
         return;
     }

@@ -608,9 +608,9 @@ static void on_schema(struct myconn *c, enum myconn_status status, const struct 
     if (missing[0] != '\0') {
         chan_ok(m, &m->elect_chan);
         if (strcmp(missing, m->schema_missing) != 0)
-            log_error("leader: backend %s: missing tables %s; create them with freno "
-                      "--init-backend --config FILE, or from sql/backend-schema.sql",
-                      m->backend, missing);
+            log_error(
+                    "leader: backend %s: missing tables %s; create them with freno --init-backend --config FILE, or from sql/backend-schema.sql",
+                    m->backend, missing);
         snprintf(m->schema_missing, sizeof(m->schema_missing), "%s", missing);
         m->healthy = false;
         elect_end(m);
@@ -620,10 +620,9 @@ static void on_schema(struct myconn *c, enum myconn_status status, const struct 
         log_info("leader: backend %s: all tables present now", m->backend);
     m->schema_missing[0] = '\0';
     if (!nullable && m->apps_expiry_nullable)
-        log_error("leader: backend %s: throttled_apps.expires_at is NOT NULL, so permanent "
-                  "throttles cannot be stored and are refused; fix: ALTER TABLE throttled_apps "
-                  "MODIFY expires_at timestamp NULL DEFAULT NULL",
-                  m->backend);
+        log_error(
+                "leader: backend %s: throttled_apps.expires_at is NOT NULL, so permanent throttles cannot be stored and are refused; fix: ALTER TABLE throttled_apps MODIFY expires_at timestamp NULL DEFAULT NULL",
+                m->backend);
     m->apps_expiry_nullable = nullable;
     m->schema_ok = true;
     attempt_send(m);
@@ -751,9 +750,9 @@ static void note_over_cap(struct mysql_leader *m, bool over, bool *logged, const
                           size_t max, const char *key)
 {
     if (over && !*logged)
-        log_warn("leader: backend %s: %s: more than %zu live rows; using the %zu written most "
-                 "recently (%s)",
-                 m->backend, table, max, max, key);
+        log_warn(
+                "leader: backend %s: %s: more than %zu live rows; using the %zu written most recently (%s)",
+                m->backend, table, max, max, key);
     *logged = over;
 }
 
@@ -1091,10 +1090,10 @@ static char *op_sql(const struct mysql_leader *m, const struct loop_cmd *cmd, ch
         }
         bool permanent = !cmd->has_ttl || cmd->ttl_min == 0;
         if (permanent && !m->apps_expiry_nullable) {
-            snprintf(msg, size,
-                     "%s: backend %s: throttled_apps.expires_at is NOT NULL, so a throttle without "
-                     "ttl cannot be stored",
-                     what, m->backend);
+            snprintf(
+                    msg, size,
+                    "%s: backend %s: throttled_apps.expires_at is NOT NULL, so a throttle without ttl cannot be stored",
+                    what, m->backend);
             return NULL;
         }
         return backend_sql_throttle_app(cmd->name, cmd->has_ttl, cmd->ttl_min, cmd->has_ratio,
@@ -1175,9 +1174,9 @@ static void on_released(struct myconn *c, enum myconn_status status, const struc
     (void)c;
     struct mysql_leader *m = arg;
     if (status != MYCONN_OK)
-        log_warn("leader: backend %s: could not release the election row: %s; peers take over when "
-                 "it expires",
-                 m->backend, errmsg);
+        log_warn(
+                "leader: backend %s: could not release the election row: %s; peers take over when it expires",
+                m->backend, errmsg);
     else if (res->affected_rows > 0)
         log_info("leader: released leadership of domain %s", m->ids.domain);
     shutdown_done(m);
@@ -1196,9 +1195,9 @@ static void release_send(struct mysql_leader *m)
 static void on_stop_timer(uv_timer_t *h)
 {
     struct mysql_leader *m = h->data;
-    log_warn("leader: backend %s: no answer to the release within %d ms; peers take over when the "
-             "row expires",
-             m->backend, RELEASE_DEADLINE_MS);
+    log_warn(
+            "leader: backend %s: no answer to the release within %d ms; peers take over when the row expires",
+            m->backend, RELEASE_DEADLINE_MS);
     shutdown_done(m);
 }
 
@@ -1278,27 +1277,27 @@ static int check_settings(const struct config *cfg, const char *service_id, stru
         return err_set(err, -EINVAL,
                        "leader: BackendMySQLHost is set but BackendMySQLSchema is empty");
     if (utf8_chars(domain) > BACKEND_DOMAIN_MAX)
-        return err_set(err, -EINVAL,
-                       "leader: Domain \"%.60s\" is longer than the %d characters "
-                       "service_election.domain holds",
-                       domain, BACKEND_DOMAIN_MAX);
+        return err_set(
+                err, -EINVAL,
+                "leader: Domain \"%.60s\" is longer than the %d characters service_election.domain holds",
+                domain, BACKEND_DOMAIN_MAX);
     if (utf8_chars(share) > BACKEND_DOMAIN_MAX)
-        return err_set(err, -EINVAL,
-                       "leader: ShareDomain \"%.60s\" is longer than the %d characters "
-                       "service_election.share_domain holds",
-                       share, BACKEND_DOMAIN_MAX);
+        return err_set(
+                err, -EINVAL,
+                "leader: ShareDomain \"%.60s\" is longer than the %d characters service_election.share_domain holds",
+                share, BACKEND_DOMAIN_MAX);
     if (utf8_chars(service_id) > BACKEND_SERVICE_ID_MAX)
-        return err_set(err, -EINVAL,
-                       "leader: service id \"%.60s...\" is longer than the %d characters "
-                       "service_election.service_id holds",
-                       service_id, BACKEND_SERVICE_ID_MAX);
+        return err_set(
+                err, -EINVAL,
+                "leader: service id \"%.60s...\" is longer than the %d characters service_election.service_id holds",
+                service_id, BACKEND_SERVICE_ID_MAX);
     int64_t e = cfg->backend_election_expiry_secs;
     if (e < EXPIRY_MIN_SECS || e > EXPIRY_MAX_SECS)
-        return err_set(err, -EINVAL,
-                       "leader: BackendElectionExpirySecs %" PRId64
-                       " is outside %d..%d (it must exceed twice the 1 s election interval plus "
-                       "the 1 s safety margin)",
-                       e, EXPIRY_MIN_SECS, EXPIRY_MAX_SECS);
+        return err_set(
+                err, -EINVAL,
+                "leader: BackendElectionExpirySecs %" PRId64
+                " is outside %d..%d (it must exceed twice the 1 s election interval plus the 1 s safety margin)",
+                e, EXPIRY_MIN_SECS, EXPIRY_MAX_SECS);
     return 0;
 }
 

@@ -706,11 +706,10 @@ static int check_dir_contents(struct rnode *n, struct err *err)
     }
     closedir(d);
     if (data && !meta)
-        return err_set(err, -EINVAL,
-                       "raft: data directory %s: log or snapshot files are there but the metadata "
-                       "files (metadata1, metadata2) are missing; restore them, or empty the "
-                       "directory (a cluster node then catches up from its peers)",
-                       n->dir);
+        return err_set(
+                err, -EINVAL,
+                "raft: data directory %s: log or snapshot files are there but the metadata files (metadata1, metadata2) are missing; restore them, or empty the directory (a cluster node then catches up from its peers)",
+                n->dir);
     return 0;
 }
 
@@ -765,10 +764,10 @@ static int resolve_nodes(struct rnode *n, struct err *err)
                                n->nodes[j], n->nodes[i]);
     }
     if (!found)
-        return err_set(err, -EINVAL,
-                       "raft: RaftBind %s is not one of RaftNodes; list every node, this one "
-                       "included, with the address it binds",
-                       n->self);
+        return err_set(
+                err, -EINVAL,
+                "raft: RaftBind %s is not one of RaftNodes; list every node, this one included, with the address it binds",
+                n->self);
     n->self_id = raft_addr_id(n->self);
     return 0;
 }
@@ -807,14 +806,13 @@ static int check_configuration(struct rnode *n, struct err *err)
     for (unsigned i = 0; i < c->n; i++)
         member = member || (c->servers[i].id == n->self_id && c->servers[i].role == RAFT_VOTER);
     if (!member)
-        return err_set(err, -EINVAL,
-                       "raft: data directory %s: this node (%s) is not a voter of the cluster "
-                       "stored there; %s",
-                       n->dir, n->self,
-                       n->single ? "it holds a multi-node cluster: start with its RaftNodes or an "
-                                   "empty directory"
-                                 : "it was created with other RaftNodes or RaftBind: start with an "
-                                   "empty directory");
+        return err_set(
+                err, -EINVAL,
+                "raft: data directory %s: this node (%s) is not a voter of the cluster stored there; %s",
+                n->dir, n->self,
+                n->single
+                        ? "it holds a multi-node cluster: start with its RaftNodes or an empty directory"
+                        : "it was created with other RaftNodes or RaftBind: start with an empty directory");
     bool same = c->n == (n->single ? 1 : n->nnodes);
     for (size_t i = 0; same && !n->single && i < n->nnodes; i++) {
         bool found = false;
@@ -823,9 +821,9 @@ static int check_configuration(struct rnode *n, struct err *err)
         same = found;
     }
     if (!same)
-        log_warn("raft: RaftNodes differ from the membership stored in %s (%u node(s)); membership "
-                 "changes are not supported, the stored one is used",
-                 n->dir, c->n);
+        log_warn(
+                "raft: RaftNodes differ from the membership stored in %s (%u node(s)); membership changes are not supported, the stored one is used",
+                n->dir, c->n);
     return 0;
 }
 

@@ -32,10 +32,10 @@ int raft_addr_normalize(const char *in, int64_t default_port, char out[RAFT_ADDR
     buf[n] = '\0';
 
     if (buf[0] == '[' || strchr(buf, ':') != strrchr(buf, ':'))
-        return err_set(err, -EINVAL,
-                       "raft address %s: IPv6 is not supported by libraft's transport; use an IPv4 "
-                       "address",
-                       buf);
+        return err_set(
+                err, -EINVAL,
+                "raft address %s: IPv6 is not supported by libraft's transport; use an IPv4 address",
+                buf);
     int64_t port = default_port;
     char *colon = strchr(buf, ':');
     if (colon != NULL) {
@@ -52,10 +52,10 @@ int raft_addr_normalize(const char *in, int64_t default_port, char out[RAFT_ADDR
     }
     struct in_addr a;
     if (inet_pton(AF_INET, buf, &a) != 1)
-        return err_set(err, -EINVAL,
-                       "raft address %s: not an IPv4 address; libraft's transport does not resolve "
-                       "host names",
-                       buf);
+        return err_set(
+                err, -EINVAL,
+                "raft address %s: not an IPv4 address; libraft's transport does not resolve host names",
+                buf);
     char ip[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &a, ip, sizeof(ip));
     snprintf(out, RAFT_ADDR_MAX, "%s:%u", ip, (unsigned)port);

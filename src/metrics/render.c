@@ -97,9 +97,9 @@ static void prom_process(struct expo *e)
     expo_family(e, "freno_check_internal_errors_total", EXPO_COUNTER,
                 "Checks answered 500 (check.any.internal-error).");
     expo_sample_u64(e, NULL, NULL, 0, metrics_get(METRICS_CHECK_ANY_INTERNAL_ERROR));
-    expo_family(e, "freno_check_events_dropped_total", EXPO_COUNTER,
-                "Checks left out of the per-app counters and recent apps because a queue to the "
-                "loop was full.");
+    expo_family(
+            e, "freno_check_events_dropped_total", EXPO_COUNTER,
+            "Checks left out of the per-app counters and recent apps because a queue to the loop was full.");
     expo_sample_u64(e, NULL, NULL, 0, metrics_get(METRICS_CHECK_EVENTS_DROPPED));
     expo_family(e, "freno_probes_total", EXPO_COUNTER, "Probes of MySQL hosts completed.");
     expo_sample_u64(e, NULL, NULL, 0, metrics_get(METRICS_PROBES_TOTAL));
@@ -111,9 +111,9 @@ static void prom_process(struct expo *e)
     expo_family(e, "freno_probe_duration_max_seconds", EXPO_GAUGE,
                 "Longest time a probe took since start.");
     expo_sample(e, NULL, NULL, 0, (double)metrics_get(METRICS_PROBES_LATENCY_MAX_US) / 1e6);
-    expo_family(e, "freno_http_checks_total", EXPO_COUNTER,
-                "HTTP checks of hosts by result: 200, 404, other (another status), error (no "
-                "answer), skipped (host of a cluster without HTTP checks).");
+    expo_family(
+            e, "freno_http_checks_total", EXPO_COUNTER,
+            "HTTP checks of hosts by result: 200, 404, other (another status), error (no answer), skipped (host of a cluster without HTTP checks).");
     static const struct {
         const char *result;
         enum metrics_counter c;
@@ -249,16 +249,16 @@ static void prom_apps(struct expo *e, const struct metrics_state *st)
     expo_family(e, "freno_counted_apps", EXPO_GAUGE,
                 "Apps with their own counters (at most MaxCountedApps).");
     expo_sample_u64(e, NULL, NULL, 0, cs.apps);
-    expo_family(e, "freno_counted_apps_evicted_total", EXPO_COUNTER,
-                "Apps whose counters were dropped, least recently counted first, to stay within "
-                "MaxCountedApps.");
+    expo_family(
+            e, "freno_counted_apps_evicted_total", EXPO_COUNTER,
+            "Apps whose counters were dropped, least recently counted first, to stay within MaxCountedApps.");
     expo_sample_u64(e, NULL, NULL, 0, cs.apps_evicted);
     expo_family(e, "freno_counted_app_stores", EXPO_GAUGE,
                 "App and store pairs with their own counters (at most MaxCountedAppStores).");
     expo_sample_u64(e, NULL, NULL, 0, cs.app_stores);
-    expo_family(e, "freno_counted_app_stores_evicted_total", EXPO_COUNTER,
-                "App and store pairs whose counters were dropped to stay within "
-                "MaxCountedAppStores.");
+    expo_family(
+            e, "freno_counted_app_stores_evicted_total", EXPO_COUNTER,
+            "App and store pairs whose counters were dropped to stay within MaxCountedAppStores.");
     expo_sample_u64(e, NULL, NULL, 0, cs.app_stores_evicted);
 }
 
@@ -268,9 +268,9 @@ static void prom_operator(struct expo *e, const struct metrics_state *st)
     struct throttle_row *rows = throttle_rows(st, &n);
     expo_family(e, "freno_throttled_apps", EXPO_GAUGE, "Apps throttled by an operator.");
     expo_sample_u64(e, NULL, NULL, 0, st->throttled_apps);
-    expo_family(e, "freno_throttled_app_ratio", EXPO_GAUGE,
-                "Ratio of checks denied to each throttled app; store is empty for a throttle on "
-                "every store.");
+    expo_family(
+            e, "freno_throttled_app_ratio", EXPO_GAUGE,
+            "Ratio of checks denied to each throttled app; store is empty for a throttle on every store.");
     for (size_t i = 0; i < n; i++) {
         char *slash = strchr(rows[i].key, '/');
         if (slash != NULL)
@@ -284,9 +284,9 @@ static void prom_operator(struct expo *e, const struct metrics_state *st)
     expo_family(e, "freno_recent_apps", EXPO_GAUGE,
                 "App and client pairs listed by /recent-apps (at most MaxRecentApps).");
     expo_sample_u64(e, NULL, NULL, 0, st->recent_apps);
-    expo_family(e, "freno_recent_apps_evicted_total", EXPO_COUNTER,
-                "App and client pairs dropped from /recent-apps before their 24 hours, least "
-                "recently seen first, to stay within MaxRecentApps.");
+    expo_family(
+            e, "freno_recent_apps_evicted_total", EXPO_COUNTER,
+            "App and client pairs dropped from /recent-apps before their 24 hours, least recently seen first, to stay within MaxRecentApps.");
     expo_sample_u64(e, NULL, NULL, 0, st->recent_apps_evicted);
 }
 

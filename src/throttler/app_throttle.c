@@ -79,10 +79,10 @@ int app_throttle_check_room(const struct app_throttle *t, const char *key, size_
     size_t used = app_throttle_used(t);
     if (used < t->max && pending < t->max - used)
         return 0;
-    return err_set(err, -ENOSPC,
-                   "throttle-app: limit reached: %zu apps are throttled (MaxThrottledApps); "
-                   "unthrottle some or raise the limit",
-                   t->max);
+    return err_set(
+            err, -ENOSPC,
+            "throttle-app: limit reached: %zu apps are throttled (MaxThrottledApps); unthrottle some or raise the limit",
+            t->max);
 }
 
 int app_throttle_set(struct app_throttle *t, const char *key, bool has_ttl, int64_t ttl_min,

@@ -46,10 +46,10 @@ int skipped_hosts_check_room(const struct skipped_hosts *s, const char *host, si
     size_t used = opset_len(&s->set);
     if (used < s->max && pending < s->max - used)
         return 0;
-    return err_set(err, -ENOSPC,
-                   "skip-host: limit reached: %zu hosts are skipped (MaxSkippedHosts); recover "
-                   "some or raise the limit",
-                   s->max);
+    return err_set(
+            err, -ENOSPC,
+            "skip-host: limit reached: %zu hosts are skipped (MaxSkippedHosts); recover some or raise the limit",
+            s->max);
 }
 
 int skipped_hosts_add(struct skipped_hosts *s, const char *host, bool has_ttl, int64_t ttl_min,
