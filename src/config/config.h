@@ -10,6 +10,14 @@
 
 #include "core/err.h"
 
+/* Where raft listens when RaftBind is not set (as the original). */
+#define CONFIG_RAFT_BIND_DEFAULT "127.0.0.1:10008"
+/* BackendElectionExpirySecs bounds: a leader renews every second and steps
+ * down a second before its row expires, so the expiry must exceed 2 s; past
+ * a minute a dead leader would block the service for too long. */
+#define CONFIG_ELECTION_EXPIRY_MIN_SECS 3
+#define CONFIG_ELECTION_EXPIRY_MAX_SECS 60
+
 enum config_host_source {
     CONFIG_SOURCE_NONE = 0,
     CONFIG_SOURCE_STATIC,
@@ -75,7 +83,7 @@ struct config {
     char *environment;
     char *domain; /* defaults to "DataCenter:Environment" */
     char *share_domain;
-    char *raft_bind; /* "127.0.0.1:10008" */
+    char *raft_bind; /* CONFIG_RAFT_BIND_DEFAULT when unset */
     char *raft_data_dir;
     int64_t default_raft_port;
     struct config_strv raft_nodes;

@@ -17,6 +17,7 @@
 
 #include "core/clock.h"
 #include "core/jsonfmt.h"
+#include "core/limits.h"
 #include "core/parse.h"
 #include "http/router.h"
 #include "loop/loop.h"
@@ -432,10 +433,10 @@ static void handle_control(const struct http_req *req, const struct route *rt,
     int n = (store != NULL && store[0] != '\0')
                     ? snprintf(cmd.name, sizeof(cmd.name), "%s/%s", name, store)
                     : snprintf(cmd.name, sizeof(cmd.name), "%s", name);
-    if (n < 0 || (size_t)n >= sizeof(cmd.name) || (size_t)n > 128) {
+    if (n < 0 || (size_t)n >= sizeof(cmd.name) || (size_t)n > FRENO_NAME_MAX) {
         snprintf(msg, sizeof(msg),
-                 "%s: name of %d bytes is longer than the 128 bytes the backend can store", what,
-                 n);
+                 "%s: name of %d bytes is longer than the %d bytes the backend can store", what, n,
+                 FRENO_NAME_MAX);
         resp_general(resp, 500, msg);
         return;
     }

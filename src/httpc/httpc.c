@@ -295,11 +295,6 @@ void httpc_cancel(struct httpc_req *r)
     req_free(r);
 }
 
-size_t httpc_in_flight(const struct httpc *h)
-{
-    return h->nreqs;
-}
-
 char *httpc_escape(const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";

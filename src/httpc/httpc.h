@@ -40,8 +40,6 @@ struct httpc_req *httpc_get(struct httpc *h, const char *url, uint32_t timeout_m
                             httpc_done_fn *cb, void *arg, struct err *err);
 /* Abandons @r: its callback is not called. NULL is fine. */
 void httpc_cancel(struct httpc_req *r);
-/* Number of requests in flight (for tests and limits). */
-size_t httpc_in_flight(const struct httpc *h);
 
 /* Percent-encodes @s for a URL path segment or query value (unreserved
  * characters are kept). Returns a new string. Any thread. */

@@ -12,11 +12,12 @@
 #include <stdint.h>
 
 #include "core/err.h"
+#include "core/limits.h"
 
 /* Column widths of the shipped schema (sql/backend-schema.sql). */
 #define BACKEND_DOMAIN_MAX     32
-#define BACKEND_SERVICE_ID_MAX 128
-#define BACKEND_NAME_MAX       128
+#define BACKEND_SERVICE_ID_MAX FRENO_NAME_MAX
+#define BACKEND_NAME_MAX       FRENO_NAME_MAX
 
 /* The four tables, in the order of backend_schema_ddl(). */
 #define BACKEND_TABLES_COUNT 4

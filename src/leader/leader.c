@@ -97,8 +97,3 @@ void leader_free(struct leader *l)
     l->ops->free(l);
     free(l);
 }
-
-const char *leader_kind(const struct leader *l)
-{
-    return l->ops->kind;
-}

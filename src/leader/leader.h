@@ -36,5 +36,3 @@ void leader_free(struct leader *l);
 /* Creates the backend tables idempotently (--init-backend), blocking; for
  * the main thread before the loop starts. Returns 0 or negative with @err. */
 int leader_init_backend(const struct config *cfg, struct err *err);
-/* Short name of the implementation, for logs ("forced", "single-node", ...). */
-const char *leader_kind(const struct leader *l);

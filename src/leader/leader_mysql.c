@@ -79,8 +79,6 @@
 #define LOAD_TIMEOUT_MS          4000
 #define LOAD_ROWS_PER_TIMEOUT_MS 50
 #define RELEASE_DEADLINE_MS      1800
-#define EXPIRY_MIN_SECS          3
-#define EXPIRY_MAX_SECS          3600
 #define TTL_MAX_MIN              (10ll * 365 * 24 * 60) /* TIMESTAMP ends in 2038 */
 #define OP_ATTEMPTS              2
 /* After the moment the database will let a row go, so our statement's now()
@@ -1292,12 +1290,12 @@ static int check_settings(const struct config *cfg, const char *service_id, stru
                 "leader: service id \"%.60s...\" is longer than the %d characters service_election.service_id holds",
                 service_id, BACKEND_SERVICE_ID_MAX);
     int64_t e = cfg->backend_election_expiry_secs;
-    if (e < EXPIRY_MIN_SECS || e > EXPIRY_MAX_SECS)
+    if (e < CONFIG_ELECTION_EXPIRY_MIN_SECS || e > CONFIG_ELECTION_EXPIRY_MAX_SECS)
         return err_set(
                 err, -EINVAL,
                 "leader: BackendElectionExpirySecs %" PRId64
                 " is outside %d..%d (it must exceed twice the 1 s election interval plus the 1 s safety margin)",
-                e, EXPIRY_MIN_SECS, EXPIRY_MAX_SECS);
+                e, CONFIG_ELECTION_EXPIRY_MIN_SECS, CONFIG_ELECTION_EXPIRY_MAX_SECS);
     return 0;
 }
 

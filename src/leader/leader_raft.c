@@ -31,8 +31,7 @@
 #include "snapshot/snapshot.h"
 #include "throttler/throttler.h"
 
-#define DEFAULT_RAFT_BIND "127.0.0.1:10008"
-#define SINGLE_NODE_ID    1
+#define SINGLE_NODE_ID 1
 /* A follower starts an election 1-2 election timeouts after it last heard
  * from the leader, and a leader that reached no majority for one election
  * timeout steps down: together they bound failover to about 2-3 s. */
@@ -723,7 +722,7 @@ static int resolve_nodes(struct rnode *n, struct err *err)
 {
     const struct config *cfg = n->cfg;
     const char *bind =
-            cfg->raft_bind != NULL && cfg->raft_bind[0] ? cfg->raft_bind : DEFAULT_RAFT_BIND;
+            cfg->raft_bind != NULL && cfg->raft_bind[0] ? cfg->raft_bind : CONFIG_RAFT_BIND_DEFAULT;
     char self[RAFT_ADDR_MAX];
     struct err aerr = {0};
     int rc = raft_addr_normalize(bind, cfg->default_raft_port, self, &aerr);

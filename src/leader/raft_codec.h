@@ -10,10 +10,11 @@
 #include <stdint.h>
 
 #include "core/err.h"
+#include "core/limits.h"
 
 /* Longest key (app key or host name) the log carries: the backend's
  * varchar(128), which the HTTP layer and the throttler enforce too. */
-#define RAFT_CODEC_KEY_MAX 128
+#define RAFT_CODEC_KEY_MAX FRENO_NAME_MAX
 
 enum raft_codec_op {
     RAFT_CODEC_THROTTLE = 1, /* key = app key; expire_at_ms (0: never), ratio */

@@ -933,12 +933,6 @@ bool myconn_is_busy(const struct myconn *c)
     return c->busy;
 }
 
-void myconn_reset(struct myconn *c)
-{
-    assert(!c->busy);
-    conn_drop(c, true);
-}
-
 unsigned int myconn_last_errno(const struct myconn *c)
 {
     return c->last_errno;

@@ -81,8 +81,6 @@ struct myquery_limits {
 int myconn_query_limited(struct myconn *c, const char *sql, const struct myquery_limits *lim,
                          myconn_done_fn *cb, void *arg);
 bool myconn_is_busy(const struct myconn *c);
-/* Drops the underlying connection (next query reconnects). Not while busy. */
-void myconn_reset(struct myconn *c);
 /* The MySQL error number (server ER_* or client CR_*) of the last failed
  * query or connect, or 0 when it succeeded or failed otherwise (timeout,
  * resolve error). Valid during and after the callback. */

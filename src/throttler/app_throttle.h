@@ -9,9 +9,10 @@
 #include <stdint.h>
 
 #include "core/err.h"
+#include "core/limits.h"
 #include "throttler/opset.h"
 
-#define APP_THROTTLE_NAME_MAX 128 /* the backend's varchar(128) */
+#define APP_THROTTLE_NAME_MAX FRENO_NAME_MAX
 /* Default of MaxThrottledApps: app throttles held at once, the built-in
  * "abusing-app" aside. */
 #define APP_THROTTLE_DEFAULT_MAX 100000

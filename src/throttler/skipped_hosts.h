@@ -8,9 +8,10 @@
 #include <stdint.h>
 
 #include "core/err.h"
+#include "core/limits.h"
 #include "throttler/opset.h"
 
-#define SKIPPED_HOST_NAME_MAX        128
+#define SKIPPED_HOST_NAME_MAX        FRENO_NAME_MAX
 #define SKIPPED_HOST_DEFAULT_TTL_MIN 60
 /* Default of MaxSkippedHosts: skipped hosts held at once. */
 #define SKIPPED_HOSTS_DEFAULT_MAX 100000
