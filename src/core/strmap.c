@@ -30,6 +30,14 @@ void strmap_deinit(struct strmap *m)
     strmap_init(m);
 }
 
+void strmap_deinit_values(struct strmap *m, void (*free_value)(void *value))
+{
+    for (size_t i = 0; i < m->size; i++)
+        if (m->slots[i].key != NULL)
+            free_value(m->slots[i].value);
+    strmap_deinit(m);
+}
+
 static size_t find(const struct strmap *m, const char *key, size_t h)
 {
     size_t mask = m->size - 1;
@@ -124,4 +132,28 @@ bool strmap_next(const struct strmap *m, size_t *iter, const char **key, void **
         }
     }
     return false;
+}
+
+size_t strmap_delete_if(struct strmap *m, bool (*doomed)(const char *key, void *value, void *arg),
+                        void *arg, void (*free_value)(void *value))
+{
+    /* Deletion shifts later entries back, so collect first, then delete. */
+    char **keys = NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < m->size; i++) {
+        struct strmap_slot *s = &m->slots[i];
+        if (s->key == NULL || !doomed(s->key, s->value, arg))
+            continue;
+        if (keys == NULL)
+            keys = xcalloc(m->len, sizeof(*keys));
+        keys[n++] = xstrdup(s->key);
+    }
+    for (size_t i = 0; i < n; i++) {
+        void *v = strmap_del(m, keys[i]);
+        if (free_value != NULL)
+            free_value(v);
+        free(keys[i]);
+    }
+    free(keys);
+    return n;
 }

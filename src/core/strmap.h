@@ -24,6 +24,8 @@ struct strmap {
 void strmap_init(struct strmap *m);
 /* Frees the keys and the table; values are not touched. */
 void strmap_deinit(struct strmap *m);
+/* Calls @free_value on every value, then strmap_deinit(). */
+void strmap_deinit_values(struct strmap *m, void (*free_value)(void *value));
 /* Returns the value for @key or NULL. */
 void *strmap_get(const struct strmap *m, const char *key);
 /* Sets @key to @value; returns the previous value or NULL. */
@@ -33,6 +35,11 @@ void *strmap_del(struct strmap *m, const char *key);
 /* Iteration: `for (size_t i = 0; strmap_next(m, &i, &k, &v);)`. The map must
  * not change during iteration (deletion shifts entries); collect keys first. */
 bool strmap_next(const struct strmap *m, size_t *iter, const char **key, void **value);
+/* Removes every entry for which @doomed returns true, passing its value to
+ * @free_value (NULL: the value is left alone); returns how many went. Safe
+ * where a loop over strmap_next() deleting as it goes is not. */
+size_t strmap_delete_if(struct strmap *m, bool (*doomed)(const char *key, void *value, void *arg),
+                        void *arg, void (*free_value)(void *value));
 /* Hash of @s: hash_str() (SipHash-2-4 under the process key), so the same
  * string hashes differently in every process. */
 size_t strmap_hash(const char *s);

@@ -18,6 +18,7 @@
 #include "httpc/httpc.h"
 #include "log/log.h"
 #include "loop/loop.h"
+#include "loop/loop_timer.h"
 #include "metrics/metrics.h"
 #include "throttler/throttler.h"
 
@@ -115,25 +116,26 @@ static void check_host(const char *host, uint16_t port, void *arg)
     free(url);
 }
 
+static void entry_free(void *value)
+{
+    struct hc_entry *e = value;
+    httpc_cancel(e->req);
+    free(e->host);
+    free(e);
+}
+
+static bool is_stale(const char *key, void *value, void *arg)
+{
+    (void)key;
+    const struct hc_entry *e = value;
+    const struct httpcheck *hc = arg;
+    return e->round != hc->round && e->req == NULL;
+}
+
 /* Drops entries of hosts that were not probed this round and are idle. */
 static void prune(struct httpcheck *hc)
 {
-    size_t it = 0, n = 0;
-    const char *key;
-    void *val;
-    char **dead = xcalloc(hc->entries.len ? hc->entries.len : 1, sizeof(*dead));
-    while (strmap_next(&hc->entries, &it, &key, &val)) {
-        const struct hc_entry *e = val;
-        if (e->round != hc->round && e->req == NULL)
-            dead[n++] = xstrdup(key);
-    }
-    for (size_t i = 0; i < n; i++) {
-        struct hc_entry *e = strmap_del(&hc->entries, dead[i]);
-        free(e->host);
-        free(e);
-        free(dead[i]);
-    }
-    free(dead);
+    strmap_delete_if(&hc->entries, is_stale, hc, entry_free);
 }
 
 static void on_round(uv_timer_t *h)
@@ -152,11 +154,6 @@ static void on_round(uv_timer_t *h)
     prune(hc);
 }
 
-static void on_timer_closed(uv_handle_t *h)
-{
-    free(h);
-}
-
 struct httpcheck *httpcheck_new(struct loop *loop, const struct config *cfg, struct throttler *t,
                                 struct httpc *http)
 {
@@ -166,10 +163,7 @@ struct httpcheck *httpcheck_new(struct loop *loop, const struct config *cfg, str
     hc->t = t;
     hc->http = http;
     strmap_init(&hc->entries);
-    hc->timer = xcalloc(1, sizeof(*hc->timer));
-    uv_timer_init(loop_uv(loop), hc->timer);
-    hc->timer->data = hc;
-    uv_timer_start(hc->timer, on_round, FIRST_CHECK_MS, CHECK_INTERVAL_MS);
+    hc->timer = loop_timer_start(loop, on_round, hc, FIRST_CHECK_MS, CHECK_INTERVAL_MS);
     return hc;
 }
 
@@ -177,17 +171,7 @@ void httpcheck_free(struct httpcheck *hc)
 {
     if (hc == NULL)
         return;
-    uv_timer_stop(hc->timer);
-    uv_close((uv_handle_t *)hc->timer, on_timer_closed);
-    size_t it = 0;
-    const char *key;
-    void *val;
-    while (strmap_next(&hc->entries, &it, &key, &val)) {
-        struct hc_entry *e = val;
-        httpc_cancel(e->req);
-        free(e->host);
-        free(e);
-    }
-    strmap_deinit(&hc->entries);
+    loop_timer_close(&hc->timer);
+    strmap_deinit_values(&hc->entries, entry_free);
     free(hc);
 }

@@ -78,12 +78,7 @@ void inv_proxysql_apply_rows(struct strmap *ignore, const char *const *cells, si
 
 void inv_proxysql_ignore_deinit(struct strmap *ignore)
 {
-    size_t it = 0;
-    const char *key;
-    void *val;
-    while (strmap_next(ignore, &it, &key, &val))
-        free(val);
-    strmap_deinit(ignore);
+    strmap_deinit_values(ignore, free);
 }
 
 struct inv_proxysql {

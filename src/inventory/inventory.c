@@ -23,6 +23,7 @@
 #include "inventory/inv_vitess.h"
 #include "log/log.h"
 #include "loop/loop.h"
+#include "loop/loop_timer.h"
 #include "throttler/throttler.h"
 
 #define TICK_MS          1000
@@ -155,11 +156,6 @@ static void on_tick(uv_timer_t *h)
     }
 }
 
-static void on_timer_closed(uv_handle_t *h)
-{
-    free(h);
-}
-
 struct inventory *inventory_new(struct loop *loop, const struct config *cfg, struct throttler *t,
                                 struct err *err)
 {
@@ -184,10 +180,7 @@ struct inventory *inventory_new(struct loop *loop, const struct config *cfg, str
             ic->proxysql = inv_proxysql_new(loop, ic->cc);
     }
     inv->httpcheck = httpcheck_new(loop, cfg, t, http);
-    inv->timer = xcalloc(1, sizeof(*inv->timer));
-    uv_timer_init(loop_uv(loop), inv->timer);
-    inv->timer->data = inv;
-    uv_timer_start(inv->timer, on_tick, 0, TICK_MS);
+    inv->timer = loop_timer_start(loop, on_tick, inv, 0, TICK_MS);
     return inv;
 }
 
@@ -195,8 +188,7 @@ void inventory_free(struct inventory *inv)
 {
     if (inv == NULL)
         return;
-    uv_timer_stop(inv->timer);
-    uv_close((uv_handle_t *)inv->timer, on_timer_closed);
+    loop_timer_close(&inv->timer);
     httpcheck_free(inv->httpcheck);
     for (size_t i = 0; i < inv->nclusters; i++)
         inv_proxysql_free(inv->clusters[i].proxysql);

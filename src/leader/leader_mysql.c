@@ -23,6 +23,7 @@
 #include "leader/share_poll.h"
 #include "log/log.h"
 #include "loop/loop.h"
+#include "loop/loop_timer.h"
 #include "mysql/myasync.h"
 #include "snapshot/snapshot.h"
 #include "throttler/app_throttle.h"
@@ -196,28 +197,6 @@ static void release_send(struct mysql_leader *m);
 static char marker;
 
 /* ---- small helpers ---- */
-
-static void on_timer_closed(uv_handle_t *h)
-{
-    free(h);
-}
-
-static uv_timer_t *timer_new(struct mysql_leader *m)
-{
-    uv_timer_t *h = xcalloc(1, sizeof(*h));
-    uv_timer_init(loop_uv(m->loop), h);
-    h->data = m;
-    return h;
-}
-
-static void timer_close(uv_timer_t **h)
-{
-    if (*h == NULL)
-        return;
-    uv_timer_stop(*h);
-    uv_close((uv_handle_t *)*h, on_timer_closed);
-    *h = NULL;
-}
 
 /* UTF-8 characters in @s (what a varchar(N) counts). */
 static size_t utf8_chars(const char *s)
@@ -807,11 +786,7 @@ static void on_load_apps(struct myconn *c, enum myconn_status status, const stru
     throttler_replace_apps(m->t, v, n);
     free(v);
     bad_rows_swap(&m->bad_apps, &bad);
-    const char *key;
-    void *val;
-    for (size_t it = 0; strmap_next(&cur.map, &it, &key, &val);)
-        free(val);
-    strmap_deinit(&cur.map);
+    strmap_deinit_values(&cur.map, free);
     if (m->job_term == m->term)
         m->apps_loaded_term = m->term;
     maybe_serve(m);
@@ -1226,13 +1201,13 @@ static void mysql_free(struct leader *l)
     struct mysql_leader *m = l->impl;
     if (m == NULL)
         return;
-    timer_close(&m->elect_timer);
-    timer_close(&m->health_timer);
-    timer_close(&m->reload_timer);
-    timer_close(&m->share_timer);
-    timer_close(&m->lease_timer);
-    timer_close(&m->takeover_timer);
-    timer_close(&m->stop_timer);
+    loop_timer_close(&m->elect_timer);
+    loop_timer_close(&m->health_timer);
+    loop_timer_close(&m->reload_timer);
+    loop_timer_close(&m->share_timer);
+    loop_timer_close(&m->lease_timer);
+    loop_timer_close(&m->takeover_timer);
+    loop_timer_close(&m->stop_timer);
     share_poll_free(m->share);
     /* Abandoned queries never call back, so finish their commands here. */
     myconn_free(m->elect_conn);
@@ -1370,13 +1345,13 @@ int leader_mysql_init(struct leader *l, struct err *err)
     l->impl = m;
     l->ops = &mysql_ops;
 
-    m->elect_timer = timer_new(m);
-    m->health_timer = timer_new(m);
-    m->reload_timer = timer_new(m);
-    m->share_timer = timer_new(m);
-    m->lease_timer = timer_new(m);
-    m->takeover_timer = timer_new(m);
-    m->stop_timer = timer_new(m);
+    m->elect_timer = loop_timer_new(m->loop, m);
+    m->health_timer = loop_timer_new(m->loop, m);
+    m->reload_timer = loop_timer_new(m->loop, m);
+    m->share_timer = loop_timer_new(m->loop, m);
+    m->lease_timer = loop_timer_new(m->loop, m);
+    m->takeover_timer = loop_timer_new(m->loop, m);
+    m->stop_timer = loop_timer_new(m->loop, m);
     /* The first round at once, so a lone node leads in about a second. */
     uv_timer_start(m->elect_timer, on_elect_timer, 0, ELECTION_INTERVAL_MS);
     uv_timer_start(m->health_timer, on_health_timer, 0, HEALTH_INTERVAL_MS);

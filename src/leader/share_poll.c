@@ -222,14 +222,8 @@ void share_poll_free(struct share_poll *p)
         request_free(p->reqs[j]);
     free(p->reqs);
     httpc_free(p->http);
-    const char *key;
-    void *val;
-    for (size_t it = 0; strmap_next(&p->worst, &it, &key, &val);)
-        free(val);
-    strmap_deinit(&p->worst);
-    for (size_t it = 0; strmap_next(&p->failing, &it, &key, &val);)
-        free(val);
-    strmap_deinit(&p->failing);
+    strmap_deinit_values(&p->worst, free);
+    strmap_deinit_values(&p->failing, free);
     uv_timer_stop(p->timer);
     uv_close((uv_handle_t *)p->timer, on_timer_closed);
 }
@@ -239,27 +233,26 @@ bool share_poll_is_busy(const struct share_poll *p)
     return p->fn != NULL;
 }
 
+struct peer_list {
+    const char *const *service_ids;
+    size_t n;
+};
+
+static bool is_gone(const char *key, void *value, void *arg)
+{
+    (void)value;
+    const struct peer_list *l = arg;
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->service_ids[i], key) == 0)
+            return false;
+    return true;
+}
+
 /* Peers that left the ShareDomain need no memory of their failures. */
 static void forget_gone_peers(struct share_poll *p, const char *const *service_ids, size_t n)
 {
-    const char *key;
-    void *val;
-    char **gone = NULL;
-    size_t ngone = 0;
-    for (size_t it = 0; strmap_next(&p->failing, &it, &key, &val);) {
-        bool listed = false;
-        for (size_t i = 0; i < n && !listed; i++)
-            listed = strcmp(service_ids[i], key) == 0;
-        if (listed)
-            continue;
-        gone = xrealloc(gone, (ngone + 1) * sizeof(*gone));
-        gone[ngone++] = xstrdup(key);
-    }
-    for (size_t i = 0; i < ngone; i++) {
-        free(strmap_del(&p->failing, gone[i]));
-        free(gone[i]);
-    }
-    free(gone);
+    struct peer_list l = {service_ids, n};
+    strmap_delete_if(&p->failing, is_gone, &l, free);
 }
 
 int share_poll_start(struct share_poll *p, const char *const *service_ids, size_t n,

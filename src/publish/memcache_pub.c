@@ -169,12 +169,7 @@ static void batch_free(struct mp_batch *b)
 
 static void destroy(struct memcache_pub *m)
 {
-    size_t it = 0;
-    const char *key;
-    void *val;
-    while (strmap_next(&m->states, &it, &key, &val))
-        free(val);
-    strmap_deinit(&m->states);
+    strmap_deinit_values(&m->states, free);
     memcached_free(m->mc);
     free(m->path);
     free(m);

@@ -23,6 +23,7 @@
 #include "core/xalloc.h"
 #include "log/log.h"
 #include "loop/loop.h"
+#include "loop/loop_timer.h"
 #include "metrics/check_counters.h"
 #include "metrics/metrics.h"
 #include "metrics/render.h"
@@ -122,28 +123,10 @@ struct throttler {
 
 /* ---- timers ---- */
 
-static void on_timer_closed(uv_handle_t *h)
-{
-    free(h);
-}
-
 static uv_timer_t *timer_start(struct throttler *t, uv_timer_cb cb, uint64_t first_ms,
                                uint64_t every_ms)
 {
-    uv_timer_t *h = xcalloc(1, sizeof(*h));
-    uv_timer_init(loop_uv(t->loop), h);
-    h->data = t;
-    uv_timer_start(h, cb, first_ms, every_ms);
-    return h;
-}
-
-static void timer_close(uv_timer_t **h)
-{
-    if (*h == NULL)
-        return;
-    uv_timer_stop(*h);
-    uv_close((uv_handle_t *)*h, on_timer_closed);
-    *h = NULL;
+    return loop_timer_start(t->loop, cb, t, first_ms, every_ms);
 }
 
 /* ---- check bookkeeping (loop-owned) ---- */
@@ -798,11 +781,11 @@ void throttler_free(struct throttler *t)
 {
     if (t == NULL)
         return;
-    timer_close(&t->collect_timer);
-    timer_close(&t->aggregate_timer);
-    timer_close(&t->selfcheck_timer);
-    timer_close(&t->slow_timer);
-    timer_close(&t->sweep_timer);
+    loop_timer_close(&t->collect_timer);
+    loop_timer_close(&t->aggregate_timer);
+    loop_timer_close(&t->selfcheck_timer);
+    loop_timer_close(&t->slow_timer);
+    loop_timer_close(&t->sweep_timer);
     for (size_t i = 0; i < t->nclusters; i++) {
         struct cluster *c = &t->clusters[i];
         for (size_t j = 0; j < c->nhosts; j++)

@@ -394,6 +394,59 @@ static void run_model(size_t nkeys, unsigned nops, unsigned put_pct, uint64_t se
     free(md.vals);
 }
 
+static bool is_odd(const char *key, void *value, void *arg)
+{
+    (void)key;
+    int *calls = arg;
+    (*calls)++;
+    return *(int *)value % 2 == 1;
+}
+
+static int freed;
+
+static void count_free(void *value)
+{
+    freed++;
+    free(value);
+}
+
+/* delete_if removes exactly the doomed entries, even when deleting shifts
+ * entries the sweep has not reached yet; deinit_values frees every value. */
+static void test_delete_if_and_deinit_values(void **state)
+{
+    (void)state;
+    struct strmap m;
+    strmap_init(&m);
+    for (int i = 0; i < 1000; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "k%d", i);
+        int *v = malloc(sizeof(*v));
+        *v = i;
+        strmap_put(&m, k, v);
+    }
+    int calls = 0;
+    freed = 0;
+    assert_int_equal(strmap_delete_if(&m, is_odd, &calls, count_free), 500);
+    assert_int_equal(calls, 1000);
+    assert_int_equal(freed, 500);
+    assert_int_equal(m.len, 500);
+    for (int i = 0; i < 1000; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "k%d", i);
+        int *v = strmap_get(&m, k);
+        if (i % 2 == 1)
+            assert_null(v);
+        else
+            assert_int_equal(*v, i);
+    }
+    assert_int_equal(strmap_delete_if(&m, is_odd, &calls, count_free), 0);
+    freed = 0;
+    strmap_deinit_values(&m, count_free);
+    assert_int_equal(freed, 500);
+    assert_int_equal(m.len, 0);
+    assert_null(m.slots);
+}
+
 static void test_model_tiny(void **state)
 {
     (void)state;
@@ -431,6 +484,7 @@ int main(int argc, char **argv)
             cmocka_unit_test(test_next_without_value),
             cmocka_unit_test(test_delete_across_wrap),
             cmocka_unit_test(test_growth_keeps_entries),
+            cmocka_unit_test(test_delete_if_and_deinit_values),
             cmocka_unit_test(test_model_tiny),
             cmocka_unit_test(test_model_small_churn),
             cmocka_unit_test(test_model_grow_heavy),
