@@ -26,8 +26,13 @@ static void test_crc32(void **state)
     (void)state;
     assert_int_equal(memcache_pub_crc32("123456789", 9), 0xcbf43926u);
     assert_int_equal(memcache_pub_crc32("", 0), 0);
-    assert_int_equal(memcache_pub_crc32("freno/mysql/main", 16) % 3,
-                     memcache_pub_crc32("freno/mysql/main", 16) % 3);
+    /* The server a key goes to must be the one the original's client picks:
+     * CRC-32 (IEEE) of the key modulo the number of servers. Values from
+     * Python's zlib.crc32. */
+    assert_int_equal(memcache_pub_crc32("freno/mysql/main", 16), 0x296aa9e7u);
+    assert_int_equal(memcache_pub_crc32("freno/mysql/main", 16) % 3, 1);
+    assert_int_equal(memcache_pub_crc32("freno/mysql/archive", 19), 0xafcc76ccu);
+    assert_int_equal(memcache_pub_crc32("freno/mysql/archive", 19) % 3, 2);
 }
 
 int main(void)

@@ -3,7 +3,7 @@
  * without blocking the loop, and, when FRENO_TEST_MYSQL_PORT names a running
  * server on 127.0.0.1 (user FRENO_TEST_MYSQL_USER, default root, password
  * FRENO_TEST_MYSQL_PASSWORD, default empty), real queries, reuse, timeouts
- * and reconnects. Without it those cases are skipped. */
+ * and reconnects (tests/unit/live_mysql.h: without the port they fail). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "live_mysql.h"
 #include <uv.h>
 
 #include "core/clock.h"
@@ -378,24 +380,12 @@ static void test_hex_literal(void **state)
 
 /* ---- against a real server ---- */
 
-static uint16_t test_port(void)
-{
-    const char *s = getenv("FRENO_TEST_MYSQL_PORT");
-    if (s == NULL || *s == '\0')
-        return 0;
-    return (uint16_t)strtoul(s, NULL, 10);
-}
-
 static struct myconn *real_conn(struct env *e, uint32_t query_timeout_ms, const char *collation)
 {
-    uint16_t port = test_port();
-    if (port == 0)
-        skip();
-    const char *user = getenv("FRENO_TEST_MYSQL_USER");
-    const char *password = getenv("FRENO_TEST_MYSQL_PASSWORD");
+    uint16_t port = live_mysql_port();
     struct myconn_params p = params_for("127.0.0.1", port);
-    p.user = user && *user ? user : "root";
-    p.password = password ? password : "";
+    p.user = live_mysql_user();
+    p.password = live_mysql_password();
     p.query_timeout_ms = query_timeout_ms;
     p.collation = collation;
     return myconn_new(e->loop, &p);
@@ -680,9 +670,7 @@ static void test_real_killed_idle_connection(void **state)
 static void test_real_bad_password(void **state)
 {
     struct env *e = *state;
-    uint16_t port = test_port();
-    if (port == 0)
-        skip();
+    uint16_t port = live_mysql_port();
     struct myconn_params p = params_for("127.0.0.1", port);
     p.user = "no_such_user_freno";
     p.password = "wrong";

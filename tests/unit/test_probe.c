@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "live_mysql.h"
 #include <uv.h>
 
 #include "core/clock.h"
@@ -283,25 +285,13 @@ static void test_probe_refused_is_dial_error(void **state)
     probe_free(p);
 }
 
-static uint16_t test_port(void)
-{
-    const char *s = getenv("FRENO_TEST_MYSQL_PORT");
-    if (s == NULL || *s == '\0')
-        return 0;
-    return (uint16_t)strtoul(s, NULL, 10);
-}
-
 static struct probe *real_probe(struct env *e, const char *query, uint32_t cache_ms)
 {
-    uint16_t port = test_port();
-    if (port == 0)
-        skip();
-    const char *user = getenv("FRENO_TEST_MYSQL_USER");
-    const char *password = getenv("FRENO_TEST_MYSQL_PASSWORD");
+    uint16_t port = live_mysql_port();
     struct probe_params pp = {.host = "127.0.0.1",
                               .port = port,
-                              .user = user && *user ? user : "root",
-                              .password = password ? password : "",
+                              .user = live_mysql_user(),
+                              .password = live_mysql_password(),
                               .query = query,
                               .cache_ms = cache_ms,
                               .cluster = "test"};
