@@ -598,6 +598,15 @@ def test_wire_open_defects():
                 open_defects.append(f"GET {path} answered {ex.statuses[:1]} and throttled {victim!r}")
             else:
                 expect(ex.statuses and ex.statuses[0] == 400 or ex.closed, f"{path}: {ex!r}")
+        # 3a. The store_name query value is not held to the path's rule: a
+        #     control character in it is stored in the throttle's name.
+        ex = exchange(d.port, request("GET", "/throttle-app/wire-sn?store_name=a%0Ab"))
+        if "wire-sn/a\nb" in state(d)[0]:
+            d.get("/unthrottle-app/wire-sn?store_name=a%0Ab")
+            open_defects.append(f"GET /throttle-app/wire-sn?store_name=a%0Ab answered {ex.statuses[:1]} "
+                                f"and throttled 'wire-sn/a\\nb'")
+        else:
+            expect(not ex.statuses or ex.statuses[0] in REJECT, f"store_name with a control character: {ex!r}")
         # 3. A TTL whose expiry lies past 9999-12-31 (the backend's DATETIME
         #    and RFC 3339's four-digit year) is accepted.
         for path, name, listing in (("/throttle-app/wire-far/ttl/99999999999", "wire-far", 0),
