@@ -2,8 +2,10 @@
 # SPDX-License-Identifier: MIT
 # THE test command: installs what is missing, builds with ASan+UBSan into
 # build/, runs the unit tests (ctest), starts the MariaDB topology, runs the
-# integration suite against build/freno, stops the topology, and ends with
-# one line "N passed, N failed" (unit test executables + integration tests).
+# integration suite against build/freno, runs the ThreadSanitizer job on a
+# representative subset (scripts/tsan.sh --subset, its own build-tsan/),
+# stops the topology, and ends with one line "N passed, N failed" (unit test
+# executables + integration tests, both builds).
 # Exit status is non-zero if anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -91,6 +93,22 @@ if [ -n "$result" ]; then
     it_fail=$(sed -E 's/^RESULT passed=[0-9]+ failed=([0-9]+).*/\1/' <<<"$result")
 else
     echo "test: the integration runner ended without a result" >&2
+    other_fail=$((other_fail + 1))
+fi
+
+step "ThreadSanitizer (build-tsan: unit tests and a representative integration subset)"
+# scripts/tsan.sh --subset; its own build, the topology above. A TSan report
+# fails the test it came from. The list and why it is enough: scripts/tsan.sh.
+tsan_log="$BUILD_DIR/tsan.log"
+bash scripts/tsan.sh --subset 2>&1 | tee "$tsan_log"
+tsan_result=$(grep -E "^[0-9]+ passed, [0-9]+ failed$" "$tsan_log" | tail -n 1)
+if [ -n "$tsan_result" ]; then
+    tsan_pass=$(sed -E 's/^([0-9]+) passed.*/\1/' <<<"$tsan_result")
+    tsan_fail=$(sed -E 's/^[0-9]+ passed, ([0-9]+) failed$/\1/' <<<"$tsan_result")
+    it_pass=$((it_pass + tsan_pass))
+    it_fail=$((it_fail + tsan_fail))
+else
+    echo "test: the ThreadSanitizer job ended without a result" >&2
     other_fail=$((other_fail + 1))
 fi
 

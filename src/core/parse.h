@@ -7,5 +7,6 @@
 
 int parse_i64(const char *s, int64_t *out);
 int parse_u32(const char *s, uint32_t *out);
-/* Parses a finite double (no "nan", no "inf"). */
+/* Parses a finite double in decimal notation (no "nan", "inf" or hex), in
+ * range (-ERANGE on overflow and underflow); "-0" gives 0. */
 int parse_double(const char *s, double *out);

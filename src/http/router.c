@@ -142,6 +142,58 @@ static bool try_pattern(const struct pattern *p, char *path, struct route *r)
     return true;
 }
 
+/* True if @s holds only well-formed UTF-8 (no overlong forms, no surrogates,
+ * nothing above U+10FFFF) and no control characters. Names taken from the
+ * path end up in JSON, log lines, the backend's utf8mb4 columns and raft
+ * entries, none of which can carry them faithfully. A short loop rather than
+ * a library: this runs on the check path, which must not allocate, and the
+ * Debian libraries that validate UTF-8 (glib, libunistring) would be new
+ * dependencies for these few lines. */
+static bool path_is_clean(const unsigned char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        unsigned c = s[i];
+        if (c < 0x80) {
+            if (c < 0x20 || c == 0x7f)
+                return false;
+            i++;
+            continue;
+        }
+        size_t n;
+        unsigned lo = 0x80, hi = 0xbf; /* range of the first continuation byte */
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 1;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 2;
+            if (c == 0xe0)
+                lo = 0xa0; /* overlong */
+            else if (c == 0xed)
+                hi = 0x9f; /* surrogates */
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3;
+            if (c == 0xf0)
+                lo = 0x90; /* overlong */
+            else if (c == 0xf4)
+                hi = 0x8f; /* above U+10FFFF */
+        } else {
+            return false; /* continuation byte, 0xc0/0xc1 or 0xf5.. */
+        }
+        if (len - i <= n)
+            return false;
+        if (s[i + 1] < lo || s[i + 1] > hi)
+            return false;
+        for (size_t k = 2; k <= n; k++)
+            if (s[i + k] < 0x80 || s[i + k] > 0xbf)
+                return false;
+        /* C1 controls (U+0080..U+009F) are control characters too. */
+        if (c == 0xc2 && s[i + 1] <= 0x9f)
+            return false;
+        i += n + 1;
+    }
+    return true;
+}
+
 enum route_status router_match(const char *method, const char *path, struct route *r)
 {
     bool is_get = strcmp(method, "GET") == 0;
@@ -149,6 +201,11 @@ enum route_status router_match(const char *method, const char *path, struct rout
     size_t len = strlen(path);
     if (len > ROUTE_PATH_MAX)
         return ROUTE_TOO_LONG;
+    /* No route has a name with control characters or bytes that are not
+     * UTF-8: such a path names nothing here, and a control request carrying
+     * one must not store a name that renders differently everywhere else. */
+    if (!path_is_clean((const unsigned char *)path, len))
+        return ROUTE_NOT_FOUND;
     /* A trailing slash names the same resource, as the original's router
      * redirects it; answering directly spares clients a redirect. */
     while (len > 1 && path[len - 1] == '/')

@@ -129,6 +129,48 @@ static void test_methods_and_length(void **state)
     assert_int_equal(router_match("GET", longpath, &r), ROUTE_TOO_LONG);
 }
 
+/* Names with control characters or bytes that are not UTF-8 (raw, or
+ * percent-decoded by the server before routing) match no route, so a control
+ * request cannot store them. */
+static void test_unclean_paths(void **state)
+{
+    (void)state;
+    struct route r;
+    const char *bad[] = {
+            "/throttle-app/a\rb",
+            "/throttle-app/cr\r\ninjected",
+            "/throttle-app/tab\tname",
+            "/throttle-app/del\x7f",
+            "/throttle-app/esc\x1b[31m",
+            "/skip-host/h\nfake/ttl/5",
+            "/check/a\x01/mysql/main",
+            "/check/bad\xff\xfe"
+            "app/mysql/main",
+            "/throttle-app/\xc0\xaf",         /* overlong '/' */
+            "/throttle-app/\xe0\x80\xaf",     /* overlong '/' */
+            "/throttle-app/\xed\xa0\x80",     /* surrogate */
+            "/throttle-app/\xf4\x90\x80\x80", /* above U+10FFFF */
+            "/throttle-app/\xf5\x80\x80\x80",
+            "/throttle-app/\x80",  /* lone continuation byte */
+            "/throttle-app/a\xc3", /* cut short at the end */
+            "/throttle-app/a\xe2\x82",
+            "/throttle-app/a\xe2\x82x",
+            "/throttle-app/\xc2\x85", /* C1 control (NEL) */
+            "/lb-check\n",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(router_match("GET", bad[i], &r), ROUTE_NOT_FOUND);
+
+    /* Well-formed UTF-8 of every length stays routable. */
+    assert_int_equal(router_match("GET", "/throttle-app/caf\xc3\xa9", &r), ROUTE_OK);
+    assert_string_equal(route_param(&r, "app"), "caf\xc3\xa9");
+    assert_int_equal(router_match("GET", "/throttle-app/\xe2\x82\xac\xed\x9f\xbf", &r), ROUTE_OK);
+    assert_int_equal(router_match("GET", "/check/\xf0\x9f\x98\x80/mysql/main", &r), ROUTE_OK);
+    assert_string_equal(route_param(&r, "app"), "\xf0\x9f\x98\x80");
+    assert_int_equal(router_match("GET", "/throttle-app/\xf4\x8f\xbf\xbf", &r), ROUTE_OK);
+    assert_int_equal(router_match("GET", "/throttle-app/\xc2\xa0x y%~", &r), ROUTE_OK);
+}
+
 static void test_help_list(void **state)
 {
     (void)state;
@@ -146,7 +188,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_static_paths),       cmocka_unit_test(test_check_params),
             cmocka_unit_test(test_throttle_variants),  cmocka_unit_test(test_not_found),
-            cmocka_unit_test(test_methods_and_length), cmocka_unit_test(test_help_list),
+            cmocka_unit_test(test_methods_and_length), cmocka_unit_test(test_unclean_paths),
+            cmocka_unit_test(test_help_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
