@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# The ThreadSanitizer job (STYLE §9). It needs its own build: builds
+# The ThreadSanitizer job. It needs its own build: builds
 # build-tsan/ with -DSANITIZE=thread, runs the unit tests and integration
 # tests against that binary, and ends with "N passed, N failed" (unit test
 # executables + integration tests). A ThreadSanitizer report fails the test

@@ -208,9 +208,6 @@ def _env_with_sanitizer_options():
     env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":" + asan).strip(":")
     ubsan = "print_stacktrace=1:halt_on_error=1"
     env["UBSAN_OPTIONS"] = (env.get("UBSAN_OPTIONS", "") + ":" + ubsan).strip(":")
-    supp = REPO / "tests" / "lsan.supp"  # leaks inside third-party libraries, if any
-    if supp.exists():
-        env["LSAN_OPTIONS"] = (env.get("LSAN_OPTIONS", "") + f":suppressions={supp}").strip(":")
     return env
 
 
