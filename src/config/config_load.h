@@ -46,6 +46,7 @@ void config_free_secret(char *s);
 
 /* ---- string lists (config_strv.c) ---- */
 
+/* Frees every item and the array; the list is empty and reusable. */
 void config_strv_clear(struct config_strv *sv);
 /* Appends @s, taking ownership of it. */
 void config_strv_push(struct config_strv *sv, char *s);
