@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,64 @@ static const char *opt_name(const char *arg)
     return arg[0] ? arg : NULL;
 }
 
+enum flag_kind { FLAG_BOOL, FLAG_STRING, FLAG_PORT };
+
+static const struct flag_def {
+    const char *name;
+    enum flag_kind kind;
+    size_t offset; /* of the member of struct flags */
+} flag_defs[] = {
+        {"http", FLAG_BOOL, offsetof(struct flags, http)},
+        {"force-leadership", FLAG_BOOL, offsetof(struct flags, force_leadership)},
+        {"enable-profiling", FLAG_BOOL, offsetof(struct flags, enable_profiling)},
+        {"quiet", FLAG_BOOL, offsetof(struct flags, quiet)},
+        {"verbose", FLAG_BOOL, offsetof(struct flags, verbose)},
+        {"debug", FLAG_BOOL, offsetof(struct flags, debug)},
+        {"stack", FLAG_BOOL, offsetof(struct flags, stack)},
+        {"version", FLAG_BOOL, offsetof(struct flags, version)},
+        {"help", FLAG_BOOL, offsetof(struct flags, help)},
+        {"h", FLAG_BOOL, offsetof(struct flags, help)},
+        {"init-backend", FLAG_BOOL, offsetof(struct flags, init_backend)},
+        {"config", FLAG_STRING, offsetof(struct flags, config)},
+        {"raft-datadir", FLAG_STRING, offsetof(struct flags, raft_datadir)},
+        {"raft-bind", FLAG_STRING, offsetof(struct flags, raft_bind)},
+        {"raft-nodes", FLAG_STRING, offsetof(struct flags, raft_nodes)},
+        {"http-port", FLAG_PORT, offsetof(struct flags, http_port)},
+};
+
+static const struct flag_def *flag_find(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof(flag_defs) / sizeof(flag_defs[0]); i++) {
+        if (strlen(flag_defs[i].name) == len && strncmp(flag_defs[i].name, name, len) == 0)
+            return &flag_defs[i];
+    }
+    return NULL;
+}
+
+/* Stores @value (NULL: none given) of flag @d into @f. */
+static int flag_set(struct flags *f, const struct flag_def *d, const char *value)
+{
+    void *field = (char *)f + d->offset;
+
+    switch (d->kind) {
+    case FLAG_BOOL:
+        *(bool *)field = value == NULL || strcmp(value, "true") == 0 || strcmp(value, "1") == 0;
+        return 0;
+    case FLAG_STRING:
+        *(const char **)field = value;
+        return 0;
+    case FLAG_PORT:
+        if (parse_i64(value, field) < 0 || *(int64_t *)field < 1 || *(int64_t *)field > 65535) {
+            fprintf(stderr, "freno: --%s: expected a port number 1..65535, got \"%s\"\n", d->name,
+                    value);
+            return -EINVAL;
+        }
+        return 0;
+    }
+    return -EINVAL;
+}
+
+/* Reads every flag, as --name, -name, --name=value or --name value. */
 static int parse_flags(int argc, char **argv, struct flags *f)
 {
     for (int i = 1; i < argc; i++) {
@@ -74,124 +133,62 @@ static int parse_flags(int argc, char **argv, struct flags *f)
             fprintf(stderr, "freno: unexpected argument %s\n", argv[i]);
             return -EINVAL;
         }
-        char key[64];
-        const char *value = NULL;
         const char *eq = strchr(name, '=');
-        size_t klen = eq ? (size_t)(eq - name) : strlen(name);
-        if (klen >= sizeof(key)) {
-            fprintf(stderr, "freno: unknown flag %s\n", argv[i]);
-            return -EINVAL;
-        }
-        memcpy(key, name, klen);
-        key[klen] = '\0';
-        if (eq)
-            value = eq + 1;
-
-        struct {
-            const char *name;
-            bool *b;
-        } bools[] = {{"http", &f->http},
-                     {"force-leadership", &f->force_leadership},
-                     {"enable-profiling", &f->enable_profiling},
-                     {"quiet", &f->quiet},
-                     {"verbose", &f->verbose},
-                     {"debug", &f->debug},
-                     {"stack", &f->stack},
-                     {"version", &f->version},
-                     {"help", &f->help},
-                     {"h", &f->help},
-                     {"init-backend", &f->init_backend}};
-        bool matched = false;
-        for (size_t j = 0; j < sizeof(bools) / sizeof(bools[0]); j++) {
-            if (strcmp(key, bools[j].name) != 0)
-                continue;
-            matched = true;
-            *bools[j].b = value == NULL || strcmp(value, "true") == 0 || strcmp(value, "1") == 0;
-        }
-        if (matched)
-            continue;
-
-        const char **strs[] = {&f->config, &f->raft_datadir, &f->raft_bind, &f->raft_nodes, NULL};
-        const char *snames[] = {"config", "raft-datadir", "raft-bind", "raft-nodes", "http-port"};
-        int which = -1;
-        for (int j = 0; j < 5; j++)
-            if (strcmp(key, snames[j]) == 0)
-                which = j;
-        if (which < 0) {
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        const char *value = eq ? eq + 1 : NULL;
+        const struct flag_def *d = flag_find(name, len);
+        if (d == NULL) {
             fprintf(stderr, "freno: unknown flag %s (see --help)\n", argv[i]);
             return -EINVAL;
         }
-        if (value == NULL) {
+        if (d->kind != FLAG_BOOL && value == NULL) {
             if (i + 1 >= argc) {
-                fprintf(stderr, "freno: flag --%s needs a value\n", key);
+                fprintf(stderr, "freno: flag --%s needs a value\n", d->name);
                 return -EINVAL;
             }
             value = argv[++i];
         }
-        if (which == 4) {
-            if (parse_i64(value, &f->http_port) < 0 || f->http_port < 1 || f->http_port > 65535) {
-                fprintf(stderr, "freno: --http-port: expected a port number 1..65535, got \"%s\"\n",
-                        value);
-                return -EINVAL;
-            }
-        } else {
-            *strs[which] = value;
-        }
+        if (flag_set(f, d, value) < 0)
+            return -EINVAL;
     }
     return 0;
 }
 
-static void strv_set_csv(struct config_strv *sv, const char *csv)
+/* --help, --version and the log level; without --http or --init-backend
+ * there is nothing to do but show the usage. Exits when that is all. */
+static void handle_early_flags(const struct flags *f)
 {
-    for (size_t i = 0; i < sv->len; i++)
-        free(sv->v[i]);
-    free(sv->v);
-    sv->v = NULL;
-    sv->len = 0;
-    const char *p = csv;
-    while (*p) {
-        const char *e = strchr(p, ',');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        if (n > 0) {
-            sv->v = xrealloc(sv->v, (sv->len + 1) * sizeof(char *));
-            sv->v[sv->len++] = xstrndup(p, n);
-        }
-        p += n;
-        if (*p == ',')
-            p++;
-    }
-}
-
-int main(int argc, char **argv)
-{
-    struct flags f = {0};
-    if (parse_flags(argc, argv, &f) < 0)
-        exit(2);
-    if (f.help) {
+    if (f->help) {
         usage(stdout);
         exit(0);
     }
-    if (f.version) {
+    if (f->version) {
         printf("%s\n", FRENO_VERSION);
         exit(0);
     }
-    if (f.debug)
+    if (f->debug)
         log_set_level(LOG_LEVEL_DEBUG);
-    else if (f.quiet)
+    else if (f->quiet)
         log_set_level(LOG_LEVEL_ERROR);
     else
         log_set_level(LOG_LEVEL_INFO);
-    if (!f.http && !f.init_backend) {
+    if (!f->http && !f->init_backend) {
         usage(stderr);
         exit(0);
     }
+}
 
+/* Loads the config (--config, or the default search list), logs every
+ * warning and error, and applies the flags that override keys. Exits on
+ * errors. */
+static struct config *load_config(const struct flags *f)
+{
     static const char *const defaults[] = {"/etc/freno.conf.json", "conf/freno.conf.json"};
-    const char *explicit_path[1] = {f.config};
+    const char *explicit_path[1] = {f->config};
     struct config *cfg = NULL;
     struct config_diag diag = {0};
-    int rc = f.config ? config_load_files(explicit_path, 1, false, &cfg, &diag)
-                      : config_load_files(defaults, 2, true, &cfg, &diag);
+    int rc = f->config ? config_load_files(explicit_path, 1, false, &cfg, &diag)
+                       : config_load_files(defaults, 2, true, &cfg, &diag);
     for (size_t i = 0; i < diag.warnings_len; i++)
         log_warn("%s", diag.warnings[i]);
     for (size_t i = 0; i < diag.errors_len; i++)
@@ -201,21 +198,27 @@ int main(int argc, char **argv)
         log_error("freno: refusing to start: the configuration has errors");
         exit(1);
     }
-    if (f.http_port)
-        cfg->listen_port = (uint16_t)f.http_port;
-    if (f.raft_datadir) {
+    if (f->http_port)
+        cfg->listen_port = (uint16_t)f->http_port;
+    if (f->raft_datadir) {
         free(cfg->raft_data_dir);
-        cfg->raft_data_dir = xstrdup(f.raft_datadir);
+        cfg->raft_data_dir = xstrdup(f->raft_datadir);
     }
-    if (f.raft_bind) {
+    if (f->raft_bind) {
         free(cfg->raft_bind);
-        cfg->raft_bind = xstrdup(f.raft_bind);
+        cfg->raft_bind = xstrdup(f->raft_bind);
     }
-    if (f.raft_nodes)
-        strv_set_csv(&cfg->raft_nodes, f.raft_nodes);
-    if (f.enable_profiling)
+    if (f->raft_nodes)
+        config_strv_set_csv(&cfg->raft_nodes, f->raft_nodes);
+    if (f->enable_profiling)
         cfg->enable_profiling = true;
+    return cfg;
+}
 
+/* What runs before any thread: signals, the hash key, the client libraries.
+ * Exits on failure. */
+static void init_process(struct config *cfg)
+{
     /* A client that goes away mid-write must not kill the daemon. */
     struct sigaction sa = {0};
     sa.sa_handler = SIG_IGN;
@@ -230,24 +233,37 @@ int main(int argc, char **argv)
         exit(1);
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (f.init_backend) {
-        struct err err = {0};
-        rc = leader_init_backend(cfg, &err);
-        if (rc < 0)
-            log_error("%s", err.msg);
-        else
-            log_info("freno: backend schema is ready");
-        config_free(cfg);
-        curl_global_cleanup();
-        myasync_library_end();
-        exit(rc < 0 ? 1 : 0);
-    }
-    /* Slow clients must not be able to take the descriptors probes and the
-     * backend need: use all the kernel allows, and budget them (app.c). */
+}
+
+static void end_process(void)
+{
+    curl_global_cleanup();
+    myasync_library_end();
+}
+
+/* --init-backend: creates the backend tables and exits. */
+static void init_backend(struct config *cfg)
+{
+    struct err err = {0};
+    int rc = leader_init_backend(cfg, &err);
+    if (rc < 0)
+        log_error("%s", err.msg);
+    else
+        log_info("freno: backend schema is ready");
+    config_free(cfg);
+    end_process();
+    exit(rc < 0 ? 1 : 0);
+}
+
+/* Slow clients must not be able to take the descriptors probes and the
+ * backend need: use all the kernel allows, and budget them (app.c). Returns
+ * the soft limit in force; exits if it cannot be read. */
+static uint64_t raise_nofile(struct config *cfg)
+{
     struct fdlimit_nofile nofile = {0};
-    struct err ferr = {0};
-    if (fdlimit_raise(&nofile, &ferr) < 0) {
-        log_error("freno: %s", ferr.msg);
+    struct err err = {0};
+    if (fdlimit_raise(&nofile, &err) < 0) {
+        log_error("freno: %s", err.msg);
         config_free(cfg);
         exit(1);
     }
@@ -262,15 +278,27 @@ int main(int argc, char **argv)
     else
         log_info("freno: open files limit %llu (hard limit %s)", (unsigned long long)nofile.soft,
                  hard);
+    return nofile.soft;
+}
+
+int main(int argc, char **argv)
+{
+    struct flags f = {0};
+    if (parse_flags(argc, argv, &f) < 0)
+        exit(2);
+    handle_early_flags(&f);
+    struct config *cfg = load_config(&f);
+    init_process(cfg);
+    if (f.init_backend)
+        init_backend(cfg);
+    uint64_t nofile = raise_nofile(cfg);
     /* From here on threads run and no log line may wait for stderr. */
-    rc = log_start();
+    int rc = log_start();
     if (rc < 0)
         log_warn("freno: log queue: %s; logging straight to stderr", strerror(-rc));
-    struct app_params ap = {
-            .cfg = cfg, .force_leadership = f.force_leadership, .nofile = nofile.soft};
+    struct app_params ap = {.cfg = cfg, .force_leadership = f.force_leadership, .nofile = nofile};
     int code = app_run(&ap);
     log_stop();
-    curl_global_cleanup();
-    myasync_library_end();
+    end_process();
     exit(code);
 }

@@ -156,3 +156,14 @@ void config_free(struct config *c);
 
 /* Returns the cluster named @name or NULL. */
 const struct config_cluster *config_find_cluster(const struct config *c, const char *name);
+
+/* The settings object that selects host source @s in a cluster
+ * ("HAProxySettings"; "none" for CONFIG_SOURCE_NONE). Any thread. */
+const char *config_source_key(enum config_host_source s);
+/* The short name of host source @s that log lines use ("haproxy"). Any
+ * thread. */
+const char *config_source_name(enum config_host_source s);
+
+/* Replaces the items of @sv with the non-empty items of the comma-separated
+ * list @csv, each as written (blanks are kept). Main thread. */
+void config_strv_set_csv(struct config_strv *sv, const char *csv);

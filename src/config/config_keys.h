@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The table of every configuration key (private to config/): JSON path, type,
  * where the value is stored, default, bounds, inheritance and a description.
- * config.c decodes, expands, inherits and validates by walking this table.
+ * config/ decodes, expands, inherits and validates by walking this table.
  * The table is constant and may be read from any thread. */
 #pragma once
 
@@ -42,14 +42,15 @@ enum config_key_base {
 
 /* One cluster as decoded, before inheritance. The embedded cluster receives
  * the values that map one to one; the other members hold raw forms that
- * config.c turns into the final fields. */
+ * config_sources.c turns into the final fields. */
 struct config_cluster_raw {
     struct config_cluster c;
     char *haproxy_host;
     uint16_t haproxy_port;
     char *haproxy_addresses; /* comma-separated, before normalization */
     struct config_strv static_hosts;
-    const char *file; /* label of the file that defined the cluster (borrowed) */
+    const char *file;                  /* label of the file that defined the cluster (borrowed) */
+    bool proxysql_addresses_inherited; /* from Stores.MySQL.ProxySQLAddresses */
 };
 
 struct config_key {

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* Keyed string hashing. The key is written once, inside pthread_once, which
- * also orders that write before every later read of it in any thread. */
+/* Hashing: keyed SipHash for tables, FNV-1a for persisted ids. The key is
+ * written once, inside pthread_once, which also orders that write before
+ * every later read of it in any thread. */
 #include "core/hash.h"
 
 #include <pthread.h>
@@ -42,4 +43,17 @@ uint64_t hash_str(const char *s)
 {
     hash_init();
     return hash_bytes_keyed(process_key, s, strlen(s));
+}
+
+uint64_t hash_stable64(const void *data, size_t len)
+{
+    /* FNV-1a 64: offset basis and prime from the FNV reference. Changing
+     * either changes every raft node id already written to a data dir. */
+    const unsigned char *p = data;
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 1099511628211ull;
+    }
+    return h;
 }

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "config/config.h"
-#include "core/parse.h"
+#include "core/hostport.h"
 #include "core/xalloc.h"
 
 bool inv_hosts_add(struct inv_hosts *l, const char *host, uint16_t port)
@@ -40,47 +40,14 @@ void inv_hosts_deinit(struct inv_hosts *l)
     l->len = l->cap = 0;
 }
 
-static int parse_port(const char *s, uint16_t *port)
-{
-    uint32_t v;
-    if (parse_u32(s, &v) < 0 || v == 0 || v > 65535)
-        return -EINVAL;
-    *port = (uint16_t)v;
-    return 0;
-}
-
 int inv_split_host_port(const char *s, uint16_t default_port, char **host, uint16_t *port)
 {
-    const char *end;
-    const char *port_str = NULL;
-    const char *begin = s;
+    struct hostport hp;
+    const char *why;
 
-    if (s[0] == '[') {
-        end = strchr(s, ']');
-        if (end == NULL)
-            return -EINVAL;
-        begin = s + 1;
-        if (end[1] == ':')
-            port_str = end + 2;
-        else if (end[1] != '\0')
-            return -EINVAL;
-    } else {
-        const char *colon = strchr(s, ':');
-        end = s + strlen(s);
-        /* Two or more colons without brackets: a bare IPv6 address. */
-        if (colon != NULL && strchr(colon + 1, ':') == NULL) {
-            end = colon;
-            port_str = colon + 1;
-        }
-    }
-    if (end == begin)
+    if (hostport_parse(s, default_port, &hp, &why) < 0 || hp.port == 0)
         return -EINVAL;
-    uint16_t p = default_port;
-    if (port_str != NULL && parse_port(port_str, &p) < 0)
-        return -EINVAL;
-    if (p == 0)
-        return -EINVAL;
-    *host = xstrndup(begin, (size_t)(end - begin));
-    *port = p;
+    *host = xstrdup(hp.host);
+    *port = hp.port;
     return 0;
 }

@@ -24,9 +24,10 @@ void inv_hosts_merge(struct inv_hosts *l, const struct inv_hosts *src);
 void inv_hosts_deinit(struct inv_hosts *l);
 
 /* Splits "host:port", "[v6]:port", "host" or "v6" (no port) into a new host
- * string and a port; @default_port is used when there is none. Returns 0, or
- * -EINVAL when the port is not a number in 1..65535 or the host is empty.
- * *@host is set only on success and belongs to the caller. */
+ * string and a port; @default_port is used when there is none. The rules are
+ * core/hostport's. Returns 0, or -EINVAL when hostport_parse() refuses @s or
+ * there is no port at all. *@host is set only on success and belongs to the
+ * caller. */
 int inv_split_host_port(const char *s, uint16_t default_port, char **host, uint16_t *port);
 
 struct err;

@@ -56,18 +56,10 @@ struct inventory {
     bool was_leader;
 };
 
+/* The names are config's table, the one list of host sources. */
 static const char *source_name(enum config_host_source s)
 {
-    switch (s) {
-    case CONFIG_SOURCE_HAPROXY:
-        return "haproxy";
-    case CONFIG_SOURCE_PROXYSQL:
-        return "proxysql";
-    case CONFIG_SOURCE_VITESS:
-        return "vitess";
-    default:
-        return "static";
-    }
+    return config_source_name(s);
 }
 
 /* True if @a and @b differ other than in their digits: curl's messages carry

@@ -20,5 +20,6 @@
 int raft_addr_normalize(const char *in, int64_t default_port, char out[RAFT_ADDR_MAX],
                         struct err *err);
 
-/* The node id of canonical address @addr: FNV-1a 64 of the text, never 0. */
+/* The node id of canonical address @addr: hash_stable64() of the text (FNV-1a
+ * 64, so ids in existing data dirs stay valid), never 0. */
 uint64_t raft_addr_id(const char *addr);

@@ -5,6 +5,7 @@
  * in flight. Loop thread, except on_work. */
 #include "publish/memcache_pub.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include <libmemcached/memcached.h>
 
 #include "config/config.h"
+#include "core/hostport.h"
 #include "core/redact.h"
 #include "core/strmap.h"
 #include "core/xalloc.h"
@@ -24,6 +26,8 @@
 #define TIMEOUT_MS  300
 #define EXPIRY_SECS 1
 #define KEY_MAX     250
+/* Port of a server given without one (memcached's own default). */
+#define MEMCACHED_PORT 11211
 
 struct mp_state {
     bool dirty;
@@ -58,6 +62,9 @@ struct memcache_pub {
     bool failing;
 };
 
+/* Not a hash-table hash (those use core/hash): the server a key goes to must
+ * be the one the original's Go client picks, CRC-32 IEEE of the key modulo
+ * the server count, so this checksum is part of the protocol. */
 uint32_t memcache_pub_crc32(const char *data, size_t len)
 {
     uint32_t crc = 0xffffffffu;
@@ -91,30 +98,35 @@ static bool key_is_valid(const char *key)
     return true;
 }
 
-/* Adds "host:port", "[v6]:port", "host" or a bare IPv6 address. */
-static int add_server(memcached_st *mc, const char *s)
+int memcache_pub_parse_server(const char *s, struct hostport *out, const char **why)
 {
-    char host[256];
-    unsigned long port = 11211;
-    const char *colon = strrchr(s, ':');
-    size_t hlen = strlen(s);
-    if (s[0] == '[') {
-        const char *end = strchr(s, ']');
-        if (end == NULL)
-            return -1;
-        if (end[1] == ':')
-            port = strtoul(end + 2, NULL, 10);
-        s++;
-        hlen = (size_t)(end - s);
-    } else if (colon != NULL && strchr(s, ':') == colon) {
-        hlen = (size_t)(colon - s);
-        port = strtoul(colon + 1, NULL, 10);
+    /* user:password@ is not something memcached speaks. */
+    if (strchr(s, '@') != NULL) {
+        *why = "credentials are not supported";
+        return -EINVAL;
     }
-    if (hlen == 0 || hlen >= sizeof(host) || port == 0 || port > 65535)
-        return -1;
-    memcpy(host, s, hlen);
-    host[hlen] = '\0';
-    return memcached_server_add(mc, host, (in_port_t)port) == MEMCACHED_SUCCESS ? 0 : -1;
+    return hostport_parse(s, MEMCACHED_PORT, out, why) < 0 ? -EINVAL : 0;
+}
+
+/* Adds every usable server of @cfg; the others are logged and left out. */
+static void add_servers(memcached_st *mc, const struct config *cfg)
+{
+    for (size_t i = 0; i < cfg->memcache_servers.len; i++) {
+        const char *s = cfg->memcache_servers.v[i];
+        char shown[300];
+        struct hostport hp;
+        const char *why;
+        if (memcache_pub_parse_server(s, &hp, &why) < 0) {
+            /* Masked: an entry with '@' may carry a password. */
+            log_warn("memcache: server \"%s\" ignored: %s", redact_address(s, shown, sizeof(shown)),
+                     why);
+            continue;
+        }
+        memcached_return_t rc = memcached_server_add(mc, hp.host, hp.port);
+        if (rc != MEMCACHED_SUCCESS)
+            log_warn("memcache: server \"%s\" ignored: %s", redact_address(s, shown, sizeof(shown)),
+                     memcached_strerror(mc, rc));
+    }
 }
 
 struct memcache_pub *memcache_pub_new(struct loop *loop, const struct config *cfg)
@@ -126,18 +138,7 @@ struct memcache_pub *memcache_pub_new(struct loop *loop, const struct config *cf
         log_error("memcache: cannot create the client");
         return NULL;
     }
-    for (size_t i = 0; i < cfg->memcache_servers.len; i++) {
-        const char *s = cfg->memcache_servers.v[i];
-        char shown[300];
-        /* user:password@ is not something memcached speaks: refused, and
-         * never repeated in the log. */
-        if (strchr(s, '@') != NULL)
-            log_warn("memcache: server \"%s\" ignored: credentials are not supported",
-                     redact_address(s, shown, sizeof(shown)));
-        else if (add_server(mc, s) < 0)
-            log_warn("memcache: server \"%s\" ignored: expected host:port",
-                     redact_address(s, shown, sizeof(shown)));
-    }
+    add_servers(mc, cfg);
     memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_CONNECT_TIMEOUT, TIMEOUT_MS);
     memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_POLL_TIMEOUT, TIMEOUT_MS);
     memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_SND_TIMEOUT, (uint64_t)TIMEOUT_MS * 1000);
@@ -159,32 +160,28 @@ struct memcache_pub *memcache_pub_new(struct loop *loop, const struct config *cf
     return m;
 }
 
-static void batch_free(struct mp_batch *b)
+void memcache_pub_free(struct memcache_pub *m)
 {
-    for (size_t i = 0; i < b->n; i++)
-        free(b->items[i].key);
-    free(b->items);
-    free(b);
-}
-
-static void destroy(struct memcache_pub *m)
-{
+    if (m == NULL)
+        return;
+    if (m->in_flight != NULL) {
+        /* on_work_done() calls this again once the batch is back. */
+        m->closing = true;
+        uv_cancel((uv_req_t *)&m->in_flight->work);
+        return;
+    }
     strmap_deinit_values(&m->states, free);
     memcached_free(m->mc);
     free(m->path);
     free(m);
 }
 
-void memcache_pub_free(struct memcache_pub *m)
+static void batch_free(struct mp_batch *b)
 {
-    if (m == NULL)
-        return;
-    if (m->in_flight == NULL) {
-        destroy(m);
-        return;
-    }
-    m->closing = true;
-    uv_cancel((uv_req_t *)&m->in_flight->work);
+    for (size_t i = 0; i < b->n; i++)
+        free(b->items[i].key);
+    free(b->items);
+    free(b);
 }
 
 /* Thread pool: talks to memcached. Touches only @b and the client. */
@@ -217,7 +214,7 @@ static void on_work_done(uv_work_t *w, int status)
     m->in_flight = NULL;
     if (m->closing) {
         batch_free(b);
-        destroy(m);
+        memcache_pub_free(m);
         return;
     }
     /* Logged on changes only: while a server is down libmemcached alternates

@@ -13,11 +13,12 @@
 #include <stdint.h>
 
 struct config;
+struct hostport;
 struct loop;
 struct memcache_pub;
 
-/* Returns NULL when @cfg has no MemcacheServers (nothing to publish).
- * Servers are "host:port" (port 11211 if missing), "[v6]:port". */
+/* Returns NULL when @cfg has no MemcacheServers (nothing to publish). An
+ * entry memcache_pub_parse_server() refuses is left out with a warning. */
 struct memcache_pub *memcache_pub_new(struct loop *loop, const struct config *cfg);
 /* Frees now, or once the batch in flight has finished. NULL is fine. */
 void memcache_pub_free(struct memcache_pub *m);
@@ -31,5 +32,10 @@ void memcache_pub_put(struct memcache_pub *m, const char *metric, bool has_value
 /* Formats the stored value: "<now_ms>:<value %.6f>". Returns the length
  * (truncated to @size - 1 like snprintf). Pure. */
 int memcache_pub_format(char *buf, size_t size, uint64_t now_ms, double value);
+/* Reads one MemcacheServers entry: "host:port", "[v6]:port", "host", "[v6]"
+ * or a bare IPv6 literal (core/hostport rules), port 11211 when missing.
+ * Credentials (user:password@) are refused. Returns 0 with @out filled, or
+ * -EINVAL with *@why naming the problem ("invalid port"). Pure. */
+int memcache_pub_parse_server(const char *s, struct hostport *out, const char **why);
 /* CRC-32 (IEEE) of @len bytes of @data, the server selection hash. Pure. */
 uint32_t memcache_pub_crc32(const char *data, size_t len);

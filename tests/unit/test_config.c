@@ -1170,6 +1170,98 @@ static void test_name_caps(void **state)
                     "config t.json: MaxCountedApps: expected 0..1000000, got 1000001");
 }
 
+/* One table of host source names serves the config's messages and the
+ * inventory's log lines. */
+static void test_source_names(void **state)
+{
+    (void)state;
+    static const struct {
+        enum config_host_source s;
+        const char *key, *name;
+    } want[] = {
+            {CONFIG_SOURCE_NONE, "none", "none"},
+            {CONFIG_SOURCE_STATIC, "StaticHostsSettings", "static"},
+            {CONFIG_SOURCE_HAPROXY, "HAProxySettings", "haproxy"},
+            {CONFIG_SOURCE_PROXYSQL, "ProxySQLSettings", "proxysql"},
+            {CONFIG_SOURCE_VITESS, "VitessSettings", "vitess"},
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        assert_string_equal(config_source_key(want[i].s), want[i].key);
+        assert_string_equal(config_source_name(want[i].s), want[i].name);
+        /* The key is the settings object of the table. */
+        if (want[i].s != CONFIG_SOURCE_NONE) {
+            char *path = xasprintf("Stores.MySQL.Clusters.*.%s", want[i].key);
+            const struct config_key *k = config_key_by_name(path);
+            assert_non_null(k);
+            assert_int_equal(k->type, CONFIG_KEY_OBJECT);
+            free(path);
+        }
+    }
+    assert_string_equal(config_source_name((enum config_host_source)99), "none");
+}
+
+/* The comma-separated list splitter of --raft-nodes and HAProxy Addresses. */
+static void test_strv_set_csv(void **state)
+{
+    (void)state;
+    struct config_strv sv = {0};
+    config_strv_set_csv(&sv, "a,,b, c,");
+    assert_int_equal(sv.len, 3);
+    assert_string_equal(sv.v[0], "a");
+    assert_string_equal(sv.v[1], "b");
+    assert_string_equal(sv.v[2], " c"); /* blanks are the caller's to judge */
+    config_strv_set_csv(&sv, ",,,");
+    assert_int_equal(sv.len, 0);
+    config_strv_set_csv(&sv, "10.0.0.1:9888");
+    assert_int_equal(sv.len, 1);
+    assert_string_equal(sv.v[0], "10.0.0.1:9888");
+    config_strv_set_csv(&sv, "");
+    assert_int_equal(sv.len, 0);
+    free(sv.v);
+}
+
+/* Freeing and filling walk the table, so no two value keys may share a
+ * field (that would free it twice). */
+static void test_key_fields_distinct(void **state)
+{
+    (void)state;
+    size_t n;
+    const struct config_key *keys = config_keys_table(&n);
+    for (size_t i = 0; i < n; i++) {
+        if (keys[i].base == CONFIG_BASE_NONE)
+            continue;
+        for (size_t j = i + 1; j < n; j++) {
+            if (keys[j].base == keys[i].base && keys[j].offset == keys[i].offset)
+                fail_msg("%s and %s share a field", keys[i].name, keys[j].name);
+        }
+    }
+}
+
+/* Host names are bounded (core/hostport): 255 bytes are taken, 256 are not. */
+static void test_host_name_bound(void **state)
+{
+    (void)state;
+    char name[300];
+    memset(name, 'h', 255);
+    name[255] = '\0';
+    char *json =
+            xasprintf(CLUSTERS("\"s\": {\"StaticHostsSettings\": {\"Hosts\": [\"%s:1\"]}}"), name);
+    struct config_diag d = {0};
+    struct config *c = load_ok(json, &d);
+    assert_int_equal(strlen(config_find_cluster(c, "s")->static_hosts[0].host), 255);
+    config_free(c);
+    config_diag_deinit(&d);
+    free(json);
+
+    name[255] = 'h';
+    name[256] = '\0';
+    json = xasprintf(CLUSTERS("\"s\": {\"StaticHostsSettings\": {\"Hosts\": [\"%s\"]}}"), name);
+    load_fails_with(json, "config t.json: Stores.MySQL.Clusters.s.StaticHostsSettings.Hosts[0]: "
+                          "\"hhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhh...\": "
+                          "host name longer than 255 bytes");
+    free(json);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1197,6 +1289,10 @@ int main(void)
             cmocka_unit_test(test_diag_appends),
             cmocka_unit_test(test_key_table),
             cmocka_unit_test(test_name_caps),
+            cmocka_unit_test(test_source_names),
+            cmocka_unit_test(test_strv_set_csv),
+            cmocka_unit_test(test_key_fields_distinct),
+            cmocka_unit_test(test_host_name_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
