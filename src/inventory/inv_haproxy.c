@@ -399,6 +399,11 @@ static void refresh_feed(struct hp_refresh *r, const char *shown, const char *bo
         }
         inv_hosts_deinit(&one);
     }
+}
+
+/* Drops one count of @r; the last one finishes it. */
+static void refresh_put(struct hp_refresh *r)
+{
     if (--r->pending == 0)
         refresh_finish(r);
 }
@@ -411,6 +416,7 @@ static void entry_answer(struct hp_entry *e, const char *body, size_t len, const
     while (w != NULL) {
         struct hp_waiter *next = w->next;
         refresh_feed(w->r, e->shown, body, len, fail);
+        refresh_put(w->r);
         free(w);
         w = next;
     }
@@ -483,8 +489,9 @@ void inv_haproxy_refresh(struct inv_haproxy *h, const struct config_cluster *cc,
     r->cc = cc;
     r->done = done;
     r->arg = arg;
-    /* One extra count keeps @r alive while addresses are handed out. */
-    r->pending = cc->haproxy_addresses.len + 1;
+    /* One count per waiter, and the refresh's own while addresses are
+     * handed out. */
+    r->pending = 1;
     for (size_t i = 0; i < cc->haproxy_addresses.len; i++) {
         char *url = inv_haproxy_csv_url(cc->haproxy_addresses.v[i]);
         struct hp_entry *e = strmap_get(&h->entries, url);
@@ -506,10 +513,10 @@ void inv_haproxy_refresh(struct inv_haproxy *h, const struct config_cluster *cc,
         w->r = r;
         w->next = e->waiters;
         e->waiters = w;
+        r->pending++;
         if (e->req == NULL && !e->queued)
             enqueue(h, e);
     }
+    refresh_put(r);
     start_queued(h);
-    if (--r->pending == 0)
-        refresh_finish(r);
 }
