@@ -330,30 +330,30 @@ static void refresh_free(struct hp_refresh *r)
     free(r);
 }
 
+/* Abandons @value's fetch and waiters (no callbacks) and frees it. A refresh
+ * may wait on several entries: it goes with its last waiter. */
+static void entry_free(void *value)
+{
+    struct hp_entry *e = value;
+    httpc_cancel(e->req);
+    while (e->waiters != NULL) {
+        struct hp_waiter *w = e->waiters;
+        e->waiters = w->next;
+        if (--w->r->pending == 0)
+            refresh_free(w->r);
+        free(w);
+    }
+    free(e->url);
+    free(e->shown);
+    free(e->body);
+    free(e);
+}
+
 void inv_haproxy_free(struct inv_haproxy *h)
 {
     if (h == NULL)
         return;
-    size_t it = 0;
-    const char *key;
-    void *val;
-    /* A refresh may wait on several entries; free it once, at its last waiter. */
-    while (strmap_next(&h->entries, &it, &key, &val)) {
-        struct hp_entry *e = val;
-        httpc_cancel(e->req);
-        while (e->waiters != NULL) {
-            struct hp_waiter *w = e->waiters;
-            e->waiters = w->next;
-            if (--w->r->pending == 0)
-                refresh_free(w->r);
-            free(w);
-        }
-        free(e->url);
-        free(e->shown);
-        free(e->body);
-        free(e);
-    }
-    strmap_deinit(&h->entries);
+    strmap_deinit_values(&h->entries, entry_free);
     free(h);
 }
 
