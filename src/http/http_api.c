@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* API handlers. The check path formats its answer into a stack buffer and
- * takes no lock; other endpoints render JSON with jansson from the snapshot.
- * Control requests become loop commands, which the server queues without
- * holding a thread; their answers are formatted here. HTTP threads. */
+/* API handlers, dispatched by one table indexed by route. The check path
+ * formats its answer into a stack buffer and takes no lock; other endpoints
+ * render JSON with jansson from the snapshot. Control requests become loop
+ * commands, which the server queues without holding a thread; their answers
+ * are formatted here. HTTP threads. */
 #include "http/http_api.h"
 
 #include <errno.h>
@@ -275,7 +276,9 @@ static json_t *services_list(const struct snap_service *v, size_t len)
 static void handle_consensus_status(const struct api_call *c, struct http_resp *resp)
 {
     static const struct snap_leader none = {.state = "Unhealthy"};
-    const struct snap_leader *l = leader_of(c) ? leader_of(c) : &none;
+    const struct snap_leader *l = leader_of(c);
+    if (l == NULL)
+        l = &none;
     json_t *o = json_object();
     json_object_set_new(o, "ServiceID", json_string(l->service_id ? l->service_id : ""));
     json_object_set_new(o, "Healthy", json_boolean(l->healthy));

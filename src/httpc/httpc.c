@@ -230,11 +230,11 @@ void httpc_free(struct httpc *h)
 {
     if (h == NULL)
         return;
-    while (h->reqs != NULL) {
-        struct httpc_req *r = h->reqs;
-        req_unlink(r);
-        req_free(r);
+    for (struct httpc_req *r = h->reqs, *next; r != NULL; r = next) {
+        next = r->next;
+        req_free(r); /* the whole list goes: no need to unlink */
     }
+    h->reqs = NULL;
     /* Closes cached connections, which reports their sockets as removed. */
     curl_multi_cleanup(h->multi);
     loop_timer_close(&h->timer);

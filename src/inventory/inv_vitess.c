@@ -180,9 +180,10 @@ void inv_vitess_free(struct inv_vitess *v)
 {
     if (v == NULL)
         return;
-    while (v->refreshes != NULL) {
-        httpc_cancel(v->refreshes->req);
-        refresh_unlink_free(v->refreshes);
+    for (struct vt_refresh *r = v->refreshes, *next; r != NULL; r = next) {
+        next = r->next;
+        httpc_cancel(r->req);
+        refresh_unlink_free(r);
     }
     free(v);
 }
