@@ -314,16 +314,6 @@ struct inv_haproxy {
     size_t running;
 };
 
-struct inv_haproxy *inv_haproxy_new(struct loop *loop, struct httpc *http)
-{
-    struct inv_haproxy *h = xcalloc(1, sizeof(*h));
-    h->loop = loop;
-    h->http = http;
-    h->queue_tail = &h->queue;
-    strmap_init(&h->entries);
-    return h;
-}
-
 static void refresh_free(struct hp_refresh *r)
 {
     inv_hosts_deinit(&r->hosts);
@@ -347,6 +337,16 @@ static void entry_free(void *value)
     free(e->shown);
     free(e->body);
     free(e);
+}
+
+struct inv_haproxy *inv_haproxy_new(struct loop *loop, struct httpc *http)
+{
+    struct inv_haproxy *h = xcalloc(1, sizeof(*h));
+    h->loop = loop;
+    h->http = http;
+    h->queue_tail = &h->queue;
+    strmap_init(&h->entries);
+    return h;
 }
 
 void inv_haproxy_free(struct inv_haproxy *h)
