@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: MIT */
-/* API handlers. The check path formats its answer into a stack buffer and
- * takes no lock; other endpoints render JSON with jansson from the snapshot.
- * Control requests become loop commands, which the server queues without
- * holding a thread; their answers are formatted here. HTTP threads. */
+/* API handlers, dispatched by one table indexed by route. The check path
+ * formats its answer into a stack buffer and takes no lock; other endpoints
+ * render JSON with jansson from the snapshot. Control requests become loop
+ * commands, which the server queues without holding a thread; their answers
+ * are formatted here. HTTP threads. */
 #include "http/http_api.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,9 +77,19 @@ static void resp_json(struct http_resp *resp, int status, json_t *j, size_t flag
     resp->heap = true;
 }
 
-static void resp_general(struct http_resp *resp, int status, const char *msg)
+static bool resp_general(struct http_resp *resp, int status, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+/* The general response {"StatusCode":N,"Message":"..."} with a formatted
+ * message. Returns false, so that a validator can refuse with
+ * "return resp_general(...)". */
+static bool resp_general(struct http_resp *resp, int status, const char *fmt, ...)
 {
-    char m[600];
+    char msg[512], m[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
     if (jsonfmt_string(m, sizeof(m), msg) == 0)
         jsonfmt_string(m, sizeof(m), "error");
     snprintf(resp->small, sizeof(resp->small), "{\"StatusCode\":%d,\"Message\":%s}\n", status, m);
@@ -85,6 +98,19 @@ static void resp_general(struct http_resp *resp, int status, const char *msg)
     resp->body = resp->small;
     resp->len = strlen(resp->small);
     resp->heap = false;
+    return false;
+}
+
+/* Refuses a request parameter with 500 "<what>: <param> "<value>" is not
+ * <expected>", @value quoted as a JSON string ("..." when it is long).
+ * Returns false, as resp_general(). */
+static bool resp_not_a(struct http_resp *resp, const char *what, const char *param,
+                       const char *value, const char *expected)
+{
+    char q[200];
+    if (jsonfmt_string(q, sizeof(q), value) == 0)
+        snprintf(q, sizeof(q), "\"...\"");
+    return resp_general(resp, 500, "%s: %s %s is not %s", what, param, q, expected);
 }
 
 /* ---- randomness for ratio throttles: per-thread xorshift, no lock ---- */
@@ -108,6 +134,30 @@ static double rng_uniform(void)
 
 /* ---- handlers ---- */
 
+struct api_route;
+
+/* One request on its way through a handler. */
+struct api_call {
+    const struct http_api_ctx *ctx;
+    const struct http_req *req;
+    const struct route *rt;
+    const struct api_route *route;
+    /* Set only for routes that read the snapshot: valid until the handler
+     * returns, so whatever the answer shows is copied (or referenced) first. */
+    const struct snapshot *s;
+    uint64_t now_ms; /* wall clock, likewise */
+};
+
+typedef void api_handler_fn(const struct api_call *c, struct http_resp *resp);
+
+struct api_route {
+    api_handler_fn *fn;
+    /* http_api_handle() runs fn inside a read-side section and sets c->s and
+     * c->now_ms. The check handler opens its own, around the decision only. */
+    bool reads_snapshot;
+    enum loop_cmd_kind command; /* what a control route queues */
+};
+
 /* Formats the check answer for @res into @resp's own buffer. */
 static void check_body(struct http_resp *resp, const struct check_result *res)
 {
@@ -130,28 +180,21 @@ static void check_body(struct http_resp *resp, const struct check_result *res)
     resp->heap = false;
 }
 
-static void handle_check(const struct http_api_ctx *ctx, const struct http_req *req,
-                         const struct route *rt, struct http_resp *resp)
+static void handle_check(const struct api_call *c, struct http_resp *resp)
 {
+    const struct http_req *req = c->req;
+    enum route_id id = c->rt->id;
     struct check_request cr = {
-            .app = route_param(rt, "app"),
-            .store_type = route_param(rt, "storeType"),
-            .store_name = route_param(rt, "storeName"),
-            .ok_if_not_exists =
-                    rt->id == ROUTE_CHECK_IF_EXISTS || rt->id == ROUTE_CHECK_READ_IF_EXISTS,
+            .app = route_param(c->rt, "app"),
+            .store_type = route_param(c->rt, "storeType"),
+            .store_name = route_param(c->rt, "storeName"),
+            .ok_if_not_exists = id == ROUTE_CHECK_IF_EXISTS || id == ROUTE_CHECK_READ_IF_EXISTS,
+            .read_check = id == ROUTE_CHECK_READ || id == ROUTE_CHECK_READ_IF_EXISTS,
     };
-    if (rt->id == ROUTE_CHECK_READ || rt->id == ROUTE_CHECK_READ_IF_EXISTS) {
-        const char *t = route_param(rt, "threshold");
-        char msg[300];
-        if (parse_double(t, &cr.override_threshold) < 0) {
-            char q[200];
-            if (jsonfmt_string(q, sizeof(q), t) == 0)
-                snprintf(q, sizeof(q), "\"...\"");
-            snprintf(msg, sizeof(msg), "check-read: threshold %s is not a number", q);
-            resp_general(resp, 500, msg);
-            return;
-        }
-        cr.read_check = true;
+    const char *t = route_param(c->rt, "threshold");
+    if (cr.read_check && parse_double(t, &cr.override_threshold) < 0) {
+        resp_not_a(resp, "check-read", "threshold", t, "a number");
+        return;
     }
     const char *p = req->query(req->ctx, "p");
     cr.low_priority = p != NULL && strcmp(p, "low") == 0;
@@ -159,7 +202,7 @@ static void handle_check(const struct http_api_ctx *ctx, const struct http_req *
     if (client == NULL || client[0] == '\0')
         client = req->peer;
 
-    cr.loop_alive_boot_ms = loop_alive_boot_ms(ctx->loop);
+    cr.loop_alive_boot_ms = loop_alive_boot_ms(c->ctx->loop);
     cr.now_boot_ms = clock_boot_ms();
     uint64_t now_ms = clock_wall_ms();
     struct check_result res;
@@ -176,22 +219,50 @@ static void handle_check(const struct http_api_ctx *ctx, const struct http_req *
     }
 }
 
-static void handle_leader_check(const struct snapshot *s, struct http_resp *resp)
+static void handle_lb_check(const struct api_call *c, struct http_resp *resp)
 {
-    bool leader = s && s->leader && s->leader->l.is_leader &&
-                  (s->leader->l.lease_until_boot_ms == 0 ||
-                   clock_boot_ms() < s->leader->l.lease_until_boot_ms);
+    (void)c;
+    resp_general(resp, 200, "OK");
+}
+
+static void handle_help(const struct api_call *c, struct http_resp *resp)
+{
+    (void)c;
+    json_t *a = json_array();
+    for (const char *const *p = router_patterns(); *p; p++)
+        json_array_append_new(a, json_string(*p));
+    resp_json(resp, 200, a, 0);
+}
+
+/* The leader part of the snapshot, or NULL. */
+static const struct snap_leader *leader_of(const struct api_call *c)
+{
+    return (c->s && c->s->leader) ? &c->s->leader->l : NULL;
+}
+
+static void handle_leader_check(const struct api_call *c, struct http_resp *resp)
+{
+    const struct snap_leader *l = leader_of(c);
+    bool leader = l && l->is_leader &&
+                  (l->lease_until_boot_ms == 0 || clock_boot_ms() < l->lease_until_boot_ms);
     resp_text(resp, leader ? 200 : 404, false, leader ? "\"HTTP 200\"\n" : "\"HTTP 404\"\n");
 }
 
-static void handle_consensus_leader(const struct snapshot *s, struct http_resp *resp)
+static void handle_consensus_leader(const struct api_call *c, struct http_resp *resp)
 {
-    const char *id = (s && s->leader) ? s->leader->l.leader_id : "";
+    const struct snap_leader *l = leader_of(c);
+    const char *id = l ? l->leader_id : "";
     if (id == NULL || id[0] == '\0') {
         resp_text(resp, 500, false, "");
         return;
     }
     resp_json(resp, 200, json_string(id), 0);
+}
+
+static void handle_consensus_state(const struct api_call *c, struct http_resp *resp)
+{
+    const struct snap_leader *l = leader_of(c);
+    resp_json(resp, 200, json_string((l && l->state) ? l->state : "Unhealthy"), 0);
 }
 
 static json_t *services_list(const struct snap_service *v, size_t len)
@@ -202,10 +273,12 @@ static json_t *services_list(const struct snap_service *v, size_t len)
     return a;
 }
 
-static void handle_consensus_status(const struct snapshot *s, struct http_resp *resp)
+static void handle_consensus_status(const struct api_call *c, struct http_resp *resp)
 {
     static const struct snap_leader none = {.state = "Unhealthy"};
-    const struct snap_leader *l = (s && s->leader) ? &s->leader->l : &none;
+    const struct snap_leader *l = leader_of(c);
+    if (l == NULL)
+        l = &none;
     json_t *o = json_object();
     json_object_set_new(o, "ServiceID", json_string(l->service_id ? l->service_id : ""));
     json_object_set_new(o, "Healthy", json_boolean(l->healthy));
@@ -228,14 +301,22 @@ static void handle_consensus_status(const struct snapshot *s, struct http_resp *
     resp_json(resp, 200, o, JSON_PRESERVE_ORDER);
 }
 
-static void handle_aggregated(const struct http_req *req, const struct snapshot *s,
-                              struct http_resp *resp)
+static void handle_hostname(const struct api_call *c, struct http_resp *resp)
 {
-    const char *b = req->query(req->ctx, "brief");
+    if (c->s && c->s->hostname && c->s->hostname[0])
+        resp_json(resp, 200, json_string(c->s->hostname), 0);
+    else
+        resp_text(resp, 500, false, "");
+}
+
+static void handle_aggregated(const struct api_call *c, struct http_resp *resp)
+{
+    const char *b = c->req->query(c->req->ctx, "brief");
     bool brief = b != NULL && strcmp(b, "true") == 0;
+    const struct snap_metrics *ms = c->s ? c->s->metrics : NULL;
     json_t *o = json_object();
-    for (size_t i = 0; s && s->metrics && i < s->metrics->len; i++) {
-        const struct snap_metric *m = &s->metrics->v[i];
+    for (size_t i = 0; ms && i < ms->len; i++) {
+        const struct snap_metric *m = &ms->v[i];
         if (!m->has_value)
             continue;
         char buf[400];
@@ -248,30 +329,38 @@ static void handle_aggregated(const struct http_req *req, const struct snapshot 
     resp_json(resp, 200, o, JSON_SORT_KEYS);
 }
 
-static void handle_metrics_health(const struct snapshot *s, uint64_t now_ms, struct http_resp *resp)
+static void handle_metrics_health(const struct api_call *c, struct http_resp *resp)
 {
+    const struct snap_metrics *ms = c->s ? c->s->metrics : NULL;
     json_t *o = json_object();
-    for (size_t i = 0; s && s->metrics && i < s->metrics->len; i++) {
-        const struct snap_metric *m = &s->metrics->v[i];
+    for (size_t i = 0; ms && i < ms->len; i++) {
+        const struct snap_metric *m = &ms->v[i];
         if (m->last_healthy_at_ms == 0)
             continue;
         char ts[40];
         json_t *h = json_object();
         json_object_set_new(h, "LastHealthyAt",
                             json_string(clock_rfc3339(m->last_healthy_at_ms, ts, sizeof(ts))));
-        uint64_t since = now_ms > m->last_healthy_at_ms ? now_ms - m->last_healthy_at_ms : 0;
+        uint64_t at = m->last_healthy_at_ms;
+        uint64_t since = c->now_ms > at ? c->now_ms - at : 0;
         json_object_set_new(h, "SecondsSinceLastHealthy", json_integer((json_int_t)(since / 1000)));
         json_object_set_new(o, m->name, h);
     }
     resp_json(resp, 200, o, JSON_SORT_KEYS | JSON_PRESERVE_ORDER);
 }
 
-static void handle_throttled_apps(const struct snapshot *s, uint64_t now_ms, struct http_resp *resp)
+static bool expired(uint64_t expire_at_ms, uint64_t now_ms)
 {
+    return expire_at_ms != 0 && expire_at_ms <= now_ms;
+}
+
+static void handle_throttled_apps(const struct api_call *c, struct http_resp *resp)
+{
+    const struct snap_apps *as = c->s ? c->s->apps : NULL;
     json_t *o = json_object();
-    for (size_t i = 0; s && s->apps && i < s->apps->len; i++) {
-        const struct snap_app *a = &s->apps->v[i];
-        if (a->expire_at_ms != 0 && a->expire_at_ms <= now_ms)
+    for (size_t i = 0; as && i < as->len; i++) {
+        const struct snap_app *a = &as->v[i];
+        if (expired(a->expire_at_ms, c->now_ms))
             continue;
         char ts[40];
         json_t *e = json_object();
@@ -285,49 +374,30 @@ static void handle_throttled_apps(const struct snapshot *s, uint64_t now_ms, str
     resp_json(resp, 200, o, JSON_SORT_KEYS | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
 }
 
-static void handle_skipped_hosts(const struct snapshot *s, uint64_t now_ms, struct http_resp *resp)
+static void handle_skipped_hosts(const struct api_call *c, struct http_resp *resp)
 {
+    const struct snap_hosts *hs = c->s ? c->s->hosts : NULL;
     json_t *o = json_object();
-    for (size_t i = 0; s && s->hosts && i < s->hosts->len; i++) {
-        const struct snap_host *h = &s->hosts->v[i];
-        if (h->expire_at_ms != 0 && h->expire_at_ms <= now_ms)
-            continue;
+    for (size_t i = 0; hs && i < hs->len; i++) {
+        const struct snap_host *h = &hs->v[i];
         char ts[40];
-        json_object_set_new(o, h->host,
-                            json_string(clock_rfc3339(h->expire_at_ms, ts, sizeof(ts))));
+        if (!expired(h->expire_at_ms, c->now_ms))
+            json_object_set_new(o, h->host,
+                                json_string(clock_rfc3339(h->expire_at_ms, ts, sizeof(ts))));
     }
     resp_json(resp, 200, o, JSON_SORT_KEYS);
 }
 
 #define RECENT_ENTRY_FMT ":{\"CheckedAtEpoch\":%" PRIu64 ",\"MinutesSinceChecked\":%" PRId64 "}"
 
-static void handle_recent_apps(const struct route *rt, const struct snapshot *s, uint64_t now_ms,
-                               struct http_resp *resp)
+/* Renders @rs into @b (@size bytes, enough for every entry) and returns the
+ * length: the entries checked at most @last_minutes ago (all when <= 0). */
+static size_t recent_apps_render(char *b, size_t size, const struct snap_recents *rs,
+                                 int64_t last_minutes, uint64_t now_ms)
 {
-    int64_t last_minutes = 0;
-    const char *lm = route_param(rt, "lastMinutes");
-    if (lm != NULL && parse_i64(lm, &last_minutes) < 0) {
-        char q[200], msg[300];
-        if (jsonfmt_string(q, sizeof(q), lm) == 0)
-            snprintf(q, sizeof(q), "\"...\"");
-        snprintf(msg, sizeof(msg), "recent-apps: minutes %s is not an integer", q);
-        resp_general(resp, 500, msg);
-        return;
-    }
-    /* Keys come JSON-encoded and sorted from the loop (at most MaxRecentApps
-     * of them): one exactly sized buffer, one pass, no JSON objects. */
-    const struct snap_recents *rs = s ? s->recents : NULL;
-    size_t n = rs ? rs->len : 0;
-    /* Per entry: the format, two 20-digit numbers and a comma. */
-    size_t size = 4 + (rs ? rs->key_json_bytes : 0) + n * (sizeof(RECENT_ENTRY_FMT) + 41);
-    char *b = malloc(size);
-    if (b == NULL) {
-        resp_general(resp, 500, "recent-apps: out of memory");
-        return;
-    }
     size_t o = 0;
     b[o++] = '{';
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; rs && i < rs->len; i++) {
         const struct snap_recent *r = &rs->v[i];
         int64_t mins =
                 now_ms > r->checked_at_ms ? (int64_t)((now_ms - r->checked_at_ms) / 60000) : 0;
@@ -345,10 +415,32 @@ static void handle_recent_apps(const struct route *rt, const struct snapshot *s,
     b[o++] = '}';
     b[o++] = '\n';
     b[o] = '\0';
+    return o;
+}
+
+static void handle_recent_apps(const struct api_call *c, struct http_resp *resp)
+{
+    int64_t last_minutes = 0;
+    const char *lm = route_param(c->rt, "lastMinutes");
+    if (lm != NULL && parse_i64(lm, &last_minutes) < 0) {
+        resp_not_a(resp, "recent-apps", "minutes", lm, "an integer");
+        return;
+    }
+    /* Keys come JSON-encoded and sorted from the loop (at most MaxRecentApps
+     * of them): one exactly sized buffer, one pass, no JSON objects. */
+    const struct snap_recents *rs = c->s ? c->s->recents : NULL;
+    size_t n = rs ? rs->len : 0;
+    /* Per entry: the format, two 20-digit numbers and a comma. */
+    size_t size = 4 + (rs ? rs->key_json_bytes : 0) + n * (sizeof(RECENT_ENTRY_FMT) + 41);
+    char *b = malloc(size);
+    if (b == NULL) {
+        resp_general(resp, 500, "recent-apps: out of memory");
+        return;
+    }
     resp->status = 200;
     resp->json = true;
     resp->body = b;
-    resp->len = o;
+    resp->len = recent_apps_render(b, size, rs, last_minutes, c->now_ms);
     resp->heap = true;
 }
 
@@ -371,6 +463,44 @@ static void resp_shared_text(struct http_resp *resp, bool json, struct snap_text
     resp->release_arg = snap_text_ref(text);
 }
 
+/* /debug/vars and /metrics: the snapshot's renderings, shared. */
+static void handle_text(const struct api_call *c, struct http_resp *resp)
+{
+    bool vars = c->rt->id == ROUTE_DEBUG_VARS;
+    struct snap_text *t = c->s ? c->s->text : NULL;
+    char *body = t ? (vars ? t->debug_vars_json : t->prometheus) : NULL;
+    if (body == NULL)
+        resp_text(resp, 200, vars, vars ? "{}\n" : "");
+    else
+        resp_shared_text(resp, vars, t, body, vars ? t->debug_vars_len : t->prometheus_len);
+}
+
+static void handle_config_memcache(const struct api_call *c, struct http_resp *resp)
+{
+    resp_text(resp, 200, true, (c->s && c->s->memcache_json) ? c->s->memcache_json : "{}\n");
+}
+
+/* ---- control requests ---- */
+
+/* Indexed by enum loop_cmd_kind. */
+static const struct control_kind {
+    const char *what;       /* the request's name in messages */
+    const char *name_param; /* the route parameter naming the app or host */
+    bool has_store;         /* ?store_name=S makes the key "<name>/S" */
+} control_kinds[] = {
+        [LOOP_CMD_THROTTLE_APP] = {"throttle-app", "app", true},
+        [LOOP_CMD_UNTHROTTLE_APP] = {"unthrottle-app", "app", true},
+        [LOOP_CMD_SKIP_HOST] = {"skip-host", "hostName", false},
+        [LOOP_CMD_RECOVER_HOST] = {"recover-host", "hostName", false},
+};
+
+static const struct control_kind *control_kind_of(enum loop_cmd_kind kind)
+{
+    if ((size_t)kind < sizeof(control_kinds) / sizeof(control_kinds[0]))
+        return &control_kinds[kind];
+    return NULL;
+}
+
 static bool control_authorized(const struct http_req *req, const struct snapshot *s)
 {
     if (s == NULL || s->control_token == NULL || s->control_token[0] == '\0')
@@ -391,113 +521,62 @@ static bool control_authorized(const struct http_req *req, const struct snapshot
     return diff == 0;
 }
 
-static void handle_control(const struct http_req *req, const struct route *rt,
-                           struct http_resp *resp)
+/* Sets @cmd's name: the app or host, as "<app>/<store_name>" when the
+ * request names a store; at most FRENO_NAME_MAX bytes. */
+static bool control_name(const struct api_call *c, const struct control_kind *k,
+                         struct loop_cmd *cmd, struct http_resp *resp)
 {
-    const struct snapshot *s = snapshot_acquire();
-    bool ok = control_authorized(req, s);
-    snapshot_release(s);
-    if (!ok) {
+    const char *name = route_param(c->rt, k->name_param);
+    const char *store = k->has_store ? c->req->query(c->req->ctx, "store_name") : NULL;
+    int n = (store != NULL && store[0] != '\0')
+                    ? snprintf(cmd->name, sizeof(cmd->name), "%s/%s", name, store)
+                    : snprintf(cmd->name, sizeof(cmd->name), "%s", name);
+    if (n >= 0 && (size_t)n < sizeof(cmd->name) && (size_t)n <= FRENO_NAME_MAX)
+        return true;
+    return resp_general(resp, 500,
+                        "%s: name of %d bytes is longer than the %d bytes the backend can store",
+                        k->what, n, FRENO_NAME_MAX);
+}
+
+/* Sets @cmd's options from the route: ttl/<minutes> (an integer, not
+ * negative) and ratio/<r> (a number in [0,1]), judged in that order. */
+static bool control_options(const struct api_call *c, const char *what, struct loop_cmd *cmd,
+                            struct http_resp *resp)
+{
+    const char *ttl = route_param(c->rt, "ttlMinutes");
+    const char *ratio = route_param(c->rt, "ratio");
+    if (ttl != NULL && parse_i64(ttl, &cmd->ttl_min) < 0)
+        return resp_not_a(resp, what, "ttl", ttl, "an integer number of minutes");
+    if (ttl != NULL && cmd->ttl_min < 0)
+        return resp_general(resp, 500, "%s: negative ttl %lld", what, (long long)cmd->ttl_min);
+    if (ratio != NULL && parse_double(ratio, &cmd->ratio) < 0)
+        return resp_not_a(resp, what, "ratio", ratio, "a number");
+    if (ratio != NULL && (cmd->ratio < 0 || cmd->ratio > 1))
+        return resp_general(resp, 500, "%s: ratio must be in [0..1] range; got %g", what,
+                            cmd->ratio);
+    cmd->has_ttl = ttl != NULL;
+    cmd->has_ratio = ratio != NULL;
+    return true;
+}
+
+static void handle_control(const struct api_call *c, struct http_resp *resp)
+{
+    const struct control_kind *k = &control_kinds[c->route->command];
+    struct loop_cmd cmd = {.kind = c->route->command};
+    if (!control_authorized(c->req, c->s)) {
         resp_general(resp, 401, "control request: missing or wrong token");
         return;
     }
-    struct loop_cmd cmd = {0};
-    const char *what = "";
-    const char *name = NULL;
-    switch (rt->id) {
-    case ROUTE_THROTTLE_APP:
-        cmd.kind = LOOP_CMD_THROTTLE_APP;
-        what = "throttle-app";
-        name = route_param(rt, "app");
-        break;
-    case ROUTE_UNTHROTTLE_APP:
-        cmd.kind = LOOP_CMD_UNTHROTTLE_APP;
-        what = "unthrottle-app";
-        name = route_param(rt, "app");
-        break;
-    case ROUTE_SKIP_HOST:
-        cmd.kind = LOOP_CMD_SKIP_HOST;
-        what = "skip-host";
-        name = route_param(rt, "hostName");
-        break;
-    default:
-        cmd.kind = LOOP_CMD_RECOVER_HOST;
-        what = "recover-host";
-        name = route_param(rt, "hostName");
-        break;
-    }
-    char msg[512];
-    const char *store = NULL;
-    if (cmd.kind == LOOP_CMD_THROTTLE_APP || cmd.kind == LOOP_CMD_UNTHROTTLE_APP)
-        store = req->query(req->ctx, "store_name");
-    int n = (store != NULL && store[0] != '\0')
-                    ? snprintf(cmd.name, sizeof(cmd.name), "%s/%s", name, store)
-                    : snprintf(cmd.name, sizeof(cmd.name), "%s", name);
-    if (n < 0 || (size_t)n >= sizeof(cmd.name) || (size_t)n > FRENO_NAME_MAX) {
-        snprintf(msg, sizeof(msg),
-                 "%s: name of %d bytes is longer than the %d bytes the backend can store", what, n,
-                 FRENO_NAME_MAX);
-        resp_general(resp, 500, msg);
+    if (!control_name(c, k, &cmd, resp) || !control_options(c, k->what, &cmd, resp))
         return;
-    }
-    const char *ttl = route_param(rt, "ttlMinutes");
-    if (ttl != NULL) {
-        if (parse_i64(ttl, &cmd.ttl_min) < 0) {
-            char q[200];
-            if (jsonfmt_string(q, sizeof(q), ttl) == 0)
-                snprintf(q, sizeof(q), "\"...\"");
-            snprintf(msg, sizeof(msg), "%s: ttl %s is not an integer number of minutes", what, q);
-            resp_general(resp, 500, msg);
-            return;
-        }
-        if (cmd.ttl_min < 0) {
-            snprintf(msg, sizeof(msg), "%s: negative ttl %lld", what, (long long)cmd.ttl_min);
-            resp_general(resp, 500, msg);
-            return;
-        }
-        cmd.has_ttl = true;
-    }
-    const char *ratio = route_param(rt, "ratio");
-    if (ratio != NULL) {
-        if (parse_double(ratio, &cmd.ratio) < 0) {
-            char q[200];
-            if (jsonfmt_string(q, sizeof(q), ratio) == 0)
-                snprintf(q, sizeof(q), "\"...\"");
-            snprintf(msg, sizeof(msg), "%s: ratio %s is not a number", what, q);
-            resp_general(resp, 500, msg);
-            return;
-        }
-        if (cmd.ratio < 0 || cmd.ratio > 1) {
-            snprintf(msg, sizeof(msg), "%s: ratio must be in [0..1] range; got %g", what,
-                     cmd.ratio);
-            resp_general(resp, 500, msg);
-            return;
-        }
-        cmd.has_ratio = true;
-    }
-    if (req->park == NULL) {
+    if (c->req->park == NULL) {
         resp_general(resp, 500, "control request: not available here");
         return;
     }
     /* The HTTP thread does not wait for the loop: the server parks the
      * request and answers through http_api_control_answer(). */
-    *req->park = cmd;
+    *c->req->park = cmd;
     resp->park = true;
-}
-
-static const char *control_what(enum loop_cmd_kind kind)
-{
-    switch (kind) {
-    case LOOP_CMD_THROTTLE_APP:
-        return "throttle-app";
-    case LOOP_CMD_UNTHROTTLE_APP:
-        return "unthrottle-app";
-    case LOOP_CMD_SKIP_HOST:
-        return "skip-host";
-    case LOOP_CMD_RECOVER_HOST:
-        return "recover-host";
-    }
-    return "control request";
 }
 
 void http_api_control_answer(const struct http_api_ctx *ctx, const struct loop_cmd *cmd,
@@ -505,158 +584,106 @@ void http_api_control_answer(const struct http_api_ctx *ctx, const struct loop_c
 {
     memset(resp, 0, sizeof(*resp));
     resp->body = resp->small;
-    const char *what = control_what(cmd->kind);
+    const struct control_kind *k = control_kind_of(cmd->kind);
+    const char *what = k ? k->what : "control request";
     /* By then the queue has moved on: a command either ran or timed out. */
     unsigned retry_s = (ctx->cmd_timeout_ms + 999) / 1000;
-    char msg[512];
     if (submit_rc == -EAGAIN) {
-        snprintf(msg, sizeof(msg),
-                 "%s: the control queue is full (%u commands waiting); not applied, retry later",
-                 what, ctx->cmd_queue_max);
-        resp_general(resp, 503, msg);
+        resp_general(
+                resp, 503,
+                "%s: the control queue is full (%u commands waiting); not applied, retry later",
+                what, ctx->cmd_queue_max);
         resp->retry_after_s = retry_s;
-        return;
-    }
-    if (submit_rc < 0 || outcome == LOOP_CMD_SHUT_DOWN) {
+    } else if (submit_rc < 0 || outcome == LOOP_CMD_SHUT_DOWN) {
         resp_general(resp, 503, "shutting down");
-        return;
-    }
-    switch (outcome) {
-    case LOOP_CMD_ANSWERED:
-        if (cmd->status == 200)
-            resp_general(resp, 200, "OK");
-        else
-            resp_general(resp, cmd->status ? cmd->status : 500, cmd->msg);
-        return;
-    case LOOP_CMD_EXPIRED_QUEUED:
-        snprintf(msg, sizeof(msg),
-                 "%s: timed out after %u ms waiting in the control queue; not applied, retry later",
-                 what, ctx->cmd_timeout_ms);
-        resp_general(resp, 503, msg);
+    } else if (outcome == LOOP_CMD_ANSWERED && cmd->status == 200) {
+        resp_general(resp, 200, "OK");
+    } else if (outcome == LOOP_CMD_ANSWERED) {
+        resp_general(resp, cmd->status ? cmd->status : 500, "%s", cmd->msg);
+    } else if (outcome == LOOP_CMD_EXPIRED_QUEUED) {
+        resp_general(
+                resp, 503,
+                "%s: timed out after %u ms waiting in the control queue; not applied, retry later",
+                what, ctx->cmd_timeout_ms);
         resp->retry_after_s = retry_s;
-        return;
-    case LOOP_CMD_EXPIRED_RUNNING:
-        snprintf(
-                msg, sizeof(msg),
+    } else if (outcome == LOOP_CMD_EXPIRED_RUNNING) {
+        resp_general(
+                resp, 500,
                 "%s: timed out after %u ms waiting for the command to be applied; the outcome is unknown: it may or may not be applied",
                 what, ctx->cmd_timeout_ms);
-        resp_general(resp, 500, msg);
-        return;
-    default:
+    } else {
         resp_general(resp, 500, "control request: no answer");
-        return;
     }
 }
 
-static void handle_help(struct http_resp *resp)
+/* ---- dispatch ---- */
+
+/* Indexed by enum route_id: the handler, whether it reads the snapshot
+ * (see struct api_route), and the command a control route queues. */
+static const struct api_route api_routes[] = {
+        [ROUTE_LB_CHECK] = {handle_lb_check, false},
+        [ROUTE_HELP] = {handle_help, false},
+        [ROUTE_CHECK] = {handle_check, false},
+        [ROUTE_CHECK_IF_EXISTS] = {handle_check, false},
+        [ROUTE_CHECK_READ] = {handle_check, false},
+        [ROUTE_CHECK_READ_IF_EXISTS] = {handle_check, false},
+        [ROUTE_THROTTLE_APP] = {handle_control, true, LOOP_CMD_THROTTLE_APP},
+        [ROUTE_UNTHROTTLE_APP] = {handle_control, true, LOOP_CMD_UNTHROTTLE_APP},
+        [ROUTE_SKIP_HOST] = {handle_control, true, LOOP_CMD_SKIP_HOST},
+        [ROUTE_RECOVER_HOST] = {handle_control, true, LOOP_CMD_RECOVER_HOST},
+        [ROUTE_LEADER_CHECK] = {handle_leader_check, true},
+        [ROUTE_CONSENSUS_LEADER] = {handle_consensus_leader, true},
+        [ROUTE_CONSENSUS_STATE] = {handle_consensus_state, true},
+        [ROUTE_CONSENSUS_STATUS] = {handle_consensus_status, true},
+        [ROUTE_HOSTNAME] = {handle_hostname, true},
+        [ROUTE_AGGREGATED_METRICS] = {handle_aggregated, true},
+        [ROUTE_METRICS_HEALTH] = {handle_metrics_health, true},
+        [ROUTE_THROTTLED_APPS] = {handle_throttled_apps, true},
+        [ROUTE_SKIPPED_HOSTS] = {handle_skipped_hosts, true},
+        [ROUTE_RECENT_APPS] = {handle_recent_apps, true},
+        [ROUTE_DEBUG_VARS] = {handle_text, true},
+        [ROUTE_PROMETHEUS] = {handle_text, true},
+        [ROUTE_CONFIG_MEMCACHE] = {handle_config_memcache, true},
+};
+
+/* The route's entry, or NULL when @rs is not a match or nothing handles it. */
+static const struct api_route *api_route_of(enum route_status rs, const struct route *rt)
 {
-    json_t *a = json_array();
-    for (const char *const *p = router_patterns(); *p; p++)
-        json_array_append_new(a, json_string(*p));
-    resp_json(resp, 200, a, 0);
+    if (rs != ROUTE_OK || (size_t)rt->id >= sizeof(api_routes) / sizeof(api_routes[0]))
+        return NULL;
+    return api_routes[rt->id].fn != NULL ? &api_routes[rt->id] : NULL;
+}
+
+/* Answers a path that matched no handler: 414, 405 or 404. */
+static void resp_route_error(struct http_resp *resp, enum route_status rs)
+{
+    if (rs == ROUTE_TOO_LONG)
+        resp_text(resp, 414, false, "414 URI Too Long\n");
+    else if (rs == ROUTE_METHOD_NOT_ALLOWED)
+        resp_text(resp, 405, false, "Method Not Allowed\n");
+    else
+        resp_text(resp, 404, false, "404 page not found\n");
 }
 
 void http_api_handle(const struct http_api_ctx *ctx, const struct http_req *req,
                      struct http_resp *resp)
 {
-    (void)ctx; /* control requests are answered by http_api_control_answer() */
     struct route rt;
     memset(resp, 0, sizeof(*resp));
     resp->body = resp->small;
     enum route_status rs = router_match(req->method, req->path, &rt);
-    if (rs == ROUTE_TOO_LONG) {
-        resp_text(resp, 414, false, "414 URI Too Long\n");
+    const struct api_route *route = api_route_of(rs, &rt);
+    if (route == NULL) {
+        resp_route_error(resp, rs);
         return;
     }
-    if (rs == ROUTE_METHOD_NOT_ALLOWED) {
-        resp_text(resp, 405, false, "Method Not Allowed\n");
+    struct api_call c = {.ctx = ctx, .req = req, .rt = &rt, .route = route};
+    if (!route->reads_snapshot) {
+        route->fn(&c, resp);
         return;
     }
-    if (rs != ROUTE_OK) {
-        resp_text(resp, 404, false, "404 page not found\n");
-        return;
-    }
-    switch (rt.id) {
-    case ROUTE_CHECK:
-    case ROUTE_CHECK_IF_EXISTS:
-    case ROUTE_CHECK_READ:
-    case ROUTE_CHECK_READ_IF_EXISTS:
-        handle_check(ctx, req, &rt, resp);
-        return;
-    case ROUTE_THROTTLE_APP:
-    case ROUTE_UNTHROTTLE_APP:
-    case ROUTE_SKIP_HOST:
-    case ROUTE_RECOVER_HOST:
-        handle_control(req, &rt, resp);
-        return;
-    case ROUTE_LB_CHECK:
-        resp_general(resp, 200, "OK");
-        return;
-    case ROUTE_HELP:
-        handle_help(resp);
-        return;
-    default:
-        break;
-    }
-
-    uint64_t now_ms = clock_wall_ms();
-    const struct snapshot *s = snapshot_acquire();
-    switch (rt.id) {
-    case ROUTE_LEADER_CHECK:
-        handle_leader_check(s, resp);
-        break;
-    case ROUTE_CONSENSUS_LEADER:
-        handle_consensus_leader(s, resp);
-        break;
-    case ROUTE_CONSENSUS_STATE:
-        resp_json(resp, 200,
-                  json_string((s && s->leader && s->leader->l.state) ? s->leader->l.state
-                                                                     : "Unhealthy"),
-                  0);
-        break;
-    case ROUTE_CONSENSUS_STATUS:
-        handle_consensus_status(s, resp);
-        break;
-    case ROUTE_HOSTNAME:
-        if (s && s->hostname && s->hostname[0])
-            resp_json(resp, 200, json_string(s->hostname), 0);
-        else
-            resp_text(resp, 500, false, "");
-        break;
-    case ROUTE_AGGREGATED_METRICS:
-        handle_aggregated(req, s, resp);
-        break;
-    case ROUTE_METRICS_HEALTH:
-        handle_metrics_health(s, now_ms, resp);
-        break;
-    case ROUTE_THROTTLED_APPS:
-        handle_throttled_apps(s, now_ms, resp);
-        break;
-    case ROUTE_SKIPPED_HOSTS:
-        handle_skipped_hosts(s, now_ms, resp);
-        break;
-    case ROUTE_RECENT_APPS:
-        handle_recent_apps(&rt, s, now_ms, resp);
-        break;
-    case ROUTE_DEBUG_VARS:
-        if (s && s->text && s->text->debug_vars_json)
-            resp_shared_text(resp, true, s->text, s->text->debug_vars_json,
-                             s->text->debug_vars_len);
-        else
-            resp_text(resp, 200, true, "{}\n");
-        break;
-    case ROUTE_PROMETHEUS:
-        if (s && s->text && s->text->prometheus)
-            resp_shared_text(resp, false, s->text, s->text->prometheus, s->text->prometheus_len);
-        else
-            resp_text(resp, 200, false, "");
-        break;
-    case ROUTE_CONFIG_MEMCACHE:
-        resp_text(resp, 200, true, (s && s->memcache_json) ? s->memcache_json : "{}\n");
-        break;
-    default:
-        resp_text(resp, 404, false, "404 page not found\n");
-        break;
-    }
-    snapshot_release(s);
+    c.now_ms = clock_wall_ms();
+    c.s = snapshot_acquire();
+    route->fn(&c, resp);
+    snapshot_release(c.s);
 }

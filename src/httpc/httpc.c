@@ -19,6 +19,7 @@
 #include "core/xalloc.h"
 #include "log/log.h"
 #include "loop/loop.h"
+#include "loop/loop_timer.h"
 
 struct httpc {
     struct loop *loop;
@@ -50,10 +51,9 @@ struct sock_ctx {
     struct httpc *h;
 };
 
-/* Every handle here is the first member of a heap block that data points to. */
-static void on_handle_closed(uv_handle_t *h)
+static void on_poll_closed(uv_handle_t *h)
 {
-    free(h->data);
+    free(h->data); /* the struct sock_ctx the poll handle is part of */
 }
 
 static void req_unlink(struct httpc_req *r)
@@ -149,7 +149,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
         if (sc != NULL) {
             /* Stop now: curl closes the socket right after this returns. */
             uv_poll_stop(&sc->poll);
-            uv_close((uv_handle_t *)&sc->poll, on_handle_closed);
+            uv_close((uv_handle_t *)&sc->poll, on_poll_closed);
             curl_multi_assign(h->multi, fd, NULL);
         }
         return 0;
@@ -195,12 +195,12 @@ static size_t on_write(char *data, size_t size, size_t n, void *arg)
         r->too_big = true;
         return 0;
     }
-    if (r->len + add + 1 > r->cap) {
-        size_t cap = r->cap ? r->cap : 4096;
-        while (cap < r->len + add + 1)
-            cap *= 2;
-        r->body = xrealloc(r->body, cap);
-        r->cap = cap;
+    size_t need = r->len + add + 1;
+    if (need > r->cap) {
+        /* At least double, so that appending stays linear overall. */
+        size_t cap = r->cap > 2048 ? 2 * r->cap : 4096;
+        r->cap = cap > need ? cap : need;
+        r->body = xrealloc(r->body, r->cap);
     }
     memcpy(r->body + r->len, data, add);
     r->len += add;
@@ -218,9 +218,7 @@ struct httpc *httpc_new(struct loop *loop, struct err *err)
     struct httpc *h = xcalloc(1, sizeof(*h));
     h->loop = loop;
     h->multi = multi;
-    h->timer = xcalloc(1, sizeof(*h->timer));
-    uv_timer_init(loop_uv(loop), h->timer);
-    h->timer->data = h;
+    h->timer = loop_timer_new(loop, h);
     curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
     curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, h);
     curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
@@ -232,16 +230,14 @@ void httpc_free(struct httpc *h)
 {
     if (h == NULL)
         return;
-    while (h->reqs != NULL) {
-        struct httpc_req *r = h->reqs;
-        req_unlink(r);
-        req_free(r);
+    for (struct httpc_req *r = h->reqs, *next; r != NULL; r = next) {
+        next = r->next;
+        req_free(r); /* the whole list goes: no need to unlink */
     }
+    h->reqs = NULL;
     /* Closes cached connections, which reports their sockets as removed. */
     curl_multi_cleanup(h->multi);
-    uv_timer_stop(h->timer);
-    h->timer->data = h->timer;
-    uv_close((uv_handle_t *)h->timer, on_handle_closed);
+    loop_timer_close(&h->timer);
     free(h);
 }
 
@@ -255,12 +251,8 @@ struct httpc_req *httpc_get(struct httpc *h, const char *url, uint32_t timeout_m
                 redact_text(url, shown, sizeof(shown)));
         return NULL;
     }
-    struct httpc_req *r = xcalloc(1, sizeof(*r));
-    r->h = h;
-    r->easy = e;
-    r->max_body = max_body;
-    r->cb = cb;
-    r->arg = arg;
+    struct httpc_req *r = xmalloc(sizeof(*r));
+    *r = (struct httpc_req){.h = h, .easy = e, .max_body = max_body, .cb = cb, .arg = arg};
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)r);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);

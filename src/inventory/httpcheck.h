@@ -14,13 +14,13 @@ struct loop;
 struct throttler;
 struct httpcheck;
 
+/* The URL checked for @host (IPv6 without brackets): "http://host:port/path",
+ * a leading '/' of @path is not doubled. Returns a new string. Pure. */
+char *httpcheck_url(const char *host, int64_t port, const char *path);
+
 /* Starts the 5 s timer. Everything passed is borrowed and must outlive the
  * returned object. */
 struct httpcheck *httpcheck_new(struct loop *loop, const struct config *cfg, struct throttler *t,
                                 struct httpc *http);
 /* Stops the timer and abandons checks in flight. NULL is fine. */
 void httpcheck_free(struct httpcheck *hc);
-
-/* The URL checked for @host (IPv6 without brackets): "http://host:port/path",
- * a leading '/' of @path is not doubled. Returns a new string. Pure. */
-char *httpcheck_url(const char *host, int64_t port, const char *path);

@@ -115,100 +115,153 @@ static enum hp_state parse_status(const char *s, bool *transitioning)
     return HP_OTHER;
 }
 
+/* The columns the parser reads, found by name in the header. */
+enum hp_col { HP_PXNAME, HP_SVNAME, HP_STATUS, HP_NCOLS };
+
+static const char *const hp_col_name[HP_NCOLS] = {"pxname", "svname", "status"};
+/* A longer field cannot be one the parser looks for: its row is left out. */
+static const size_t hp_col_size[HP_NCOLS] = {FIELD_MAX, FIELD_MAX, 64};
+
+struct hp_header {
+    long col[HP_NCOLS]; /* index of each column in a record */
+    long last;          /* the highest of them */
+};
+
+/* Reads the header record ("# pxname,svname,..."; positions vary across
+ * versions) and finds each column by name, the first one when repeated. */
+static int csv_header(struct csv *c, struct hp_header *h, struct err *err)
+{
+    char field[FIELD_MAX];
+    bool more = true;
+    for (size_t k = 0; k < HP_NCOLS; k++)
+        h->col[k] = -1;
+    for (long i = 0; more; i++) {
+        bool trunc = false;
+        more = csv_field(c, field, sizeof(field), &trunc);
+        const char *name = trim(i == 0 ? field + strspn(field, "# ") : field);
+        for (size_t k = 0; k < HP_NCOLS; k++) {
+            if (h->col[k] < 0 && strcmp(name, hp_col_name[k]) == 0) {
+                h->col[k] = i;
+                break;
+            }
+        }
+    }
+    h->last = -1;
+    for (size_t k = 0; k < HP_NCOLS; k++) {
+        if (h->col[k] < 0)
+            return err_set(err, -EINVAL, "CSV header lacks the %s column", hp_col_name[k]);
+        h->last = h->col[k] > h->last ? h->col[k] : h->last;
+    }
+    return 0;
+}
+
+/* Skips an empty line at c->p; returns false if there is none. */
+static bool csv_skip_empty_line(struct csv *c)
+{
+    if (*c->p == '\n') {
+        c->p++;
+        return true;
+    }
+    if (*c->p == '\r' && c->p + 1 < c->end && c->p[1] == '\n') {
+        c->p += 2;
+        return true;
+    }
+    return false;
+}
+
+/* Reads one data record, keeping the fields of @h's columns in @f. Returns
+ * false when the record cannot be judged: it is shorter than the last column
+ * needed, or a needed field is too long. */
+static bool csv_row(struct csv *c, const struct hp_header *h, char f[HP_NCOLS][FIELD_MAX])
+{
+    bool trunc = false, more = true;
+    long i = 0;
+    for (size_t k = 0; k < HP_NCOLS; k++)
+        f[k][0] = '\0';
+    for (; more && i <= h->last; i++) {
+        size_t k = 0;
+        while (k < HP_NCOLS && h->col[k] != i)
+            k++;
+        if (k < HP_NCOLS)
+            more = csv_field(c, f[k], hp_col_size[k], &trunc);
+        else
+            more = csv_field(c, NULL, 0, &trunc);
+    }
+    if (more)
+        csv_skip_record(c);
+    return i > h->last && !trunc;
+}
+
+/* What the rows of the pool showed, to judge the whole answer. */
+struct hp_tally {
+    size_t rows, servers, up, transitioning, up_transitioning;
+    bool pool_found;
+};
+
+/* Counts server @sv in state @status, and adds it to @out if it is to be
+ * probed. */
+static void tally_server(struct hp_tally *t, const char *sv, const char *status,
+                         uint16_t default_port, struct inv_hosts *out)
+{
+    bool trans;
+    enum hp_state s = parse_status(status, &trans);
+    t->servers++;
+    t->transitioning += trans;
+    if (s == HP_UP) {
+        t->up++;
+        t->up_transitioning += trans;
+    }
+    char *host;
+    uint16_t port;
+    bool probe = (s == HP_UP && !trans) || s == HP_DOWN || s == HP_NOCHECK;
+    if (!probe || inv_split_host_port(sv, default_port, &host, &port) < 0)
+        return;
+    inv_hosts_add(out, host, port);
+    free(host);
+}
+
+static int tally_verdict(const struct hp_tally *t, const char *pool, struct err *err)
+{
+    if (t->rows == 0)
+        return err_set(err, -EINVAL, "CSV has a header but no rows");
+    if (!t->pool_found)
+        return err_set(err, -EINVAL, "pool %s not found", pool);
+    if (t->servers > 0 && t->transitioning == t->servers)
+        return err_set(err, -EINVAL,
+                       "pool %s: all %zu servers are transitioning, HAProxy is likely reloading",
+                       pool, t->servers);
+    if (t->up > 0 && t->up_transitioning == t->up)
+        return err_set(err, -EINVAL,
+                       "pool %s: all %zu UP servers are transitioning, HAProxy is likely reloading",
+                       pool, t->up);
+    return 0;
+}
+
 int inv_haproxy_parse(const char *csv, size_t len, const char *pool, uint16_t default_port,
                       struct inv_hosts *out, struct err *err)
 {
     struct csv c = {.p = csv, .end = csv + len};
-    char field[FIELD_MAX];
-    bool trunc = false;
-
     while (c.p < c.end && (*c.p == '\n' || *c.p == '\r' || *c.p == ' '))
         c.p++;
     if (c.p == c.end)
         return err_set(err, -EINVAL, "empty CSV");
+    struct hp_header h;
+    if (csv_header(&c, &h, err) < 0)
+        return -EINVAL;
 
-    /* Header: "# pxname,svname,...". Column positions vary across versions. */
-    long col_px = -1, col_sv = -1, col_st = -1;
-    bool more = true;
-    for (long i = 0; more; i++) {
-        trunc = false;
-        more = csv_field(&c, field, sizeof(field), &trunc);
-        char *name = field;
-        if (i == 0)
-            name += strspn(name, "# ");
-        const char *t = trim(name);
-        if (strcmp(t, "pxname") == 0 && col_px < 0)
-            col_px = i;
-        else if (strcmp(t, "svname") == 0 && col_sv < 0)
-            col_sv = i;
-        else if (strcmp(t, "status") == 0 && col_st < 0)
-            col_st = i;
-    }
-    if (col_px < 0 || col_sv < 0 || col_st < 0)
-        return err_set(err, -EINVAL, "CSV header lacks the %s column",
-                       col_px < 0   ? "pxname"
-                       : col_sv < 0 ? "svname"
-                                    : "status");
-    long last = col_px > col_sv ? col_px : col_sv;
-    last = last > col_st ? last : col_st;
-
-    size_t rows = 0, servers = 0, up = 0, transitioning = 0, up_transitioning = 0;
-    bool pool_found = false;
-    char px[FIELD_MAX], sv[FIELD_MAX], st[64];
+    struct hp_tally t = {0};
+    char f[HP_NCOLS][FIELD_MAX];
     while (c.p < c.end) {
-        if (*c.p == '\n' || (*c.p == '\r' && c.p + 1 < c.end && c.p[1] == '\n')) {
-            c.p += *c.p == '\n' ? 1 : 2;
+        if (csv_skip_empty_line(&c))
             continue;
-        }
-        rows++;
-        px[0] = sv[0] = st[0] = '\0';
-        trunc = false;
-        long i = 0;
-        more = true;
-        for (; more && i <= last; i++) {
-            char *dst = i == col_px ? px : i == col_sv ? sv : i == col_st ? st : NULL;
-            size_t dsize = dst == st ? sizeof(st) : dst != NULL ? sizeof(px) : 0;
-            more = csv_field(&c, dst, dsize, &trunc);
-        }
-        if (more)
-            csv_skip_record(&c);
-        /* Short or oversized rows cannot be judged: left out. */
-        if (i <= last || trunc || strcmp(px, pool) != 0)
+        t.rows++;
+        if (!csv_row(&c, &h, f) || strcmp(f[HP_PXNAME], pool) != 0)
             continue;
-        pool_found = true;
-        if (strcmp(sv, "BACKEND") == 0 || strcmp(sv, "FRONTEND") == 0)
-            continue;
-        servers++;
-        bool trans;
-        enum hp_state s = parse_status(st, &trans);
-        transitioning += trans;
-        if (s == HP_UP) {
-            up++;
-            up_transitioning += trans;
-        }
-        bool probe = (s == HP_UP && !trans) || s == HP_DOWN || s == HP_NOCHECK;
-        if (!probe)
-            continue;
-        char *host;
-        uint16_t port;
-        if (inv_split_host_port(sv, default_port, &host, &port) < 0)
-            continue;
-        inv_hosts_add(out, host, port);
-        free(host);
+        t.pool_found = true;
+        if (strcmp(f[HP_SVNAME], "BACKEND") != 0 && strcmp(f[HP_SVNAME], "FRONTEND") != 0)
+            tally_server(&t, f[HP_SVNAME], f[HP_STATUS], default_port, out);
     }
-    if (rows == 0)
-        return err_set(err, -EINVAL, "CSV has a header but no rows");
-    if (!pool_found)
-        return err_set(err, -EINVAL, "pool %s not found", pool);
-    if (servers > 0 && transitioning == servers)
-        return err_set(err, -EINVAL,
-                       "pool %s: all %zu servers are transitioning, HAProxy is likely reloading",
-                       pool, servers);
-    if (up > 0 && up_transitioning == up)
-        return err_set(err, -EINVAL,
-                       "pool %s: all %zu UP servers are transitioning, HAProxy is likely reloading",
-                       pool, up);
-    return 0;
+    return tally_verdict(&t, pool, err);
 }
 
 char *inv_haproxy_csv_url(const char *base)
@@ -226,7 +279,6 @@ struct hp_refresh;
 struct hp_waiter {
     struct hp_waiter *next;
     struct hp_refresh *r;
-    size_t idx; /* address index in the refresh */
 };
 
 struct hp_entry {
@@ -256,20 +308,11 @@ struct hp_refresh {
 struct inv_haproxy {
     struct loop *loop;
     struct httpc *http;
-    struct strmap entries; /* csv url -> struct hp_entry * */
-    struct hp_entry *queue_head;
-    struct hp_entry *queue_tail;
+    struct strmap entries;        /* csv url -> struct hp_entry * */
+    struct hp_entry *queue;       /* waiting for a fetch slot, oldest first */
+    struct hp_entry **queue_tail; /* the next_queued link to append at */
     size_t running;
 };
-
-struct inv_haproxy *inv_haproxy_new(struct loop *loop, struct httpc *http)
-{
-    struct inv_haproxy *h = xcalloc(1, sizeof(*h));
-    h->loop = loop;
-    h->http = http;
-    strmap_init(&h->entries);
-    return h;
-}
 
 static void refresh_free(struct hp_refresh *r)
 {
@@ -277,30 +320,40 @@ static void refresh_free(struct hp_refresh *r)
     free(r);
 }
 
+/* Abandons @value's fetch and waiters (no callbacks) and frees it. A refresh
+ * may wait on several entries: it goes with its last waiter. */
+static void entry_free(void *value)
+{
+    struct hp_entry *e = value;
+    httpc_cancel(e->req);
+    while (e->waiters != NULL) {
+        struct hp_waiter *w = e->waiters;
+        e->waiters = w->next;
+        if (--w->r->pending == 0)
+            refresh_free(w->r);
+        free(w);
+    }
+    free(e->url);
+    free(e->shown);
+    free(e->body);
+    free(e);
+}
+
+struct inv_haproxy *inv_haproxy_new(struct loop *loop, struct httpc *http)
+{
+    struct inv_haproxy *h = xcalloc(1, sizeof(*h));
+    h->loop = loop;
+    h->http = http;
+    h->queue_tail = &h->queue;
+    strmap_init(&h->entries);
+    return h;
+}
+
 void inv_haproxy_free(struct inv_haproxy *h)
 {
     if (h == NULL)
         return;
-    size_t it = 0;
-    const char *key;
-    void *val;
-    /* A refresh may wait on several entries; free it once, at its last waiter. */
-    while (strmap_next(&h->entries, &it, &key, &val)) {
-        struct hp_entry *e = val;
-        httpc_cancel(e->req);
-        while (e->waiters != NULL) {
-            struct hp_waiter *w = e->waiters;
-            e->waiters = w->next;
-            if (--w->r->pending == 0)
-                refresh_free(w->r);
-            free(w);
-        }
-        free(e->url);
-        free(e->shown);
-        free(e->body);
-        free(e);
-    }
-    strmap_deinit(&h->entries);
+    strmap_deinit_values(&h->entries, entry_free);
     free(h);
 }
 
@@ -324,8 +377,8 @@ static void refresh_finish(struct hp_refresh *r)
     refresh_free(r);
 }
 
-/* Gives @r the answer for address @idx: @body, or @fail. @shown is the
- * address's URL with its credentials masked. */
+/* Gives @r the answer for one of its addresses: @body, or @fail. @shown is
+ * the address's URL with its credentials masked. */
 static void refresh_feed(struct hp_refresh *r, const char *shown, const char *body, size_t len,
                          const struct err *fail)
 {
@@ -346,8 +399,27 @@ static void refresh_feed(struct hp_refresh *r, const char *shown, const char *bo
         }
         inv_hosts_deinit(&one);
     }
+}
+
+/* Drops one count of @r; the last one finishes it. */
+static void refresh_put(struct hp_refresh *r)
+{
     if (--r->pending == 0)
         refresh_finish(r);
+}
+
+/* Hands every refresh waiting on @e the answer: @body, or @fail. */
+static void entry_answer(struct hp_entry *e, const char *body, size_t len, const struct err *fail)
+{
+    struct hp_waiter *w = e->waiters;
+    e->waiters = NULL;
+    while (w != NULL) {
+        struct hp_waiter *next = w->next;
+        refresh_feed(w->r, e->shown, body, len, fail);
+        refresh_put(w->r);
+        free(w);
+        w = next;
+    }
 }
 
 static void start_queued(struct inv_haproxy *h);
@@ -357,7 +429,6 @@ static void on_fetched(const struct httpc_result *res, void *arg)
     struct hp_entry *e = arg;
     struct inv_haproxy *h = e->h;
     struct err fail = {0};
-    bool ok = false;
     e->req = NULL;
     h->running--;
     if (res->code < 0)
@@ -366,52 +437,48 @@ static void on_fetched(const struct httpc_result *res, void *arg)
         err_set(&fail, -EIO, "haproxy GET %s: HTTP status %ld", e->shown, res->status);
     else if (res->len == 0)
         err_set(&fail, -EIO, "haproxy GET %s: empty body", e->shown);
-    else
-        ok = true;
     free(e->body);
     e->body = NULL;
     e->len = 0;
-    if (ok) {
+    if (fail.code == 0) {
         e->body = xmalloc(res->len + 1);
         memcpy(e->body, res->body, res->len);
         e->body[res->len] = '\0';
         e->len = res->len;
         e->fetched_at_ms = loop_now_ms(h->loop);
     }
-    struct hp_waiter *w = e->waiters;
-    e->waiters = NULL;
-    while (w != NULL) {
-        struct hp_waiter *next = w->next;
-        refresh_feed(w->r, e->shown, e->body, e->len, ok ? NULL : &fail);
-        free(w);
-        w = next;
-    }
+    entry_answer(e, e->body, e->len, fail.code == 0 ? NULL : &fail);
     start_queued(h);
+}
+
+static void enqueue(struct inv_haproxy *h, struct hp_entry *e)
+{
+    e->queued = true;
+    *h->queue_tail = e;
+    h->queue_tail = &e->next_queued;
+}
+
+static struct hp_entry *dequeue(struct inv_haproxy *h)
+{
+    struct hp_entry *e = h->queue;
+    h->queue = e->next_queued;
+    if (h->queue == NULL)
+        h->queue_tail = &h->queue;
+    e->next_queued = NULL;
+    e->queued = false;
+    return e;
 }
 
 static void start_queued(struct inv_haproxy *h)
 {
-    while (h->running < MAX_CONCURRENT && h->queue_head != NULL) {
-        struct hp_entry *e = h->queue_head;
-        h->queue_head = e->next_queued;
-        if (h->queue_head == NULL)
-            h->queue_tail = NULL;
-        e->next_queued = NULL;
-        e->queued = false;
+    while (h->running < MAX_CONCURRENT && h->queue != NULL) {
+        struct hp_entry *e = dequeue(h);
         struct err err = {0};
         e->req = httpc_get(h->http, e->url, FETCH_TIMEOUT_MS, MAX_BODY, on_fetched, e, &err);
-        if (e->req != NULL) {
+        if (e->req != NULL)
             h->running++;
-            continue;
-        }
-        struct hp_waiter *w = e->waiters;
-        e->waiters = NULL;
-        while (w != NULL) {
-            struct hp_waiter *next = w->next;
-            refresh_feed(w->r, e->shown, NULL, 0, &err);
-            free(w);
-            w = next;
-        }
+        else
+            entry_answer(e, NULL, 0, &err);
     }
 }
 
@@ -422,8 +489,9 @@ void inv_haproxy_refresh(struct inv_haproxy *h, const struct config_cluster *cc,
     r->cc = cc;
     r->done = done;
     r->arg = arg;
-    /* One extra count keeps @r alive while addresses are handed out. */
-    r->pending = cc->haproxy_addresses.len + 1;
+    /* One count per waiter, and the refresh's own while addresses are
+     * handed out. */
+    r->pending = 1;
     for (size_t i = 0; i < cc->haproxy_addresses.len; i++) {
         char *url = inv_haproxy_csv_url(cc->haproxy_addresses.v[i]);
         struct hp_entry *e = strmap_get(&h->entries, url);
@@ -443,19 +511,12 @@ void inv_haproxy_refresh(struct inv_haproxy *h, const struct config_cluster *cc,
         }
         struct hp_waiter *w = xcalloc(1, sizeof(*w));
         w->r = r;
-        w->idx = i;
         w->next = e->waiters;
         e->waiters = w;
-        if (e->req == NULL && !e->queued) {
-            e->queued = true;
-            if (h->queue_tail != NULL)
-                h->queue_tail->next_queued = e;
-            else
-                h->queue_head = e;
-            h->queue_tail = e;
-        }
+        r->pending++;
+        if (e->req == NULL && !e->queued)
+            enqueue(h, e);
     }
+    refresh_put(r);
     start_queued(h);
-    if (--r->pending == 0)
-        refresh_finish(r);
 }

@@ -146,8 +146,7 @@ struct vt_refresh {
     const struct config_cluster *cc;
     inv_source_done_fn *done;
     void *arg;
-    char *url;
-    char *shown; /* url with its credentials masked, for every message */
+    char *shown; /* the URL with its credentials masked, for every message */
     struct httpc_req *req;
     struct vt_refresh *prev;
     struct vt_refresh *next;
@@ -173,7 +172,6 @@ static void refresh_unlink_free(struct vt_refresh *r)
         r->v->refreshes = r->next;
     if (r->next != NULL)
         r->next->prev = r->prev;
-    free(r->url);
     free(r->shown);
     free(r);
 }
@@ -182,9 +180,10 @@ void inv_vitess_free(struct inv_vitess *v)
 {
     if (v == NULL)
         return;
-    while (v->refreshes != NULL) {
-        httpc_cancel(v->refreshes->req);
-        refresh_unlink_free(v->refreshes);
+    for (struct vt_refresh *r = v->refreshes, *next; r != NULL; r = next) {
+        next = r->next;
+        httpc_cancel(r->req);
+        refresh_unlink_free(r);
     }
     free(v);
 }
@@ -216,8 +215,8 @@ void inv_vitess_refresh(struct inv_vitess *v, const struct config_cluster *cc,
     r->cc = cc;
     r->done = done;
     r->arg = arg;
-    r->url = inv_vitess_url(cc);
-    r->shown = redact_text_dup(r->url);
+    char *url = inv_vitess_url(cc);
+    r->shown = redact_text_dup(url);
     r->next = v->refreshes;
     if (v->refreshes != NULL)
         v->refreshes->prev = r;
@@ -226,7 +225,8 @@ void inv_vitess_refresh(struct inv_vitess *v, const struct config_cluster *cc,
     if (secs > 3600)
         secs = 3600;
     struct err err = {0};
-    r->req = httpc_get(v->http, r->url, (uint32_t)(secs * 1000), MAX_BODY, on_tablets, r, &err);
+    r->req = httpc_get(v->http, url, (uint32_t)(secs * 1000), MAX_BODY, on_tablets, r, &err);
+    free(url); /* curl keeps its own copy */
     if (r->req == NULL) {
         done(arg, NULL, &err);
         refresh_unlink_free(r);

@@ -7,14 +7,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "config/config.h"
 #include "core/strmap.h"
-#include "inventory/httpcheck.h"
 #include "inventory/inv_proxysql.h"
 
 #define T0  1700000000000ull
@@ -123,27 +121,12 @@ static void test_bad_rows(void **state)
     inv_proxysql_ignore_deinit(&ign);
 }
 
-static void test_httpcheck_url(void **state)
-{
-    (void)state;
-    char *u = httpcheck_url("db-1", 1234, "health");
-    assert_string_equal(u, "http://db-1:1234/health");
-    free(u);
-    u = httpcheck_url("db-1", 1234, "/health/x");
-    assert_string_equal(u, "http://db-1:1234/health/x");
-    free(u);
-    u = httpcheck_url("::1", 80, "");
-    assert_string_equal(u, "http://[::1]:80/");
-    free(u);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_statuses),
             cmocka_unit_test(test_lag_clears_ignore),
             cmocka_unit_test(test_bad_rows),
-            cmocka_unit_test(test_httpcheck_url),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

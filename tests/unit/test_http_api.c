@@ -1,0 +1,751 @@
+/* SPDX-License-Identifier: MIT */
+/* The HTTP API's answers (docs/api.md), rendered from hand-built snapshots:
+ * every endpoint's status and whole body, the check variants, the route
+ * errors, the validation of control requests (before anything reaches the
+ * loop) and the answers to parked control requests. */
+#include <errno.h>
+#include <inttypes.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <cmocka.h>
+
+#include "core/clock.h"
+#include "core/jsonfmt.h"
+#include "core/xalloc.h"
+#include "http/http_api.h"
+#include "http/router.h"
+#include "loop/loop.h"
+#include "snapshot/check.h"
+#include "snapshot/events.h"
+#include "snapshot/snapshot.h"
+
+#define FAR_MS   4102444800000ull /* 2100-01-01T00:00:00Z */
+#define FAR_TEXT "2100-01-01T00:00:00Z"
+#define NEVER    "0001-01-01T00:00:00Z"
+#define MIN_MS   60000ull
+
+static struct loop *test_loop;
+static uint64_t built_ms; /* wall clock when the current snapshot was built */
+
+/* ---- snapshots ---- */
+
+static struct snap_metric metric(const char *cluster, bool has, bool ok, double v, double thr,
+                                 const char *err, uint64_t healthy_at_ms)
+{
+    struct snap_metric m = {0};
+    m.name = xasprintf("mysql/%s", cluster);
+    m.cluster = m.name + 6;
+    m.has_value = has;
+    m.ok = ok;
+    m.value = v;
+    m.threshold = thr;
+    m.err = err ? xstrdup(err) : NULL;
+    m.last_healthy_at_ms = healthy_at_ms;
+    m.live = metric_live_new();
+    jsonfmt_number(m.value_json, sizeof(m.value_json), v);
+    jsonfmt_number(m.threshold_json, sizeof(m.threshold_json), thr);
+    return m;
+}
+
+static struct snap_service *services(size_t n, const char *const *pairs)
+{
+    struct snap_service *v = xcalloc(n ? n : 1, sizeof(*v));
+    for (size_t i = 0; i < n; i++)
+        v[i] = (struct snap_service){xstrdup(pairs[2 * i]), xstrdup(pairs[2 * i + 1])};
+    return v;
+}
+
+/* Publishes @s and drops the caller's references to its parts. */
+static void publish(struct snapshot *s)
+{
+    snapshot_publish(s);
+    snap_metrics_unref(s->metrics);
+    snap_apps_unref(s->apps);
+    snap_hosts_unref(s->hosts);
+    snap_recents_unref(s->recents);
+    snap_text_unref(s->text);
+    snap_leaders_unref(s->leader);
+}
+
+/* A leader with metrics, throttles, skipped hosts, recent apps and texts;
+ * @token is the ControlToken (NULL: none). */
+static void publish_full(const char *token, const char *broken_err)
+{
+    built_ms = clock_wall_ms();
+    struct snap_metric *mv = xcalloc(4, sizeof(*mv));
+    mv[0] = metric("broken", true, false, 0, 1, broken_err, built_ms - 65500);
+    mv[1] = metric("fresh", false, false, 0, 1, NULL, 0);
+    mv[2] = metric("high", true, true, 2.5, 1, NULL, built_ms - 5500);
+    mv[3] = metric("low", true, true, 0.2, 1, NULL, 0);
+    struct snap_app *av = xcalloc(4, sizeof(*av));
+    av[0] = (struct snap_app){xstrdup("abusing-app"), 0, 1};
+    av[1] = (struct snap_app){xstrdup("expired"), built_ms - 1000, 1};
+    av[2] = (struct snap_app){xstrdup("half"), FAR_MS, 0.5};
+    av[3] = (struct snap_app){xstrdup("scoped/low"), FAR_MS, 1};
+    struct snap_host *hv = xcalloc(3, sizeof(*hv));
+    hv[0] = (struct snap_host){xstrdup("db-0"), 0};
+    hv[1] = (struct snap_host){xstrdup("db-1"), FAR_MS};
+    hv[2] = (struct snap_host){xstrdup("db-old"), built_ms - 1000};
+    struct snap_recent *rv = xcalloc(2, sizeof(*rv));
+    rv[0] = (struct snap_recent){xstrdup("\"a/10.0.0.1\""), built_ms - 10 * MIN_MS - 30000};
+    rv[1] = (struct snap_recent){xstrdup("\"b/::1\""), built_ms - 90 * MIN_MS - 30000};
+    static const char *const share[] = {"dom2", "db-9:8111"};
+    static const char *const healthy[] = {"dom", "db-1:8111", "dom", "db-2:8111"};
+    struct snap_leader l = {
+            .is_leader = true,
+            .healthy = true,
+            .leader_id = xstrdup("db-1:8111"),
+            .state = xstrdup("Leader"),
+            .service_id = xstrdup("db-1:8111"),
+            .domain = xstrdup("dom"),
+            .share_domain = xstrdup("share"),
+            .share_services = services(1, share),
+            .share_services_len = 1,
+            .domain_services = services(2, healthy),
+            .domain_services_len = 2,
+    };
+    char *vars = xstrdup("{\"probes.total\":3}\n");
+    char *prom = xstrdup("# TYPE freno_probes_total counter\nfreno_probes_total 3\n");
+    struct snapshot s = {
+            .built_at_ms = built_ms,
+            .hostname = "db-1",
+            .memcache_json = "{\"MemcacheServers\":[\"m:11211\"],\"MemcachePath\":\"freno\"}\n",
+            .control_token = token,
+            .metrics = snap_metrics_new(mv, 4),
+            .apps = snap_apps_new(av, 4),
+            .hosts = snap_hosts_new(hv, 3),
+            .recents = snap_recents_new(rv, 2),
+            .text = snap_text_new(vars, strlen(vars), prom, strlen(prom)),
+            .leader = snap_leaders_new(&l),
+    };
+    publish(&s);
+}
+
+/* A node that knows nothing yet: no parts, no hostname, no leader. */
+static void publish_empty(void)
+{
+    struct snapshot s = {.built_at_ms = clock_wall_ms()};
+    publish(&s);
+}
+
+/* ---- requests ---- */
+
+struct ask {
+    const char *method; /* NULL: GET */
+    const char *path;
+    const char *const *query;   /* key, value, ..., NULL */
+    const char *const *headers; /* likewise */
+    struct loop_cmd *park;
+};
+
+static const char *find_pair(const char *const *kv, const char *key, bool nocase)
+{
+    for (; kv != NULL && kv[0] != NULL; kv += 2)
+        if ((nocase ? strcasecmp(kv[0], key) : strcmp(kv[0], key)) == 0)
+            return kv[1];
+    return NULL;
+}
+
+static const char *query_of(void *ctx, const char *key)
+{
+    return find_pair(((const struct ask *)ctx)->query, key, false);
+}
+
+static const char *header_of(void *ctx, const char *key)
+{
+    return find_pair(((const struct ask *)ctx)->headers, key, true);
+}
+
+static struct http_api_ctx api_ctx(void)
+{
+    return (struct http_api_ctx){.loop = test_loop, .cmd_timeout_ms = 5000, .cmd_queue_max = 64};
+}
+
+static void answer(const struct ask *a, struct http_resp *resp)
+{
+    struct http_api_ctx ctx = api_ctx();
+    struct ask lookups = *a;
+    struct http_req req = {
+            .method = a->method ? a->method : "GET",
+            .path = a->path,
+            .peer = "10.0.0.9",
+            .query = query_of,
+            .header = header_of,
+            .ctx = &lookups,
+            .park = a->park,
+    };
+    http_api_handle(&ctx, &req, resp);
+}
+
+static void resp_done(struct http_resp *resp)
+{
+    if (resp->heap)
+        free(resp->body);
+    if (resp->release != NULL)
+        resp->release(resp->release_arg);
+}
+
+static void check_resp(const char *what, struct http_resp *resp, int status, bool json,
+                       const char *body)
+{
+    if (resp->status != status || resp->json != json || resp->park || resp->len != strlen(body) ||
+        memcmp(resp->body, body, resp->len) != 0)
+        fail_msg("%s: got %d json=%d park=%d [%.*s]; want %d json=%d [%s]", what, resp->status,
+                 resp->json, resp->park, (int)resp->len, resp->body, status, json, body);
+    resp_done(resp);
+}
+
+static void expect_ask(const struct ask *a, int status, bool json, const char *body)
+{
+    struct http_resp resp;
+    answer(a, &resp);
+    check_resp(a->path, &resp, status, json, body);
+}
+
+static void expect_get(const char *path, int status, bool json, const char *body)
+{
+    expect_ask(&(struct ask){.path = path}, status, json, body);
+}
+
+/* The general response {"StatusCode":N,"Message":"..."} for a GET of @path. */
+static void expect_general(const char *path, int status, const char *message_json)
+{
+    char body[1024];
+    snprintf(body, sizeof(body), "{\"StatusCode\":%d,\"Message\":%s}\n", status, message_json);
+    expect_get(path, status, true, body);
+}
+
+/* ---- checks ---- */
+
+static void test_check_bodies(void **state)
+{
+    (void)state;
+    publish_full(NULL, "replication not running");
+    expect_get("/check/app/mysql/low", 200, true,
+               "{\"StatusCode\":200,\"Value\":0.2,\"Threshold\":1,\"Message\":\"\"}\n");
+    expect_get("/check/app/mysql/broken", 500, true,
+               "{\"StatusCode\":500,\"Value\":0,\"Threshold\":1,\"Message\":\"replication not "
+               "running\"}\n");
+    expect_get("/check/app/mysql/nope", 404, true,
+               "{\"StatusCode\":404,\"Value\":0,\"Threshold\":0,\"Message\":\"No such metric\"}\n");
+    expect_get("/check/app/mysql/fresh", 404, true,
+               "{\"StatusCode\":404,\"Value\":0,\"Threshold\":0,\"Message\":\"No such metric\"}\n");
+    expect_get("/check/app/redis/low", 404, true,
+               "{\"StatusCode\":404,\"Value\":0,\"Threshold\":0,\"Message\":\"No such metric\"}\n");
+    expect_get("/check/abusing-app/mysql/low", 417, true,
+               "{\"StatusCode\":417,\"Value\":0,\"Threshold\":0,\"Message\":\"App denied\"}\n");
+    expect_get("/check/scoped/mysql/low", 417, true,
+               "{\"StatusCode\":417,\"Value\":0,\"Threshold\":0,\"Message\":\"App denied\"}\n");
+    expect_get("/check/expired/mysql/low", 200, true,
+               "{\"StatusCode\":200,\"Value\":0.2,\"Threshold\":1,\"Message\":\"\"}\n");
+    expect_get("/check/app/mysql/high", 429, true,
+               "{\"StatusCode\":429,\"Value\":2.5,\"Threshold\":1,\"Message\":\"Threshold "
+               "exceeded\"}\n");
+}
+
+static void test_check_variants(void **state)
+{
+    (void)state;
+    publish_full(NULL, "replication not running");
+    expect_get("/check-if-exists/app/mysql/nope", 200, true,
+               "{\"StatusCode\":200,\"Value\":0,\"Threshold\":0,\"Message\":\"No such metric\"}\n");
+    expect_get("/check-if-exists/app/mysql/high", 429, true,
+               "{\"StatusCode\":429,\"Value\":2.5,\"Threshold\":1,\"Message\":\"Threshold "
+               "exceeded\"}\n");
+    expect_get("/check-read/app/mysql/high/3", 200, true,
+               "{\"StatusCode\":200,\"Value\":2.5,\"Threshold\":3,\"Message\":\"\"}\n");
+    expect_get("/check-read/app/mysql/high/0.125", 429, true,
+               "{\"StatusCode\":429,\"Value\":2.5,\"Threshold\":0.125,\"Message\":\"Threshold "
+               "exceeded\"}\n");
+    /* 0 or less keeps the configured threshold. */
+    expect_get("/check-read/app/mysql/low/-1", 200, true,
+               "{\"StatusCode\":200,\"Value\":0.2,\"Threshold\":1,\"Message\":\"\"}\n");
+    expect_get("/check-read-if-exists/app/mysql/nope/3", 200, true,
+               "{\"StatusCode\":200,\"Value\":0,\"Threshold\":0,\"Message\":\"No such metric\"}\n");
+    expect_general("/check-read/app/mysql/high/abc", 500,
+                   "\"check-read: threshold \\\"abc\\\" is not a number\"");
+    expect_general("/check-read-if-exists/app/mysql/high/1x", 500,
+                   "\"check-read: threshold \\\"1x\\\" is not a number\"");
+}
+
+/* A normal 429 opens the low-priority window of its metric: ?p=low is then
+ * refused with 417, other metrics and normal checks are not affected. */
+static void test_check_low_priority(void **state)
+{
+    (void)state;
+    publish_full(NULL, "replication not running");
+    static const char *const low[] = {"p", "low", NULL};
+    expect_ask(&(struct ask){.path = "/check/app/mysql/low", .query = low}, 200, true,
+               "{\"StatusCode\":200,\"Value\":0.2,\"Threshold\":1,\"Message\":\"\"}\n");
+    expect_get("/check/app/mysql/high", 429, true,
+               "{\"StatusCode\":429,\"Value\":2.5,\"Threshold\":1,\"Message\":\"Threshold "
+               "exceeded\"}\n");
+    expect_ask(&(struct ask){.path = "/check/other/mysql/high", .query = low}, 417, true,
+               "{\"StatusCode\":417,\"Value\":0,\"Threshold\":0,\"Message\":\"App denied\"}\n");
+    expect_ask(&(struct ask){.path = "/check/other/mysql/low", .query = low}, 200, true,
+               "{\"StatusCode\":200,\"Value\":0.2,\"Threshold\":1,\"Message\":\"\"}\n");
+}
+
+/* The message is a JSON string with <, > and & escaped as Go does. */
+static void test_check_message_escaping(void **state)
+{
+    (void)state;
+    publish_full(NULL, "io \"stopped\" <x> & y");
+    expect_get("/check/app/mysql/broken", 500, true,
+               "{\"StatusCode\":500,\"Value\":0,\"Threshold\":1,\"Message\":\"io \\\"stopped\\\" "
+               "\\u003cx\\u003e \\u0026 y\"}\n");
+}
+
+/* A passed lease stops the node vouching for its metrics and leading. */
+static void test_check_passed_lease(void **state)
+{
+    (void)state;
+    struct snap_metric *mv = xcalloc(1, sizeof(*mv));
+    mv[0] = metric("high", true, true, 2.5, 1, NULL, 0);
+    struct snap_leader l = {.is_leader = true,
+                            .lease_until_boot_ms = 1,
+                            .leader_id = xstrdup("me:1"),
+                            .state = xstrdup("Leader")};
+    struct snapshot s = {.metrics = snap_metrics_new(mv, 1), .leader = snap_leaders_new(&l)};
+    publish(&s);
+    expect_get(
+            "/check/app/mysql/high", 500, true,
+            "{\"StatusCode\":500,\"Value\":0,\"Threshold\":0,\"Message\":\"" CHECK_MSG_LEASE_EXPIRED
+            "\"}\n");
+    expect_get("/leader-check", 404, false, "\"HTTP 404\"\n");
+}
+
+/* ---- listings ---- */
+
+static void test_aggregated_metrics(void **state)
+{
+    (void)state;
+    publish_full(NULL, "replication not running");
+    static const char full[] = "{\"mysql/broken\":\"error: replication not running\","
+                               "\"mysql/high\":\"2.500000\",\"mysql/low\":\"0.200000\"}\n";
+    expect_get("/aggregated-metrics", 200, true, full);
+    static const char *const brief[] = {"brief", "true", NULL};
+    expect_ask(&(struct ask){.path = "/aggregated-metrics", .query = brief}, 200, true,
+               "{\"mysql/broken\":\"error: replication not running\",\"mysql/high\":\"2.500\","
+               "\"mysql/low\":\"0.200\"}\n");
+    static const char *const not_brief[] = {"brief", "1", NULL};
+    expect_ask(&(struct ask){.path = "/aggregated-metrics", .query = not_brief}, 200, true, full);
+}
+
+static void test_metrics_health(void **state)
+{
+    (void)state;
+    publish_full(NULL, "replication not running");
+    char broken_at[40], high_at[40], want[300];
+    clock_rfc3339(built_ms - 65500, broken_at, sizeof(broken_at));
+    clock_rfc3339(built_ms - 5500, high_at, sizeof(high_at));
+    /* Whole seconds: 65.5 s and 5.5 s ago when built, answered well within
+     * the half second that would change them. */
+    snprintf(want, sizeof(want),
+             "{\"mysql/broken\":{\"LastHealthyAt\":\"%s\",\"SecondsSinceLastHealthy\":65},"
+             "\"mysql/high\":{\"LastHealthyAt\":\"%s\",\"SecondsSinceLastHealthy\":5}}\n",
+             broken_at, high_at);
+    expect_get("/metrics-health", 200, true, want);
+}
+
+static void test_throttled_apps_and_skipped_hosts(void **state)
+{
+    (void)state;
+    publish_full(NULL, "replication not running");
+    expect_get("/throttled-apps", 200, true,
+               "{\"abusing-app\":{\"ExpireAt\":\"" NEVER "\",\"Ratio\":1},"
+               "\"half\":{\"ExpireAt\":\"" FAR_TEXT "\",\"Ratio\":0.5},"
+               "\"scoped/low\":{\"ExpireAt\":\"" FAR_TEXT "\",\"Ratio\":1}}\n");
+    expect_get("/skipped-hosts", 200, true, "{\"db-0\":\"" NEVER "\",\"db-1\":\"" FAR_TEXT "\"}\n");
+}
+
+static void test_recent_apps(void **state)
+{
+    (void)state;
+    publish_full(NULL, "replication not running");
+    uint64_t a_s = (built_ms - 10 * MIN_MS - 30000) / 1000;
+    uint64_t b_s = (built_ms - 90 * MIN_MS - 30000) / 1000;
+    char all[300], recent[200];
+    snprintf(all, sizeof(all),
+             "{\"a/10.0.0.1\":{\"CheckedAtEpoch\":%" PRIu64 ",\"MinutesSinceChecked\":10},"
+             "\"b/::1\":{\"CheckedAtEpoch\":%" PRIu64 ",\"MinutesSinceChecked\":90}}\n",
+             a_s, b_s);
+    snprintf(recent, sizeof(recent),
+             "{\"a/10.0.0.1\":{\"CheckedAtEpoch\":%" PRIu64 ",\"MinutesSinceChecked\":10}}\n", a_s);
+    expect_get("/recent-apps", 200, true, all);
+    expect_get("/recent-apps/0", 200, true, all);
+    expect_get("/recent-apps/-5", 200, true, all);
+    expect_get("/recent-apps/90", 200, true, all);
+    expect_get("/recent-apps/89", 200, true, recent);
+    expect_get("/recent-apps/10", 200, true, recent);
+    expect_get("/recent-apps/9", 200, true, "{}\n");
+    expect_general("/recent-apps/x", 500, "\"recent-apps: minutes \\\"x\\\" is not an integer\"");
+    expect_general("/recent-apps/1.5", 500,
+                   "\"recent-apps: minutes \\\"1.5\\\" is not an integer\"");
+}
+
+/* Nothing published yet, or a node that knows nothing: empty listings. */
+static void test_empty_snapshot(void **state)
+{
+    (void)state;
+    publish_empty();
+    expect_get("/aggregated-metrics", 200, true, "{}\n");
+    expect_get("/metrics-health", 200, true, "{}\n");
+    expect_get("/throttled-apps", 200, true, "{}\n");
+    expect_get("/skipped-hosts", 200, true, "{}\n");
+    expect_get("/recent-apps", 200, true, "{}\n");
+    expect_get("/check/app/mysql/c1", 404, true,
+               "{\"StatusCode\":404,\"Value\":0,\"Threshold\":0,\"Message\":\"No such metric\"}\n");
+    expect_get("/debug/vars", 200, true, "{}\n");
+    expect_get("/metrics", 200, false, "");
+    expect_get("/config/memcache", 200, true, "{}\n");
+    expect_get("/hostname", 500, false, "");
+    expect_get("/leader-check", 404, false, "\"HTTP 404\"\n");
+    expect_get("/consensus/leader", 500, false, "");
+    expect_get("/raft/leader", 500, false, "");
+    expect_get("/consensus/state", 200, true, "\"Unhealthy\"\n");
+    expect_get("/raft/state", 200, true, "\"Unhealthy\"\n");
+    expect_get("/consensus/status", 200, true,
+               "{\"ServiceID\":\"\",\"Healthy\":false,\"IsLeader\":false,\"Leader\":\"\","
+               "\"State\":\"Unhealthy\",\"Domain\":\"\",\"ShareDomain\":\"\","
+               "\"ShareDomainServices\":{},\"ShareDomainServicesList\":[],"
+               "\"HealthyDomainServicesList\":[]}\n");
+}
+
+/* ---- leadership, identity and texts ---- */
+
+static void test_leadership_endpoints(void **state)
+{
+    (void)state;
+    publish_full(NULL, "replication not running");
+    expect_get("/leader-check", 200, false, "\"HTTP 200\"\n");
+    expect_get("/consensus/leader", 200, true, "\"db-1:8111\"\n");
+    expect_get("/raft/leader", 200, true, "\"db-1:8111\"\n");
+    expect_get("/consensus/state", 200, true, "\"Leader\"\n");
+    expect_get("/raft/state", 200, true, "\"Leader\"\n");
+    expect_get("/consensus/status", 200, true,
+               "{\"ServiceID\":\"db-1:8111\",\"Healthy\":true,\"IsLeader\":true,"
+               "\"Leader\":\"db-1:8111\",\"State\":\"Leader\",\"Domain\":\"dom\","
+               "\"ShareDomain\":\"share\",\"ShareDomainServices\":{\"dom2\":\"db-9:8111\"},"
+               "\"ShareDomainServicesList\":[\"db-1:8111\",\"db-9:8111\"],"
+               "\"HealthyDomainServicesList\":[\"db-1:8111\",\"db-2:8111\"]}\n");
+}
+
+static void test_identity_and_texts(void **state)
+{
+    (void)state;
+    publish_full(NULL, "replication not running");
+    expect_get("/hostname", 200, true, "\"db-1\"\n");
+    expect_get("/config/memcache", 200, true,
+               "{\"MemcacheServers\":[\"m:11211\"],\"MemcachePath\":\"freno\"}\n");
+    expect_get("/debug/vars", 200, true, "{\"probes.total\":3}\n");
+    expect_get("/debug/metrics", 200, true, "{\"probes.total\":3}\n");
+    expect_get("/metrics", 200, false, "# TYPE freno_probes_total counter\nfreno_probes_total 3\n");
+    /* The texts are served without a copy: the answer holds a reference. */
+    struct http_resp resp;
+    answer(&(struct ask){.path = "/metrics"}, &resp);
+    assert_false(resp.heap);
+    assert_non_null(resp.release);
+    resp_done(&resp);
+}
+
+static void test_lb_check_and_help(void **state)
+{
+    (void)state;
+    publish_full(NULL, "replication not running");
+    expect_general("/lb-check", 200, "\"OK\"");
+    expect_general("/_ping", 200, "\"OK\"");
+    expect_general("/status", 200, "\"OK\"");
+    expect_general("/lb-check/", 200, "\"OK\"");
+    char want[4096];
+    size_t o = 0;
+    want[o++] = '[';
+    for (const char *const *p = router_patterns(); *p != NULL; p++)
+        o += (size_t)snprintf(want + o, sizeof(want) - o, "%s\"%s\"", o > 1 ? "," : "", *p);
+    snprintf(want + o, sizeof(want) - o, "]\n");
+    assert_non_null(strstr(want, "[\"/lb-check\",\"/_ping\","));
+    assert_non_null(strstr(want, ",\"/metrics\"]\n"));
+    assert_null(strstr(want, "/config/memcache"));
+    expect_get("/help", 200, true, want);
+}
+
+static void test_route_errors(void **state)
+{
+    (void)state;
+    publish_full(NULL, "replication not running");
+    expect_get("/nope", 404, false, "404 page not found\n");
+    expect_get("/check/app/mysql", 404, false, "404 page not found\n");
+    expect_get("/check/app/mysql/low/extra", 404, false, "404 page not found\n");
+    expect_ask(&(struct ask){.method = "POST", .path = "/lb-check"}, 405, false,
+               "Method Not Allowed\n");
+    expect_ask(&(struct ask){.method = "HEAD", .path = "/config/memcache"}, 405, false,
+               "Method Not Allowed\n");
+    char *long_path = xmalloc(ROUTE_PATH_MAX + 2);
+    long_path[0] = '/';
+    memset(long_path + 1, 'a', ROUTE_PATH_MAX);
+    long_path[ROUTE_PATH_MAX + 1] = '\0';
+    expect_get(long_path, 414, false, "414 URI Too Long\n");
+    long_path[ROUTE_PATH_MAX] = '\0'; /* exactly the bound: routed */
+    expect_get(long_path, 404, false, "404 page not found\n");
+    free(long_path);
+}
+
+/* ---- control requests ---- */
+
+/* Asks @path as a control request and expects it parked with @want. */
+static void expect_parked(const char *path, const char *const *query, const char *const *headers,
+                          const struct loop_cmd *want)
+{
+    struct loop_cmd cmd;
+    memset(&cmd, 0x5a, sizeof(cmd));
+    struct http_resp resp;
+    answer(&(struct ask){.path = path, .query = query, .headers = headers, .park = &cmd}, &resp);
+    if (!resp.park)
+        fail_msg("%s: not parked: %d [%.*s]", path, resp.status, (int)resp.len, resp.body);
+    assert_false(resp.heap);
+    assert_int_equal(cmd.kind, want->kind);
+    assert_string_equal(cmd.name, want->name);
+    assert_int_equal(cmd.has_ttl, want->has_ttl);
+    assert_int_equal(cmd.ttl_min, want->ttl_min);
+    assert_int_equal(cmd.has_ratio, want->has_ratio);
+    assert_true(cmd.ratio == want->ratio);
+    assert_int_equal(cmd.status, 0);
+    assert_string_equal(cmd.msg, "");
+}
+
+/* Asks @path as a control request and expects the general response. */
+static void expect_refused(const char *path, const char *const *query, const char *const *headers,
+                           int status, const char *message_json)
+{
+    struct loop_cmd cmd = {0};
+    char body[1024];
+    snprintf(body, sizeof(body), "{\"StatusCode\":%d,\"Message\":%s}\n", status, message_json);
+    expect_ask(&(struct ask){.path = path, .query = query, .headers = headers, .park = &cmd},
+               status, true, body);
+}
+
+static void test_control_requests_parked(void **state)
+{
+    (void)state;
+    publish_full(NULL, "replication not running");
+    static const char *const store[] = {"store_name", "main", NULL};
+    expect_parked("/throttle-app/a", NULL, NULL,
+                  &(struct loop_cmd){.kind = LOOP_CMD_THROTTLE_APP, .name = "a"});
+    expect_parked("/throttle-app/a/ttl/10/ratio/0.25", store, NULL,
+                  &(struct loop_cmd){.kind = LOOP_CMD_THROTTLE_APP,
+                                     .name = "a/main",
+                                     .has_ttl = true,
+                                     .ttl_min = 10,
+                                     .has_ratio = true,
+                                     .ratio = 0.25});
+    expect_parked(
+            "/throttle-app/a/ratio/1", NULL, NULL,
+            &(struct loop_cmd){
+                    .kind = LOOP_CMD_THROTTLE_APP, .name = "a", .has_ratio = true, .ratio = 1});
+    expect_parked("/throttle-app/a/ttl/0", NULL, NULL,
+                  &(struct loop_cmd){.kind = LOOP_CMD_THROTTLE_APP, .name = "a", .has_ttl = true});
+    expect_parked("/unthrottle-app/a", store, NULL,
+                  &(struct loop_cmd){.kind = LOOP_CMD_UNTHROTTLE_APP, .name = "a/main"});
+    /* store_name means nothing to host requests. */
+    expect_parked(
+            "/skip-host/db-7/ttl/30", store, NULL,
+            &(struct loop_cmd){
+                    .kind = LOOP_CMD_SKIP_HOST, .name = "db-7", .has_ttl = true, .ttl_min = 30});
+    expect_parked("/recover-host/db-7", store, NULL,
+                  &(struct loop_cmd){.kind = LOOP_CMD_RECOVER_HOST, .name = "db-7"});
+    /* Without a place to park, control requests are refused. */
+    expect_general("/throttle-app/a", 500, "\"control request: not available here\"");
+}
+
+static void test_control_bad_options(void **state)
+{
+    (void)state;
+    publish_full(NULL, "replication not running");
+    expect_refused("/throttle-app/a/ttl/x", NULL, NULL, 500,
+                   "\"throttle-app: ttl \\\"x\\\" is not an integer number of minutes\"");
+    expect_refused("/skip-host/h/ttl/1.5", NULL, NULL, 500,
+                   "\"skip-host: ttl \\\"1.5\\\" is not an integer number of minutes\"");
+    expect_refused("/throttle-app/a/ttl/-3", NULL, NULL, 500, "\"throttle-app: negative ttl -3\"");
+    expect_refused("/skip-host/h/ttl/-1", NULL, NULL, 500, "\"skip-host: negative ttl -1\"");
+    expect_refused("/throttle-app/a/ratio/x", NULL, NULL, 500,
+                   "\"throttle-app: ratio \\\"x\\\" is not a number\"");
+    expect_refused("/throttle-app/a/ttl/5/ratio/nan", NULL, NULL, 500,
+                   "\"throttle-app: ratio \\\"nan\\\" is not a number\"");
+    expect_refused("/throttle-app/a/ratio/7", NULL, NULL, 500,
+                   "\"throttle-app: ratio must be in [0..1] range; got 7\"");
+    expect_refused("/throttle-app/a/ratio/-0.5", NULL, NULL, 500,
+                   "\"throttle-app: ratio must be in [0..1] range; got -0.5\"");
+    /* The ttl is judged before the ratio; a quote in the value stays quoted. */
+    expect_refused("/throttle-app/a/ttl/\"q/ratio/9", NULL, NULL, 500,
+                   "\"throttle-app: ttl \\\"\\\\\\\"q\\\" is not an integer number of minutes\"");
+}
+
+static void test_control_name_bound(void **state)
+{
+    (void)state;
+    publish_full(NULL, "replication not running");
+    char path[400], name[200];
+    memset(name, 'n', 128);
+    name[128] = '\0';
+    snprintf(path, sizeof(path), "/throttle-app/%s", name);
+    struct loop_cmd want = {.kind = LOOP_CMD_THROTTLE_APP};
+    memcpy(want.name, name, 129);
+    expect_parked(path, NULL, NULL, &want);
+    snprintf(path, sizeof(path), "/skip-host/%s", name);
+    want.kind = LOOP_CMD_SKIP_HOST;
+    expect_parked(path, NULL, NULL, &want);
+
+    name[128] = 'n';
+    name[129] = '\0';
+    snprintf(path, sizeof(path), "/throttle-app/%s", name);
+    expect_refused(path, NULL, NULL, 500,
+                   "\"throttle-app: name of 129 bytes is longer than the 128 bytes the backend "
+                   "can store\"");
+    snprintf(path, sizeof(path), "/recover-host/%s", name);
+    expect_refused(path, NULL, NULL, 500,
+                   "\"recover-host: name of 129 bytes is longer than the 128 bytes the backend "
+                   "can store\"");
+    /* With store_name the key is app/store: 120 + 1 + 8 bytes. */
+    name[120] = '\0';
+    snprintf(path, sizeof(path), "/unthrottle-app/%s", name);
+    static const char *const store[] = {"store_name", "cluster8", NULL};
+    expect_refused(path, store, NULL, 500,
+                   "\"unthrottle-app: name of 129 bytes is longer than the 128 bytes the backend "
+                   "can store\"");
+    /* Far past the command's buffer: still the byte count, not a cut name. */
+    char *huge = xmalloc(1100);
+    memcpy(huge, "/skip-host/", 11);
+    memset(huge + 11, 'h', 1000);
+    huge[1011] = '\0';
+    expect_refused(huge, NULL, NULL, 500,
+                   "\"skip-host: name of 1000 bytes is longer than the 128 bytes the backend can "
+                   "store\"");
+    free(huge);
+}
+
+static void test_control_token(void **state)
+{
+    (void)state;
+    publish_full("s3cret", "replication not running");
+    static const char *const bearer[] = {"Authorization", "Bearer s3cret", NULL};
+    static const char *const x_token[] = {"X-Freno-Token", "s3cret", NULL};
+    static const char *const wrong[] = {"Authorization", "Bearer s3creT", NULL};
+    static const char *const prefix[] = {"X-Freno-Token", "s3cre", NULL};
+    static const char *const longer[] = {"X-Freno-Token", "s3cret!", NULL};
+    static const char *const basic[] = {"Authorization", "Basic s3cret", NULL};
+    /* The bearer form is looked at first. */
+    static const char *const both[] = {"Authorization", "Bearer nope", "X-Freno-Token", "s3cret",
+                                       NULL};
+    static const char denied[] = "\"control request: missing or wrong token\"";
+    struct loop_cmd want = {.kind = LOOP_CMD_THROTTLE_APP, .name = "a"};
+    expect_refused("/throttle-app/a", NULL, NULL, 401, denied);
+    expect_refused("/throttle-app/a", NULL, wrong, 401, denied);
+    expect_refused("/throttle-app/a", NULL, prefix, 401, denied);
+    expect_refused("/throttle-app/a", NULL, longer, 401, denied);
+    expect_refused("/throttle-app/a", NULL, basic, 401, denied);
+    expect_refused("/throttle-app/a", NULL, both, 401, denied);
+    /* The token is checked before anything else. */
+    expect_refused("/throttle-app/a/ttl/x", NULL, NULL, 401, denied);
+    expect_refused("/recover-host/h", NULL, NULL, 401, denied);
+    expect_parked("/throttle-app/a", NULL, bearer, &want);
+    expect_parked("/throttle-app/a", NULL, x_token, &want);
+    /* Reads and checks need no token. */
+    expect_general("/lb-check", 200, "\"OK\"");
+    expect_get("/check/app/mysql/low", 200, true,
+               "{\"StatusCode\":200,\"Value\":0.2,\"Threshold\":1,\"Message\":\"\"}\n");
+}
+
+/* ---- answers to parked control requests ---- */
+
+static void expect_control_answer(enum loop_cmd_kind kind, int submit_rc,
+                                  enum loop_cmd_outcome outcome, int cmd_status,
+                                  const char *cmd_msg, int status, unsigned retry_after_s,
+                                  const char *message_json)
+{
+    struct http_api_ctx ctx = api_ctx();
+    struct loop_cmd cmd = {.kind = kind, .status = cmd_status};
+    snprintf(cmd.msg, sizeof(cmd.msg), "%s", cmd_msg);
+    struct http_resp resp;
+    memset(&resp, 0x5a, sizeof(resp));
+    http_api_control_answer(&ctx, &cmd, submit_rc, outcome, &resp);
+    assert_int_equal(resp.retry_after_s, retry_after_s);
+    assert_null(resp.release);
+    char body[1024];
+    snprintf(body, sizeof(body), "{\"StatusCode\":%d,\"Message\":%s}\n", status, message_json);
+    check_resp("control answer", &resp, status, true, body);
+}
+
+static void test_control_answers(void **state)
+{
+    (void)state;
+    expect_control_answer(LOOP_CMD_THROTTLE_APP, 0, LOOP_CMD_ANSWERED, 200, "", 200, 0, "\"OK\"");
+    expect_control_answer(LOOP_CMD_SKIP_HOST, 0, LOOP_CMD_ANSWERED, 500, "not leader", 500, 0,
+                          "\"not leader\"");
+    expect_control_answer(LOOP_CMD_SKIP_HOST, 0, LOOP_CMD_ANSWERED, 0, "odd", 500, 0, "\"odd\"");
+    expect_control_answer(LOOP_CMD_UNTHROTTLE_APP, -EAGAIN, LOOP_CMD_PENDING, 0, "", 503, 5,
+                          "\"unthrottle-app: the control queue is full (64 commands waiting); "
+                          "not applied, retry later\"");
+    expect_control_answer(LOOP_CMD_RECOVER_HOST, -ESHUTDOWN, LOOP_CMD_PENDING, 0, "", 503, 0,
+                          "\"shutting down\"");
+    expect_control_answer(LOOP_CMD_RECOVER_HOST, 0, LOOP_CMD_SHUT_DOWN, 0, "", 503, 0,
+                          "\"shutting down\"");
+    expect_control_answer(LOOP_CMD_THROTTLE_APP, 0, LOOP_CMD_EXPIRED_QUEUED, 0, "", 503, 5,
+                          "\"throttle-app: timed out after 5000 ms waiting in the control queue; "
+                          "not applied, retry later\"");
+    expect_control_answer(LOOP_CMD_SKIP_HOST, 0, LOOP_CMD_EXPIRED_RUNNING, 0, "", 500, 0,
+                          "\"skip-host: timed out after 5000 ms waiting for the command to be "
+                          "applied; the outcome is unknown: it may or may not be applied\"");
+    expect_control_answer(LOOP_CMD_SKIP_HOST, 0, LOOP_CMD_PENDING, 0, "", 500, 0,
+                          "\"control request: no answer\"");
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    test_loop = loop_new();
+    snapshot_init();
+    return test_loop == NULL;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    snapshot_shutdown();
+    loop_free(test_loop);
+    events_shutdown();
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_check_bodies),
+            cmocka_unit_test(test_check_variants),
+            cmocka_unit_test(test_check_low_priority),
+            cmocka_unit_test(test_check_message_escaping),
+            cmocka_unit_test(test_check_passed_lease),
+            cmocka_unit_test(test_aggregated_metrics),
+            cmocka_unit_test(test_metrics_health),
+            cmocka_unit_test(test_throttled_apps_and_skipped_hosts),
+            cmocka_unit_test(test_recent_apps),
+            cmocka_unit_test(test_empty_snapshot),
+            cmocka_unit_test(test_leadership_endpoints),
+            cmocka_unit_test(test_identity_and_texts),
+            cmocka_unit_test(test_lb_check_and_help),
+            cmocka_unit_test(test_route_errors),
+            cmocka_unit_test(test_control_requests_parked),
+            cmocka_unit_test(test_control_bad_options),
+            cmocka_unit_test(test_control_name_bound),
+            cmocka_unit_test(test_control_token),
+            cmocka_unit_test(test_control_answers),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
