@@ -217,14 +217,19 @@ void snap_leaders_unref(struct snap_leaders *p)
     free(p);
 }
 
+void snapshot_parts_unref(struct snapshot *s)
+{
+    snap_metrics_unref(s->metrics);
+    snap_apps_unref(s->apps);
+    snap_hosts_unref(s->hosts);
+    snap_recents_unref(s->recents);
+    snap_text_unref(s->text);
+    snap_leaders_unref(s->leader);
+}
+
 static void box_free(struct snapshot_box *b)
 {
-    snap_metrics_unref(b->s.metrics);
-    snap_apps_unref(b->s.apps);
-    snap_hosts_unref(b->s.hosts);
-    snap_recents_unref(b->s.recents);
-    snap_text_unref(b->s.text);
-    snap_leaders_unref(b->s.leader);
+    snapshot_parts_unref(&b->s);
     free(b);
 }
 

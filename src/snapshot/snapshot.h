@@ -157,6 +157,9 @@ void snap_hosts_unref(struct snap_hosts *p);
 void snap_recents_unref(struct snap_recents *p);
 void snap_text_unref(struct snap_text *p);
 void snap_leaders_unref(struct snap_leaders *p);
+/* Drops the reference @s holds on each of its parts (NULL ones are fine),
+ * as when @s itself goes; its strings are not touched. */
+void snapshot_parts_unref(struct snapshot *s);
 
 /* Sets up RCU; main thread, before any other thread starts. */
 void snapshot_init(void);

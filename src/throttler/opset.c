@@ -213,3 +213,22 @@ size_t opset_remove_if(struct opset *s,
     s->sorted = sorted;
     return removed;
 }
+
+void *opset_export(struct opset *s, size_t size, opset_fill_fn *fill, char **keys)
+{
+    size_t bytes = 0, o = 0, n = 0;
+    for (size_t i = 0; i < s->len; i++)
+        bytes += strlen(s->v[i]->key) + 1;
+    char *block = xmalloc(bytes ? bytes : 1);
+    char *out = xcalloc(s->len ? s->len : 1, size);
+    const char *key;
+    void *value;
+    for (size_t it = 0; opset_next(s, &it, &key, &value); n++) {
+        size_t len = strlen(key) + 1;
+        memcpy(block + o, key, len);
+        fill(out + n * size, block + o, value);
+        o += len;
+    }
+    *keys = block;
+    return out;
+}
