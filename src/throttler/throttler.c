@@ -67,10 +67,17 @@ static void on_sweep(uv_timer_t *h)
     throttler_tick_sweep(h->data);
 }
 
-static uv_timer_t *every(struct throttler *t, uv_timer_cb cb, uint64_t interval_ms)
-{
-    return loop_timer_start(t->loop, cb, t, interval_ms, interval_ms);
-}
+/* The throttler's pace: what each of its timers runs, and how often. */
+static const struct {
+    uv_timer_cb cb;
+    uint64_t interval_ms;
+} timers[THROTTLER_TIMERS] = {
+        {on_collect, THROTTLER_COLLECT_INTERVAL_MS},
+        {on_aggregate, THROTTLER_AGGREGATE_INTERVAL_MS},
+        {on_self_check, THROTTLER_SELF_CHECK_INTERVAL_MS},
+        {on_slow, THROTTLER_SLOW_INTERVAL_MS},
+        {on_sweep, THROTTLER_SWEEP_INTERVAL_MS},
+};
 
 /* ---- lifetime ---- */
 
@@ -86,6 +93,14 @@ static void operator_state_init(struct throttler *t, uint64_t now_ms)
             check_counters_new((size_t)cfg->max_counted_apps, (size_t)cfg->max_counted_app_stores);
 }
 
+static void operator_state_deinit(struct throttler *t)
+{
+    app_throttle_deinit(&t->apps);
+    skipped_hosts_deinit(&t->skipped);
+    recent_apps_deinit(&t->recent);
+    check_counters_free(t->checks);
+}
+
 static void clusters_init(struct throttler *t, uint64_t now_ms)
 {
     t->nclusters = t->cfg->clusters_len;
@@ -97,6 +112,16 @@ static void clusters_init(struct throttler *t, uint64_t now_ms)
         c->live = metric_live_new();
         throttler_cluster_init(t, c, now_ms);
     }
+}
+
+static void clusters_deinit(struct throttler *t)
+{
+    for (size_t i = 0; i < t->nclusters; i++) {
+        throttler_cluster_deinit(&t->clusters[i]);
+        free(t->clusters[i].metric_name);
+        metric_live_unref(t->clusters[i].live);
+    }
+    free(t->clusters);
 }
 
 static struct snap_leaders *first_leader_status(const struct throttler *t)
@@ -127,11 +152,9 @@ struct throttler *throttler_new(const struct throttler_params *p)
     t->next.leader = first_leader_status(t);
     throttler_publish_first(t, now_ms);
 
-    t->collect_timer = every(t, on_collect, THROTTLER_COLLECT_INTERVAL_MS);
-    t->aggregate_timer = every(t, on_aggregate, THROTTLER_AGGREGATE_INTERVAL_MS);
-    t->selfcheck_timer = every(t, on_self_check, THROTTLER_SELF_CHECK_INTERVAL_MS);
-    t->slow_timer = every(t, on_slow, THROTTLER_SLOW_INTERVAL_MS);
-    t->sweep_timer = every(t, on_sweep, THROTTLER_SWEEP_INTERVAL_MS);
+    for (size_t i = 0; i < THROTTLER_TIMERS; i++)
+        t->timers[i] = loop_timer_start(t->loop, timers[i].cb, t, timers[i].interval_ms,
+                                        timers[i].interval_ms);
     return t;
 }
 
@@ -139,21 +162,10 @@ void throttler_free(struct throttler *t)
 {
     if (t == NULL)
         return;
-    loop_timer_close(&t->collect_timer);
-    loop_timer_close(&t->aggregate_timer);
-    loop_timer_close(&t->selfcheck_timer);
-    loop_timer_close(&t->slow_timer);
-    loop_timer_close(&t->sweep_timer);
-    for (size_t i = 0; i < t->nclusters; i++) {
-        throttler_cluster_deinit(&t->clusters[i]);
-        free(t->clusters[i].metric_name);
-        metric_live_unref(t->clusters[i].live);
-    }
-    free(t->clusters);
-    check_counters_free(t->checks);
-    app_throttle_deinit(&t->apps);
-    skipped_hosts_deinit(&t->skipped);
-    recent_apps_deinit(&t->recent);
+    for (size_t i = 0; i < THROTTLER_TIMERS; i++)
+        loop_timer_close(&t->timers[i]);
+    clusters_deinit(t);
+    operator_state_deinit(t);
     snapshot_parts_unref(&t->next);
     free(t->hostname);
     free(t->service_id);

@@ -23,6 +23,7 @@
 #define THROTTLER_SELF_CHECK_INTERVAL_MS 100
 #define THROTTLER_SLOW_INTERVAL_MS       1000
 #define THROTTLER_SWEEP_INTERVAL_MS      5000
+#define THROTTLER_TIMERS                 5
 /* An aggregate not recomputed for longer than this is dropped. */
 #define THROTTLER_AGGREGATE_EXPIRY_MS 5000
 /* A ShareDomain report is kept this long unless refreshed. */
@@ -83,11 +84,7 @@ struct throttler {
     size_t nclusters;
     bool is_leader;
 
-    uv_timer_t *collect_timer;
-    uv_timer_t *aggregate_timer;
-    uv_timer_t *selfcheck_timer;
-    uv_timer_t *slow_timer;
-    uv_timer_t *sweep_timer;
+    uv_timer_t *timers[THROTTLER_TIMERS]; /* collect, aggregate, self check, slow, sweep */
     throttler_aggregate_fn *on_aggregated;
     void *on_aggregated_arg;
 

@@ -90,24 +90,24 @@ static void host_fill(void *dst, char *key, const void *value)
             (struct snap_host){.host = key, .expire_at_ms = *(const uint64_t *)value};
 }
 
-/* Entries come in key order, which the snapshot's binary search needs;
- * the keys are packed into one block, so 100,000 entries cost a few
- * milliseconds to copy rather than 100,000 allocations. */
-static void build_apps(struct throttler *t)
+/* Rebuilds the app throttle and skipped host parts marked changed. Entries
+ * come in key order, which the snapshot's binary search needs; the names
+ * are packed into one block, so 100,000 entries cost a few milliseconds to
+ * copy rather than 100,000 allocations. */
+static void build_operator_parts(struct throttler *t)
 {
-    char *keys;
-    struct snap_app *v = opset_export(&t->apps.set, sizeof(*v), app_fill, &keys);
-    snap_apps_unref(t->next.apps);
-    t->next.apps = snap_apps_new_packed(v, opset_len(&t->apps.set), keys);
+    char *block;
+    if (t->dirty_apps) {
+        struct snap_app *apps = opset_export(&t->apps.set, sizeof(*apps), app_fill, &block);
+        snap_apps_unref(t->next.apps);
+        t->next.apps = snap_apps_new_packed(apps, opset_len(&t->apps.set), block);
+    }
+    if (t->dirty_hosts) {
+        struct snap_host *hosts = opset_export(&t->skipped.set, sizeof(*hosts), host_fill, &block);
+        snap_hosts_unref(t->next.hosts);
+        t->next.hosts = snap_hosts_new_packed(hosts, opset_len(&t->skipped.set), block);
+    }
     t->dirty_apps = false;
-}
-
-static void build_hosts(struct throttler *t)
-{
-    char *names;
-    struct snap_host *v = opset_export(&t->skipped.set, sizeof(*v), host_fill, &names);
-    snap_hosts_unref(t->next.hosts);
-    t->next.hosts = snap_hosts_new_packed(v, opset_len(&t->skipped.set), names);
     t->dirty_hosts = false;
 }
 
@@ -251,10 +251,7 @@ void throttler_rebuild_text(struct throttler *t, uint64_t now_ms)
 
 void throttler_publish_at(struct throttler *t, uint64_t now_ms)
 {
-    if (t->dirty_apps)
-        build_apps(t);
-    if (t->dirty_hosts)
-        build_hosts(t);
+    build_operator_parts(t);
     t->next.built_at_ms = now_ms;
     snapshot_publish(&t->next);
     t->publish_pending = false;
