@@ -255,16 +255,16 @@ size_t opset_sweep_expired(struct opset *s, uint64_t now_ms, bool zero_is_never)
     return opset_remove_if(s, is_expired, &a);
 }
 
-static bool is_untouched(const char *key, const void *value, bool touched, void *keep)
+static bool is_untouched(const char *key, const void *value, bool touched, void *arg)
 {
     (void)value;
+    const char *keep = *(const char **)arg;
     return !touched && (keep == NULL || strcmp(key, keep) != 0);
 }
 
 size_t opset_remove_untouched(struct opset *s, const char *keep)
 {
-    /* The callback's argument is not const; @keep is only read. */
-    return opset_remove_if(s, is_untouched, (void *)(uintptr_t)keep);
+    return opset_remove_if(s, is_untouched, &keep);
 }
 
 bool opset_sync_keep(struct opset *s, const char *key, uint64_t stored_ms, uint64_t new_ms,

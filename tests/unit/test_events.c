@@ -211,16 +211,16 @@ static void test_ring_wraps_around(void **state)
 static void test_many_producers_while_draining(void **state)
 {
     (void)state;
-    enum { PER_THREAD = 1000 };
+    const uint64_t per_thread = 1000;
     uint64_t dropped = metrics_get(METRICS_CHECK_EVENTS_DROPPED);
     atomic_bool go = false;
     struct producer p[MAX_PRODUCERS];
     for (unsigned i = 0; i < MAX_PRODUCERS; i++)
-        start(&p[i], i, PER_THREAD, &go);
+        start(&p[i], i, per_thread, &go);
     atomic_store(&go, true);
     struct seen s = {.first_producer = -1};
     uint64_t deadline = clock_mono_ms() + 10000;
-    while (s.calls < MAX_PRODUCERS * PER_THREAD && clock_mono_ms() < deadline)
+    while (s.calls < MAX_PRODUCERS * per_thread && clock_mono_ms() < deadline)
         events_drain(on_record, &s);
     for (unsigned i = 0; i < MAX_PRODUCERS; i++)
         join(&p[i]);
@@ -228,10 +228,10 @@ static void test_many_producers_while_draining(void **state)
     /* A thread's records fit in its ring: nothing is lost, every thread's
      * records arrive whole and in order. */
     assert_int_equal(metrics_get(METRICS_CHECK_EVENTS_DROPPED) - dropped, 0);
-    assert_int_equal(s.calls, MAX_PRODUCERS * PER_THREAD);
+    assert_int_equal(s.calls, MAX_PRODUCERS * per_thread);
     assert_int_equal(s.order_errors, 0);
     for (unsigned i = 0; i < MAX_PRODUCERS; i++)
-        assert_int_equal(s.count[i], PER_THREAD);
+        assert_int_equal(s.count[i], per_thread);
 }
 
 static void test_registry_full_drops_and_counts(void **state)

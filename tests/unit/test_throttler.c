@@ -331,7 +331,7 @@ static void test_first_snapshot(void **state)
     assert_true(v.has_metric);
     assert_false(v.has_value);
     assert_int_equal(v.napps, 1); /* the built-in abusing-app */
-    assert_int_equal(app_expiry("abusing-app"), T0 + 3650 * 24 * HOUR_MS);
+    assert_int_equal(app_expiry("abusing-app"), T0 + 3650ull * 24 * HOUR_MS);
     assert_int_equal(v.nhosts, 0);
     assert_int_equal(v.nrecents, 0);
     assert_int_equal(check("app"), 404);
