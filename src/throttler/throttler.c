@@ -4,6 +4,7 @@
  * sweeps, leadership, and operator commands from HTTP threads. Everything
  * here runs on the loop thread and takes no lock; check records from HTTP
  * threads arrive through the event rings. */
+#include "throttler/throttler.h"
 #include "throttler/throttler_impl.h"
 
 #include <stdlib.h>

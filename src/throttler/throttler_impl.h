@@ -106,6 +106,8 @@ struct throttler {
     bool publish_pending;
 };
 
+/* ---- throttler.c ---- */
+
 /* The wall clock now, in epoch milliseconds, from the clock the throttler
  * was given. Every time the throttler uses comes from here. */
 uint64_t throttler_now_ms(const struct throttler *t);
