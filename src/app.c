@@ -191,7 +191,8 @@ int app_run(const struct app_params *p)
         log_error("app: cannot create the event loop");
         goto out;
     }
-    a.throttler = throttler_new(a.loop, a.cfg, hostname, service_id);
+    a.throttler = throttler_new(&(struct throttler_params){
+            .loop = a.loop, .cfg = a.cfg, .hostname = hostname, .service_id = service_id});
     a.inventory = inventory_new(a.loop, a.cfg, a.throttler, &err);
     if (a.inventory == NULL) {
         log_error("%s", err.msg);

@@ -14,15 +14,16 @@
 
 #include <unistr.h>
 
+#include "core/strmap.h"
 #include "core/xalloc.h"
 
 struct expo {
     char *buf;
     size_t len;
     size_t size;
-    char **families; /* names declared so far, to refuse a second # TYPE */
-    size_t nfamilies;
-    enum expo_type type; /* of the current family */
+    struct strmap families; /* names declared so far (values unused), to refuse a second # TYPE */
+    char *family;           /* the current family's name; NULL before the first */
+    enum expo_type type;    /* of the current family */
 };
 
 struct expo *expo_new(void)
@@ -31,16 +32,16 @@ struct expo *expo_new(void)
     e->size = 4096;
     e->buf = xmalloc(e->size);
     e->buf[0] = '\0';
+    strmap_init(&e->families);
     return e;
 }
 
 static void forget_families(struct expo *e)
 {
-    for (size_t i = 0; i < e->nfamilies; i++)
-        free(e->families[i]);
-    free(e->families);
-    e->families = NULL;
-    e->nfamilies = 0;
+    strmap_deinit(&e->families);
+    strmap_init(&e->families);
+    free(e->family);
+    e->family = NULL;
 }
 
 void expo_free(struct expo *e)
@@ -159,10 +160,10 @@ static void put_escaped(struct expo *e, const char *s, bool quote_too)
 void expo_family(struct expo *e, const char *name, enum expo_type type, const char *help)
 {
     require(is_name(name, true), "bad metric name", name);
-    for (size_t i = 0; i < e->nfamilies; i++)
-        require(strcmp(e->families[i], name) != 0, "family declared twice", name);
-    e->families = xrealloc(e->families, (e->nfamilies + 1) * sizeof(*e->families));
-    e->families[e->nfamilies++] = xstrdup(name);
+    require(strmap_get(&e->families, name) == NULL, "family declared twice", name);
+    strmap_put(&e->families, name, e);
+    free(e->family);
+    e->family = xstrdup(name);
     e->type = type;
     static const char *const types[] = {
             [EXPO_COUNTER] = "counter",
@@ -183,8 +184,8 @@ void expo_family(struct expo *e, const char *name, enum expo_type type, const ch
 static void put_series(struct expo *e, const char *suffix, const struct expo_label *labels,
                        size_t nlabels)
 {
-    require(e->nfamilies > 0, "sample before any family", NULL);
-    puts_(e, e->families[e->nfamilies - 1]);
+    require(e->family != NULL, "sample before any family", NULL);
+    puts_(e, e->family);
     if (suffix != NULL && suffix[0] != '\0') {
         require(is_name(suffix, true), "bad suffix", suffix);
         puts_(e, suffix);

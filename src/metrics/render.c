@@ -59,52 +59,55 @@ static struct throttle_row *throttle_rows(const struct metrics_state *st, size_t
 
 /* ---- Prometheus ---- */
 
-struct prom_ctx {
-    struct expo *e;
-    const char *store; /* for the store table: which store to find */
-    int which;         /* 0: total, 1: error, 2: internal error */
-};
+/* A family of one sample without labels. */
+static void prom_single(struct expo *e, const char *name, enum expo_type type, const char *help,
+                        uint64_t value)
+{
+    expo_family(e, name, type, help);
+    expo_sample_u64(e, NULL, NULL, 0, value);
+}
 
 static uint64_t pick(const struct check_counts *c, int which)
 {
     return which == 0 ? c->total : which == 1 ? c->error : c->internal_error;
 }
 
-static void on_app(const char *app, const char *store, const struct check_counts *c, void *arg)
-{
-    (void)store;
-    struct prom_ctx *x = arg;
-    struct expo_label l[] = {{"app", app}};
-    expo_sample_u64(x->e, NULL, l, 1, pick(c, x->which));
-}
+/* The process counters that are one sample each. */
+static const struct {
+    const char *name;
+    const char *help;
+    enum metrics_counter c;
+} process_counters[] = {
+        {"freno_checks_total",
+         "Checks answered for store type mysql, every app and store (check.any.total).",
+         METRICS_CHECK_ANY_TOTAL},
+        {"freno_check_errors_total",
+         "Checks answered with a status other than 200 (check.any.error).",
+         METRICS_CHECK_ANY_ERROR},
+        {"freno_check_internal_errors_total", "Checks answered 500 (check.any.internal-error).",
+         METRICS_CHECK_ANY_INTERNAL_ERROR},
+        {"freno_check_events_dropped_total",
+         "Checks left out of the per-app counters and recent apps because a queue to the loop was full.",
+         METRICS_CHECK_EVENTS_DROPPED},
+        {"freno_probes_total", "Probes of MySQL hosts completed.", METRICS_PROBES_TOTAL},
+        {"freno_probe_errors_total", "Probes of MySQL hosts that failed.", METRICS_PROBES_ERROR},
+};
 
-static void on_app_store(const char *app, const char *store, const struct check_counts *c,
-                         void *arg)
-{
-    struct prom_ctx *x = arg;
-    struct expo_label l[] = {{"app", app}, {"store", store}};
-    expo_sample_u64(x->e, NULL, l, 2, pick(c, x->which));
-}
+/* HTTP checks of hosts, by result. */
+static const struct {
+    const char *result;
+    enum metrics_counter c;
+} http_checks[] = {{"200", METRICS_HTTPCHECK_200},
+                   {"404", METRICS_HTTPCHECK_404},
+                   {"other", METRICS_HTTPCHECK_OTHER},
+                   {"error", METRICS_HTTPCHECK_ERROR},
+                   {"skipped", METRICS_HTTPCHECK_SKIP}};
 
 static void prom_process(struct expo *e)
 {
-    expo_family(e, "freno_checks_total", EXPO_COUNTER,
-                "Checks answered for store type mysql, every app and store (check.any.total).");
-    expo_sample_u64(e, NULL, NULL, 0, metrics_get(METRICS_CHECK_ANY_TOTAL));
-    expo_family(e, "freno_check_errors_total", EXPO_COUNTER,
-                "Checks answered with a status other than 200 (check.any.error).");
-    expo_sample_u64(e, NULL, NULL, 0, metrics_get(METRICS_CHECK_ANY_ERROR));
-    expo_family(e, "freno_check_internal_errors_total", EXPO_COUNTER,
-                "Checks answered 500 (check.any.internal-error).");
-    expo_sample_u64(e, NULL, NULL, 0, metrics_get(METRICS_CHECK_ANY_INTERNAL_ERROR));
-    expo_family(
-            e, "freno_check_events_dropped_total", EXPO_COUNTER,
-            "Checks left out of the per-app counters and recent apps because a queue to the loop was full.");
-    expo_sample_u64(e, NULL, NULL, 0, metrics_get(METRICS_CHECK_EVENTS_DROPPED));
-    expo_family(e, "freno_probes_total", EXPO_COUNTER, "Probes of MySQL hosts completed.");
-    expo_sample_u64(e, NULL, NULL, 0, metrics_get(METRICS_PROBES_TOTAL));
-    expo_family(e, "freno_probe_errors_total", EXPO_COUNTER, "Probes of MySQL hosts that failed.");
-    expo_sample_u64(e, NULL, NULL, 0, metrics_get(METRICS_PROBES_ERROR));
+    for (size_t i = 0; i < sizeof(process_counters) / sizeof(process_counters[0]); i++)
+        prom_single(e, process_counters[i].name, EXPO_COUNTER, process_counters[i].help,
+                    metrics_get(process_counters[i].c));
     expo_family(e, "freno_probe_duration_seconds", EXPO_SUMMARY, "Time probes took.");
     expo_sample(e, "_sum", NULL, 0, (double)metrics_get(METRICS_PROBES_LATENCY_SUM_US) / 1e6);
     expo_sample_u64(e, "_count", NULL, 0, metrics_get(METRICS_PROBES_LATENCY_COUNT));
@@ -114,65 +117,70 @@ static void prom_process(struct expo *e)
     expo_family(
             e, "freno_http_checks_total", EXPO_COUNTER,
             "HTTP checks of hosts by result: 200, 404, other (another status), error (no answer), skipped (host of a cluster without HTTP checks).");
-    static const struct {
-        const char *result;
-        enum metrics_counter c;
-    } hc[] = {{"200", METRICS_HTTPCHECK_200},
-              {"404", METRICS_HTTPCHECK_404},
-              {"other", METRICS_HTTPCHECK_OTHER},
-              {"error", METRICS_HTTPCHECK_ERROR},
-              {"skipped", METRICS_HTTPCHECK_SKIP}};
-    for (size_t i = 0; i < sizeof(hc) / sizeof(hc[0]); i++) {
-        struct expo_label l[] = {{"result", hc[i].result}};
-        expo_sample_u64(e, NULL, l, 1, metrics_get(hc[i].c));
+    for (size_t i = 0; i < sizeof(http_checks) / sizeof(http_checks[0]); i++) {
+        struct expo_label l[] = {{"result", http_checks[i].result}};
+        expo_sample_u64(e, NULL, l, 1, metrics_get(http_checks[i].c));
     }
 }
 
+/* One figure of a store or a host; a store or host without it has no
+ * sample. */
+struct figure {
+    bool has;
+    double value;
+};
+
+/* The per-store gauges, in the order of store_gauges below. */
+#define STORE_GAUGES 5
+static const struct {
+    const char *name;
+    const char *help;
+} store_gauges[STORE_GAUGES] = {
+        {"freno_store_threshold", "ThrottleThreshold of each store (MySQL cluster)."},
+        {"freno_store_value",
+         "Aggregated value of each store (its worst host), while it is healthy."},
+        {"freno_store_healthy",
+         "1 when the store has an aggregated value that is not an error, else 0."},
+        {"freno_store_seconds_since_healthy",
+         "Seconds since the store last passed its self check, for stores that ever did."},
+        {"freno_store_hosts", "Hosts probed for each store."},
+};
+
+static void store_figures(const struct metrics_store *s, struct figure f[STORE_GAUGES])
+{
+    bool healthy = s->has_value && s->ok;
+    f[0] = (struct figure){true, s->threshold};
+    f[1] = (struct figure){healthy, s->value};
+    f[2] = (struct figure){true, healthy ? 1 : 0};
+    f[3] = (struct figure){s->ever_healthy, (double)s->seconds_since_healthy};
+    f[4] = (struct figure){true, (double)s->nhosts};
+}
+
+/* The per-store check counters: total, error, internal error. */
+static const struct {
+    const char *name;
+    const char *help;
+} store_counters[3] = {
+        {"freno_store_checks_total", "Checks answered for each store."},
+        {"freno_store_check_errors_total",
+         "Checks answered for each store with a status other than 200."},
+        {"freno_store_check_internal_errors_total", "Checks answered 500 for each store."},
+};
+
 static void prom_stores(struct expo *e, const struct metrics_state *st)
 {
-    expo_family(e, "freno_store_threshold", EXPO_GAUGE,
-                "ThrottleThreshold of each store (MySQL cluster).");
-    for (size_t i = 0; i < st->nstores; i++) {
-        struct expo_label l[] = {{"store", st->stores[i].name}};
-        expo_sample(e, NULL, l, 1, st->stores[i].threshold);
+    for (int g = 0; g < STORE_GAUGES; g++) {
+        expo_family(e, store_gauges[g].name, EXPO_GAUGE, store_gauges[g].help);
+        for (size_t i = 0; i < st->nstores; i++) {
+            struct figure f[STORE_GAUGES];
+            store_figures(&st->stores[i], f);
+            struct expo_label l[] = {{"store", st->stores[i].name}};
+            if (f[g].has)
+                expo_sample(e, NULL, l, 1, f[g].value);
+        }
     }
-    expo_family(e, "freno_store_value", EXPO_GAUGE,
-                "Aggregated value of each store (its worst host), while it is healthy.");
-    for (size_t i = 0; i < st->nstores; i++) {
-        const struct metrics_store *s = &st->stores[i];
-        struct expo_label l[] = {{"store", s->name}};
-        if (s->has_value && s->ok)
-            expo_sample(e, NULL, l, 1, s->value);
-    }
-    expo_family(e, "freno_store_healthy", EXPO_GAUGE,
-                "1 when the store has an aggregated value that is not an error, else 0.");
-    for (size_t i = 0; i < st->nstores; i++) {
-        const struct metrics_store *s = &st->stores[i];
-        struct expo_label l[] = {{"store", s->name}};
-        expo_sample(e, NULL, l, 1, s->has_value && s->ok ? 1 : 0);
-    }
-    expo_family(e, "freno_store_seconds_since_healthy", EXPO_GAUGE,
-                "Seconds since the store last passed its self check, for stores that ever did.");
-    for (size_t i = 0; i < st->nstores; i++) {
-        const struct metrics_store *s = &st->stores[i];
-        struct expo_label l[] = {{"store", s->name}};
-        if (s->ever_healthy)
-            expo_sample(e, NULL, l, 1, (double)s->seconds_since_healthy);
-    }
-    expo_family(e, "freno_store_hosts", EXPO_GAUGE, "Hosts probed for each store.");
-    for (size_t i = 0; i < st->nstores; i++) {
-        struct expo_label l[] = {{"store", st->stores[i].name}};
-        expo_sample_u64(e, NULL, l, 1, st->stores[i].nhosts);
-    }
-    static const char *const names[3] = {"freno_store_checks_total",
-                                         "freno_store_check_errors_total",
-                                         "freno_store_check_internal_errors_total"};
-    static const char *const helps[3] = {
-            "Checks answered for each store.",
-            "Checks answered for each store with a status other than 200.",
-            "Checks answered 500 for each store."};
     for (int w = 0; w < 3; w++) {
-        expo_family(e, names[w], EXPO_COUNTER, helps[w]);
+        expo_family(e, store_counters[w].name, EXPO_COUNTER, store_counters[w].help);
         for (size_t i = 0; i < st->nstores; i++) {
             const struct check_counts *c =
                     st->checks ? check_counters_store(st->checks, st->stores[i].name) : NULL;
@@ -182,92 +190,123 @@ static void prom_stores(struct expo *e, const struct metrics_state *st)
     }
 }
 
+/* The per-host families, in the order of host_figures(). */
+#define HOST_FAMILIES 3
+static const struct {
+    const char *name;
+    enum expo_type type;
+    const char *help;
+} host_families[HOST_FAMILIES] = {
+        {"freno_host_up", EXPO_GAUGE,
+         "1 when the last probe of the host succeeded, else 0 (failed or none yet)."},
+        {"freno_host_value", EXPO_GAUGE,
+         "Value of the last successful probe of the host, while its last probe succeeded."},
+        {"freno_host_probe_errors_total", EXPO_COUNTER,
+         "Failed probes of the host since it joined the store's probed set."},
+};
+
+static void host_figures(const struct metrics_host *h, struct figure f[HOST_FAMILIES])
+{
+    f[0] = (struct figure){true, h->ok ? 1 : 0};
+    f[1] = (struct figure){h->ok, h->value};
+    f[2] = (struct figure){true, (double)h->probe_errors};
+}
+
 static void prom_hosts(struct expo *e, const struct metrics_state *st)
 {
-    expo_family(e, "freno_host_up", EXPO_GAUGE,
-                "1 when the last probe of the host succeeded, else 0 (failed or none yet).");
-    for (size_t i = 0; i < st->nstores; i++) {
-        const struct metrics_store *s = &st->stores[i];
-        for (size_t j = 0; j < s->nhosts; j++) {
-            struct expo_label l[] = {{"store", s->name}, {"host", s->hosts[j].key}};
-            expo_sample(e, NULL, l, 2, s->hosts[j].ok ? 1 : 0);
+    for (int g = 0; g < HOST_FAMILIES; g++) {
+        expo_family(e, host_families[g].name, host_families[g].type, host_families[g].help);
+        for (size_t i = 0; i < st->nstores; i++) {
+            const struct metrics_store *s = &st->stores[i];
+            for (size_t j = 0; j < s->nhosts; j++) {
+                struct figure f[HOST_FAMILIES];
+                host_figures(&s->hosts[j], f);
+                struct expo_label l[] = {{"store", s->name}, {"host", s->hosts[j].key}};
+                if (f[g].has)
+                    expo_sample(e, NULL, l, 2, f[g].value);
+            }
         }
     }
-    expo_family(e, "freno_host_value", EXPO_GAUGE,
-                "Value of the last successful probe of the host, while its last probe succeeded.");
-    for (size_t i = 0; i < st->nstores; i++) {
-        const struct metrics_store *s = &st->stores[i];
-        for (size_t j = 0; j < s->nhosts; j++) {
-            struct expo_label l[] = {{"store", s->name}, {"host", s->hosts[j].key}};
-            if (s->hosts[j].ok)
-                expo_sample(e, NULL, l, 2, s->hosts[j].value);
-        }
-    }
-    expo_family(e, "freno_host_probe_errors_total", EXPO_COUNTER,
-                "Failed probes of the host since it joined the store's probed set.");
-    for (size_t i = 0; i < st->nstores; i++) {
-        const struct metrics_store *s = &st->stores[i];
-        for (size_t j = 0; j < s->nhosts; j++) {
-            struct expo_label l[] = {{"store", s->name}, {"host", s->hosts[j].key}};
-            expo_sample_u64(e, NULL, l, 2, s->hosts[j].probe_errors);
-        }
+}
+
+/* Check counters by app or by app and store: three families (total, error,
+ * internal error), the samples of each from @each. */
+struct count_families {
+    const char *names[3];
+    const char *helps[3];
+    void (*each)(const struct check_counters *cc, check_counters_fn *fn, void *arg);
+};
+
+static const struct count_families app_counts = {
+        {"freno_app_checks_total", "freno_app_check_errors_total",
+         "freno_app_check_internal_errors_total"},
+        {"Checks answered for each app, on stores that exist.",
+         "Checks answered for each app with a status other than 200.",
+         "Checks answered 500 for each app."},
+        check_counters_each_app,
+};
+
+static const struct count_families app_store_counts = {
+        {"freno_app_store_checks_total", "freno_app_store_check_errors_total",
+         "freno_app_store_check_internal_errors_total"},
+        {"Checks answered for each app and store.",
+         "Checks answered for each app and store with a status other than 200.",
+         "Checks answered 500 for each app and store."},
+        check_counters_each_app_store,
+};
+
+struct prom_ctx {
+    struct expo *e;
+    int which; /* 0: total, 1: error, 2: internal error */
+};
+
+/* One sample labelled with the app, and the store when there is one. */
+static void on_count(const char *app, const char *store, const struct check_counts *c, void *arg)
+{
+    struct prom_ctx *x = arg;
+    struct expo_label l[] = {{"app", app}, {"store", store}};
+    expo_sample_u64(x->e, NULL, l, store != NULL ? 2 : 1, pick(c, x->which));
+}
+
+static void prom_counts(struct expo *e, const struct metrics_state *st,
+                        const struct count_families *f)
+{
+    struct prom_ctx x = {.e = e};
+    for (x.which = 0; x.which < 3; x.which++) {
+        expo_family(e, f->names[x.which], EXPO_COUNTER, f->helps[x.which]);
+        if (st->checks != NULL)
+            f->each(st->checks, on_count, &x);
     }
 }
 
 static void prom_apps(struct expo *e, const struct metrics_state *st)
 {
-    static const char *const app_names[3] = {"freno_app_checks_total",
-                                             "freno_app_check_errors_total",
-                                             "freno_app_check_internal_errors_total"};
-    static const char *const app_helps[3] = {
-            "Checks answered for each app, on stores that exist.",
-            "Checks answered for each app with a status other than 200.",
-            "Checks answered 500 for each app."};
-    static const char *const pair_names[3] = {"freno_app_store_checks_total",
-                                              "freno_app_store_check_errors_total",
-                                              "freno_app_store_check_internal_errors_total"};
-    static const char *const pair_helps[3] = {
-            "Checks answered for each app and store.",
-            "Checks answered for each app and store with a status other than 200.",
-            "Checks answered 500 for each app and store."};
-    struct prom_ctx x = {.e = e};
-    for (int w = 0; w < 3; w++) {
-        expo_family(e, app_names[w], EXPO_COUNTER, app_helps[w]);
-        x.which = w;
-        if (st->checks != NULL)
-            check_counters_each_app(st->checks, on_app, &x);
-    }
-    for (int w = 0; w < 3; w++) {
-        expo_family(e, pair_names[w], EXPO_COUNTER, pair_helps[w]);
-        x.which = w;
-        if (st->checks != NULL)
-            check_counters_each_app_store(st->checks, on_app_store, &x);
-    }
+    prom_counts(e, st, &app_counts);
+    prom_counts(e, st, &app_store_counts);
     struct check_counters_stats cs = {0};
     if (st->checks != NULL)
         check_counters_get_stats(st->checks, &cs);
-    expo_family(e, "freno_counted_apps", EXPO_GAUGE,
-                "Apps with their own counters (at most MaxCountedApps).");
-    expo_sample_u64(e, NULL, NULL, 0, cs.apps);
-    expo_family(
+    prom_single(e, "freno_counted_apps", EXPO_GAUGE,
+                "Apps with their own counters (at most MaxCountedApps).", cs.apps);
+    prom_single(
             e, "freno_counted_apps_evicted_total", EXPO_COUNTER,
-            "Apps whose counters were dropped, least recently counted first, to stay within MaxCountedApps.");
-    expo_sample_u64(e, NULL, NULL, 0, cs.apps_evicted);
-    expo_family(e, "freno_counted_app_stores", EXPO_GAUGE,
-                "App and store pairs with their own counters (at most MaxCountedAppStores).");
-    expo_sample_u64(e, NULL, NULL, 0, cs.app_stores);
-    expo_family(
+            "Apps whose counters were dropped, least recently counted first, to stay within MaxCountedApps.",
+            cs.apps_evicted);
+    prom_single(e, "freno_counted_app_stores", EXPO_GAUGE,
+                "App and store pairs with their own counters (at most MaxCountedAppStores).",
+                cs.app_stores);
+    prom_single(
             e, "freno_counted_app_stores_evicted_total", EXPO_COUNTER,
-            "App and store pairs whose counters were dropped to stay within MaxCountedAppStores.");
-    expo_sample_u64(e, NULL, NULL, 0, cs.app_stores_evicted);
+            "App and store pairs whose counters were dropped to stay within MaxCountedAppStores.",
+            cs.app_stores_evicted);
 }
 
 static void prom_operator(struct expo *e, const struct metrics_state *st)
 {
     size_t n;
     struct throttle_row *rows = throttle_rows(st, &n);
-    expo_family(e, "freno_throttled_apps", EXPO_GAUGE, "Apps throttled by an operator.");
-    expo_sample_u64(e, NULL, NULL, 0, st->throttled_apps);
+    prom_single(e, "freno_throttled_apps", EXPO_GAUGE, "Apps throttled by an operator.",
+                st->throttled_apps);
     expo_family(
             e, "freno_throttled_app_ratio", EXPO_GAUGE,
             "Ratio of checks denied to each throttled app; store is empty for a throttle on every store.");
@@ -279,26 +318,26 @@ static void prom_operator(struct expo *e, const struct metrics_state *st)
         expo_sample(e, NULL, l, 2, rows[i].ratio);
     }
     free(rows);
-    expo_family(e, "freno_skipped_hosts", EXPO_GAUGE, "Hosts skipped by an operator.");
-    expo_sample_u64(e, NULL, NULL, 0, st->skipped_hosts);
-    expo_family(e, "freno_recent_apps", EXPO_GAUGE,
-                "App and client pairs listed by /recent-apps (at most MaxRecentApps).");
-    expo_sample_u64(e, NULL, NULL, 0, st->recent_apps);
-    expo_family(
+    prom_single(e, "freno_skipped_hosts", EXPO_GAUGE, "Hosts skipped by an operator.",
+                st->skipped_hosts);
+    prom_single(e, "freno_recent_apps", EXPO_GAUGE,
+                "App and client pairs listed by /recent-apps (at most MaxRecentApps).",
+                st->recent_apps);
+    prom_single(
             e, "freno_recent_apps_evicted_total", EXPO_COUNTER,
-            "App and client pairs dropped from /recent-apps before their 24 hours, least recently seen first, to stay within MaxRecentApps.");
-    expo_sample_u64(e, NULL, NULL, 0, st->recent_apps_evicted);
+            "App and client pairs dropped from /recent-apps before their 24 hours, least recently seen first, to stay within MaxRecentApps.",
+            st->recent_apps_evicted);
 }
 
 char *metrics_render_prometheus(const struct metrics_state *st, size_t *len)
 {
     struct expo *e = expo_new();
     prom_process(e);
-    expo_family(e, "freno_leader", EXPO_GAUGE, "1 when this node is the leader, else 0.");
-    expo_sample(e, NULL, NULL, 0, st->is_leader ? 1 : 0);
-    expo_family(e, "freno_consensus_healthy", EXPO_GAUGE,
-                "1 when the election (raft or the MySQL backend) is healthy, else 0.");
-    expo_sample(e, NULL, NULL, 0, st->is_healthy ? 1 : 0);
+    prom_single(e, "freno_leader", EXPO_GAUGE, "1 when this node is the leader, else 0.",
+                st->is_leader ? 1 : 0);
+    prom_single(e, "freno_consensus_healthy", EXPO_GAUGE,
+                "1 when the election (raft or the MySQL backend) is healthy, else 0.",
+                st->is_healthy ? 1 : 0);
     prom_stores(e, st);
     prom_hosts(e, st);
     prom_apps(e, st);

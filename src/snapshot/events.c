@@ -12,16 +12,15 @@
 #include "core/xalloc.h"
 #include "metrics/metrics.h"
 
-#define RING_SIZE 4096 /* power of two */
-#define MAX_RINGS 256
+_Static_assert((EVENTS_RING_SIZE & (EVENTS_RING_SIZE - 1)) == 0, "a ring's size is a power of two");
 
 struct ring {
     _Atomic size_t head; /* next write, producer-owned */
     _Atomic size_t tail; /* next read, consumer-owned */
-    struct check_event ev[RING_SIZE];
+    struct check_event ev[EVENTS_RING_SIZE];
 };
 
-static struct ring *_Atomic rings[MAX_RINGS];
+static struct ring *_Atomic rings[EVENTS_MAX_RINGS];
 static _Atomic size_t rings_len;
 static _Thread_local struct ring *my_ring;
 static _Thread_local bool my_ring_failed;
@@ -39,7 +38,7 @@ static struct ring *ring_get(void)
     if (my_ring != NULL || my_ring_failed)
         return my_ring;
     size_t idx = atomic_fetch_add(&rings_len, 1);
-    if (idx >= MAX_RINGS) {
+    if (idx >= EVENTS_MAX_RINGS) {
         my_ring_failed = true;
         return NULL;
     }
@@ -58,11 +57,11 @@ void events_push(uint64_t at_ms, int status, const char *app, const char *store,
     }
     size_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
     size_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
-    if (head - tail >= RING_SIZE) {
+    if (head - tail >= EVENTS_RING_SIZE) {
         metrics_inc(METRICS_CHECK_EVENTS_DROPPED);
         return;
     }
-    struct check_event *e = &r->ev[head & (RING_SIZE - 1)];
+    struct check_event *e = &r->ev[head & (EVENTS_RING_SIZE - 1)];
     e->at_ms = at_ms;
     e->status = (uint16_t)status;
     copy_trunc(e->app, sizeof(e->app), app);
@@ -75,8 +74,8 @@ size_t events_drain(void (*fn)(const struct check_event *e, void *arg), void *ar
 {
     size_t total = 0;
     size_t n = atomic_load_explicit(&rings_len, memory_order_acquire);
-    if (n > MAX_RINGS)
-        n = MAX_RINGS;
+    if (n > EVENTS_MAX_RINGS)
+        n = EVENTS_MAX_RINGS;
     for (size_t i = 0; i < n; i++) {
         struct ring *r = atomic_load_explicit(&rings[i], memory_order_acquire);
         if (r == NULL)
@@ -84,7 +83,7 @@ size_t events_drain(void (*fn)(const struct check_event *e, void *arg), void *ar
         size_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
         size_t head = atomic_load_explicit(&r->head, memory_order_acquire);
         for (; tail != head; tail++, total++)
-            fn(&r->ev[tail & (RING_SIZE - 1)], arg);
+            fn(&r->ev[tail & (EVENTS_RING_SIZE - 1)], arg);
         atomic_store_explicit(&r->tail, tail, memory_order_release);
     }
     return total;
@@ -93,8 +92,8 @@ size_t events_drain(void (*fn)(const struct check_event *e, void *arg), void *ar
 void events_shutdown(void)
 {
     size_t n = atomic_load(&rings_len);
-    if (n > MAX_RINGS)
-        n = MAX_RINGS;
+    if (n > EVENTS_MAX_RINGS)
+        n = EVENTS_MAX_RINGS;
     for (size_t i = 0; i < n; i++) {
         free(atomic_load(&rings[i]));
         atomic_store(&rings[i], NULL);

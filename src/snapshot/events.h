@@ -11,6 +11,12 @@
 #define EVENT_APP_MAX    191
 #define EVENT_STORE_MAX  191
 #define EVENT_CLIENT_MAX 63
+/* Records one ring holds (a power of two): a thread that pushes more before
+ * the loop drains (every 25 ms) loses the rest, counted. */
+#define EVENTS_RING_SIZE 4096
+/* Rings at most, one per producing thread for the process lifetime; the
+ * records of threads past this are dropped and counted. */
+#define EVENTS_MAX_RINGS 256
 
 struct check_event {
     uint64_t at_ms;

@@ -55,143 +55,171 @@ void metric_live_unref(struct metric_live *m)
         free(m);
 }
 
-#define PART_REF(p)   atomic_fetch_add_explicit(&(p)->refs, 1, memory_order_relaxed)
-#define PART_UNREF(p) (atomic_fetch_sub_explicit(&(p)->refs, 1, memory_order_acq_rel) == 1)
+/* ---- parts ----
+ * Every part (struct snap_metrics, snap_apps, ...) begins with a struct
+ * snap_part, so these helpers count them all; each part type brings the
+ * function that frees what it owns. */
 
-struct snap_metrics *snap_metrics_new(struct snap_metric *v, size_t len)
+/* A heap copy of the part @tmpl of @size bytes holding one reference, whose
+ * contents @free_contents frees. */
+static void *part_dup(const void *tmpl, size_t size, void (*free_contents)(struct snap_part *p))
 {
-    struct snap_metrics *p = xcalloc(1, sizeof(*p));
+    struct snap_part *p = xmalloc(size);
+    memcpy(p, tmpl, size);
     atomic_init(&p->refs, 1);
-    p->v = v;
-    p->len = len;
+    p->free_contents = free_contents;
     return p;
 }
 
-void snap_metrics_unref(struct snap_metrics *p)
+/* Takes one more reference on @part (NULL is fine). */
+static void part_ref(void *part)
 {
-    if (p == NULL || !PART_UNREF(p))
+    struct snap_part *p = part;
+    if (p != NULL)
+        atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+}
+
+/* Drops one reference on @part (NULL is fine); the last one frees it. */
+static void part_unref(void *part)
+{
+    struct snap_part *p = part;
+    if (p == NULL || atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1)
         return;
+    p->free_contents(p);
+    free(p);
+}
+
+/* ---- each part type: what it owns, its constructors, its release ---- */
+
+static void metrics_free(struct snap_part *part)
+{
+    struct snap_metrics *p = (struct snap_metrics *)part;
     for (size_t i = 0; i < p->len; i++) {
         free(p->v[i].name);
         free(p->v[i].err);
         metric_live_unref(p->v[i].live);
     }
     free(p->v);
-    free(p);
+}
+
+struct snap_metrics *snap_metrics_new(struct snap_metric *v, size_t len)
+{
+    struct snap_metrics p = {.v = v, .len = len};
+    return part_dup(&p, sizeof(p), metrics_free);
+}
+
+void snap_metrics_unref(struct snap_metrics *p)
+{
+    part_unref(p);
+}
+
+/* Apps and hosts parts have one shape: entries that begin with their name
+ * (struct snap_app.key, struct snap_host.host), which may be packed into
+ * one block. */
+_Static_assert(offsetof(struct snap_app, key) == 0, "an app entry begins with its name");
+_Static_assert(offsetof(struct snap_host, host) == 0, "a host entry begins with its name");
+
+/* Frees the @len entries of @size bytes at @v and their names: the @block
+ * they were packed into, or else each one. */
+static void named_entries_free(char *block, void *v, size_t len, size_t size)
+{
+    free(block);
+    for (size_t i = 0; block == NULL && i < len; i++)
+        free(*(char **)((char *)v + i * size));
+    free(v);
+}
+
+static void apps_free(struct snap_part *part)
+{
+    struct snap_apps *p = (struct snap_apps *)part;
+    named_entries_free(p->keys, p->v, p->len, sizeof(*p->v));
+}
+
+static void hosts_free(struct snap_part *part)
+{
+    struct snap_hosts *p = (struct snap_hosts *)part;
+    named_entries_free(p->names, p->v, p->len, sizeof(*p->v));
 }
 
 struct snap_apps *snap_apps_new(struct snap_app *v, size_t len)
 {
-    struct snap_apps *p = xcalloc(1, sizeof(*p));
-    atomic_init(&p->refs, 1);
-    p->v = v;
-    p->len = len;
-    return p;
-}
-
-struct snap_apps *snap_apps_new_packed(struct snap_app *v, size_t len, char *block)
-{
-    struct snap_apps *p = snap_apps_new(v, len);
-    p->keys = block;
-    return p;
-}
-
-void snap_apps_unref(struct snap_apps *p)
-{
-    if (p == NULL || !PART_UNREF(p))
-        return;
-    if (p->keys != NULL)
-        free(p->keys);
-    else
-        for (size_t i = 0; i < p->len; i++)
-            free(p->v[i].key);
-    free(p->v);
-    free(p);
+    return snap_apps_new_packed(v, len, NULL);
 }
 
 struct snap_hosts *snap_hosts_new(struct snap_host *v, size_t len)
 {
-    struct snap_hosts *p = xcalloc(1, sizeof(*p));
-    atomic_init(&p->refs, 1);
-    p->v = v;
-    p->len = len;
-    return p;
+    return snap_hosts_new_packed(v, len, NULL);
+}
+
+struct snap_apps *snap_apps_new_packed(struct snap_app *v, size_t len, char *block)
+{
+    struct snap_apps p = {.v = v, .len = len, .keys = block};
+    return part_dup(&p, sizeof(p), apps_free);
 }
 
 struct snap_hosts *snap_hosts_new_packed(struct snap_host *v, size_t len, char *block)
 {
-    struct snap_hosts *p = snap_hosts_new(v, len);
-    p->names = block;
-    return p;
+    struct snap_hosts p = {.v = v, .len = len, .names = block};
+    return part_dup(&p, sizeof(p), hosts_free);
+}
+
+void snap_apps_unref(struct snap_apps *p)
+{
+    part_unref(p);
 }
 
 void snap_hosts_unref(struct snap_hosts *p)
 {
-    if (p == NULL || !PART_UNREF(p))
-        return;
-    if (p->names != NULL)
-        free(p->names);
-    else
-        for (size_t i = 0; i < p->len; i++)
-            free(p->v[i].host);
+    part_unref(p);
+}
+
+static void recents_free(struct snap_part *part)
+{
+    struct snap_recents *p = (struct snap_recents *)part;
+    for (size_t i = 0; i < p->len; i++)
+        free(p->v[i].key_json);
     free(p->v);
-    free(p);
 }
 
 struct snap_recents *snap_recents_new(struct snap_recent *v, size_t len)
 {
-    struct snap_recents *p = xcalloc(1, sizeof(*p));
-    atomic_init(&p->refs, 1);
-    p->v = v;
-    p->len = len;
+    struct snap_recents p = {.v = v, .len = len};
     for (size_t i = 0; i < len; i++)
-        p->key_json_bytes += strlen(v[i].key_json);
-    return p;
+        p.key_json_bytes += strlen(v[i].key_json);
+    return part_dup(&p, sizeof(p), recents_free);
 }
 
 void snap_recents_unref(struct snap_recents *p)
 {
-    if (p == NULL || !PART_UNREF(p))
-        return;
-    for (size_t i = 0; i < p->len; i++)
-        free(p->v[i].key_json);
-    free(p->v);
-    free(p);
+    part_unref(p);
+}
+
+static void text_free(struct snap_part *part)
+{
+    struct snap_text *p = (struct snap_text *)part;
+    free(p->debug_vars_json);
+    free(p->prometheus);
 }
 
 struct snap_text *snap_text_new(char *debug_vars_json, size_t debug_vars_len, char *prometheus,
                                 size_t prometheus_len)
 {
-    struct snap_text *p = xcalloc(1, sizeof(*p));
-    atomic_init(&p->refs, 1);
-    p->debug_vars_json = debug_vars_json;
-    p->debug_vars_len = debug_vars_len;
-    p->prometheus = prometheus;
-    p->prometheus_len = prometheus_len;
-    return p;
+    struct snap_text p = {.debug_vars_json = debug_vars_json,
+                          .debug_vars_len = debug_vars_len,
+                          .prometheus = prometheus,
+                          .prometheus_len = prometheus_len};
+    return part_dup(&p, sizeof(p), text_free);
 }
 
 struct snap_text *snap_text_ref(struct snap_text *p)
 {
-    PART_REF(p);
+    part_ref(p);
     return p;
 }
 
 void snap_text_unref(struct snap_text *p)
 {
-    if (p == NULL || !PART_UNREF(p))
-        return;
-    free(p->debug_vars_json);
-    free(p->prometheus);
-    free(p);
-}
-
-struct snap_leaders *snap_leaders_new(const struct snap_leader *l)
-{
-    struct snap_leaders *p = xcalloc(1, sizeof(*p));
-    atomic_init(&p->refs, 1);
-    p->l = *l;
-    return p;
+    part_unref(p);
 }
 
 static void services_free(struct snap_service *v, size_t len)
@@ -203,28 +231,47 @@ static void services_free(struct snap_service *v, size_t len)
     free(v);
 }
 
+static void leaders_free(struct snap_part *part)
+{
+    struct snap_leader *l = &((struct snap_leaders *)part)->l;
+    free(l->leader_id);
+    free(l->state);
+    free(l->service_id);
+    free(l->domain);
+    free(l->share_domain);
+    services_free(l->share_services, l->share_services_len);
+    services_free(l->domain_services, l->domain_services_len);
+}
+
+struct snap_leaders *snap_leaders_new(const struct snap_leader *l)
+{
+    struct snap_leaders p = {.l = *l};
+    return part_dup(&p, sizeof(p), leaders_free);
+}
+
 void snap_leaders_unref(struct snap_leaders *p)
 {
-    if (p == NULL || !PART_UNREF(p))
-        return;
-    free(p->l.leader_id);
-    free(p->l.state);
-    free(p->l.service_id);
-    free(p->l.domain);
-    free(p->l.share_domain);
-    services_free(p->l.share_services, p->l.share_services_len);
-    services_free(p->l.domain_services, p->l.domain_services_len);
-    free(p);
+    part_unref(p);
+}
+
+/* ---- snapshots ---- */
+
+/* Calls @fn on each part of @s (NULL ones included). */
+static void each_part(const struct snapshot *s, void (*fn)(void *part))
+{
+    void *parts[] = {s->metrics, s->apps, s->hosts, s->recents, s->text, s->leader};
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+        fn(parts[i]);
+}
+
+void snapshot_parts_unref(struct snapshot *s)
+{
+    each_part(s, part_unref);
 }
 
 static void box_free(struct snapshot_box *b)
 {
-    snap_metrics_unref(b->s.metrics);
-    snap_apps_unref(b->s.apps);
-    snap_hosts_unref(b->s.hosts);
-    snap_recents_unref(b->s.recents);
-    snap_text_unref(b->s.text);
-    snap_leaders_unref(b->s.leader);
+    snapshot_parts_unref(&b->s);
     free(b);
 }
 
@@ -252,18 +299,7 @@ void snapshot_publish(const struct snapshot *tmpl)
 {
     struct snapshot_box *b = xcalloc(1, sizeof(*b));
     b->s = *tmpl;
-    if (b->s.metrics)
-        PART_REF(b->s.metrics);
-    if (b->s.apps)
-        PART_REF(b->s.apps);
-    if (b->s.hosts)
-        PART_REF(b->s.hosts);
-    if (b->s.recents)
-        PART_REF(b->s.recents);
-    if (b->s.text)
-        PART_REF(b->s.text);
-    if (b->s.leader)
-        PART_REF(b->s.leader);
+    each_part(&b->s, part_ref);
     struct snapshot_box *old = atomic_exchange_explicit(&current, b, memory_order_acq_rel);
     if (old != NULL) {
         GRACE_BEFORE_FREE();
@@ -285,38 +321,27 @@ void snapshot_release(const struct snapshot *s)
     rcu_read_unlock();
 }
 
+static int cmp_metric_cluster(const void *cluster, const void *m)
+{
+    return strcmp(cluster, ((const struct snap_metric *)m)->cluster);
+}
+
+static int cmp_app_key(const void *key, const void *a)
+{
+    return strcmp(key, ((const struct snap_app *)a)->key);
+}
+
 const struct snap_metric *snapshot_find_metric(const struct snapshot *s, const char *cluster)
 {
     if (s == NULL || s->metrics == NULL)
         return NULL;
-    size_t lo = 0, hi = s->metrics->len;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(cluster, s->metrics->v[mid].cluster);
-        if (c == 0)
-            return &s->metrics->v[mid];
-        if (c < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return NULL;
+    return bsearch(cluster, s->metrics->v, s->metrics->len, sizeof(*s->metrics->v),
+                   cmp_metric_cluster);
 }
 
 const struct snap_app *snapshot_find_app(const struct snapshot *s, const char *key)
 {
     if (s == NULL || s->apps == NULL)
         return NULL;
-    size_t lo = 0, hi = s->apps->len;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(key, s->apps->v[mid].key);
-        if (c == 0)
-            return &s->apps->v[mid];
-        if (c < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return NULL;
+    return bsearch(key, s->apps->v, s->apps->len, sizeof(*s->apps->v), cmp_app_key);
 }

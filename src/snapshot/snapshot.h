@@ -79,26 +79,31 @@ struct snap_leader {
 };
 
 /* Reference-counted parts, rebuilt independently so a snapshot built every
- * 25 ms does not copy everything every time. */
-struct snap_metrics {
+ * 25 ms does not copy everything every time. Each begins with this header:
+ * its count and the function that frees what the part owns. */
+struct snap_part {
     _Atomic int refs;
+    void (*free_contents)(struct snap_part *p);
+};
+struct snap_metrics {
+    struct snap_part part;
     struct snap_metric *v; /* sorted by cluster name */
     size_t len;
 };
 struct snap_apps {
-    _Atomic int refs;
+    struct snap_part part;
     struct snap_app *v; /* sorted by key */
     size_t len;
     char *keys; /* NULL, or the one block every key points into */
 };
 struct snap_hosts {
-    _Atomic int refs;
+    struct snap_part part;
     struct snap_host *v; /* sorted by host */
     size_t len;
     char *names; /* NULL, or the one block every host points into */
 };
 struct snap_recents {
-    _Atomic int refs;
+    struct snap_part part;
     struct snap_recent *v; /* sorted by app/client */
     size_t len;
     size_t key_json_bytes; /* sum of the key_json lengths, to size a rendering */
@@ -107,14 +112,14 @@ struct snap_recents {
  * read-side section and hands the bytes to the server, which drops the
  * reference once they are sent (no copy per request). */
 struct snap_text {
-    _Atomic int refs;
+    struct snap_part part;
     char *debug_vars_json; /* /debug/vars */
     size_t debug_vars_len;
     char *prometheus; /* /metrics */
     size_t prometheus_len;
 };
 struct snap_leaders {
-    _Atomic int refs;
+    struct snap_part part;
     struct snap_leader l;
 };
 
@@ -134,29 +139,34 @@ struct snapshot {
     struct snap_leaders *leader;
 };
 
-/* Part constructors return one reference; *_unref frees at zero. The
- * constructors take ownership of @v arrays (and their strings). */
+/* Part constructors return one reference; *_unref drops one and frees the
+ * part at zero (NULL is fine). The constructors take ownership of @v arrays
+ * (and their strings). */
 struct snap_metrics *snap_metrics_new(struct snap_metric *v, size_t len);
+void snap_metrics_unref(struct snap_metrics *p);
+/* Apps and hosts: with the _packed constructors every string of @v lies
+ * inside @block (owned too), so that a part of 100,000 entries costs two
+ * allocations, not 100,002. */
 struct snap_apps *snap_apps_new(struct snap_app *v, size_t len);
 struct snap_hosts *snap_hosts_new(struct snap_host *v, size_t len);
-/* The same with every string of @v inside @block (owned too), so that a
- * part of 100,000 entries costs two allocations, not 100,002. */
 struct snap_apps *snap_apps_new_packed(struct snap_app *v, size_t len, char *block);
 struct snap_hosts *snap_hosts_new_packed(struct snap_host *v, size_t len, char *block);
+void snap_apps_unref(struct snap_apps *p);
+void snap_hosts_unref(struct snap_hosts *p);
 struct snap_recents *snap_recents_new(struct snap_recent *v, size_t len);
+void snap_recents_unref(struct snap_recents *p);
 struct snap_text *snap_text_new(char *debug_vars_json, size_t debug_vars_len, char *prometheus,
                                 size_t prometheus_len);
 /* Takes one more reference on @p (any thread, e.g. inside a read-side
  * section, to keep the text past snapshot_release()); returns @p. */
 struct snap_text *snap_text_ref(struct snap_text *p);
+void snap_text_unref(struct snap_text *p);
 /* Takes ownership of the strings and arrays in @l. */
 struct snap_leaders *snap_leaders_new(const struct snap_leader *l);
-void snap_metrics_unref(struct snap_metrics *p);
-void snap_apps_unref(struct snap_apps *p);
-void snap_hosts_unref(struct snap_hosts *p);
-void snap_recents_unref(struct snap_recents *p);
-void snap_text_unref(struct snap_text *p);
 void snap_leaders_unref(struct snap_leaders *p);
+/* Drops the reference @s holds on each of its parts (NULL ones are fine),
+ * as when @s itself goes; its strings are not touched. */
+void snapshot_parts_unref(struct snapshot *s);
 
 /* Sets up RCU; main thread, before any other thread starts. */
 void snapshot_init(void);

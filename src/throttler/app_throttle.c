@@ -7,12 +7,10 @@
 
 #include <assert.h>
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define MIN_MS             (60ull * 1000)
 #define ABUSING_APP        "abusing-app"
 #define ABUSING_APP_TTL_MS (10ull * 365 * 24 * 3600 * 1000) /* the original's ten years */
 
@@ -59,14 +57,14 @@ void app_throttle_clear(struct app_throttle *t, uint64_t now_ms)
     app_throttle_put(t, ABUSING_APP, now_ms + ABUSING_APP_TTL_MS, 1.0);
 }
 
-size_t app_throttle_used(const struct app_throttle *t)
-{
-    return opset_len(&t->set) - (opset_get(&t->set, ABUSING_APP) != NULL ? 1 : 0);
-}
-
 bool app_throttle_has(const struct app_throttle *t, const char *key)
 {
     return opset_get(&t->set, key) != NULL;
+}
+
+size_t app_throttle_used(const struct app_throttle *t)
+{
+    return opset_len(&t->set) - (app_throttle_has(t, ABUSING_APP) ? 1 : 0);
 }
 
 int app_throttle_check_room(const struct app_throttle *t, const char *key, size_t pending,
@@ -74,15 +72,10 @@ int app_throttle_check_room(const struct app_throttle *t, const char *key, size_
 {
     /* An entry not swept yet still holds its slot, so replacing it is free;
      * the built-in one never counts. */
-    if (app_throttle_has(t, key) || strcmp(key, ABUSING_APP) == 0)
+    if (strcmp(key, ABUSING_APP) == 0)
         return 0;
-    size_t used = app_throttle_used(t);
-    if (used < t->max && pending < t->max - used)
-        return 0;
-    return err_set(
-            err, -ENOSPC,
-            "throttle-app: limit reached: %zu apps are throttled (MaxThrottledApps); unthrottle some or raise the limit",
-            t->max);
+    return opset_check_room(&t->set, key, app_throttle_used(t), t->max, pending, "throttle-app",
+                            "apps are throttled (MaxThrottledApps); unthrottle some", err);
 }
 
 int app_throttle_set(struct app_throttle *t, const char *key, bool has_ttl, int64_t ttl_min,
@@ -92,29 +85,22 @@ int app_throttle_set(struct app_throttle *t, const char *key, bool has_ttl, int6
     char num[32];
 
     assert(key != NULL);
-    size_t key_len = strlen(key);
-    if (key_len == 0)
-        return err_set(err, -EINVAL, "throttle-app: empty app name");
-    if (key_len > APP_THROTTLE_NAME_MAX)
-        return err_set(err, -EINVAL, "throttle-app: app name longer than %d bytes",
-                       APP_THROTTLE_NAME_MAX);
-    if (has_ttl && ttl_min < 0)
-        return err_set(err, -EINVAL, "throttle-app: negative ttl %" PRId64, ttl_min);
-    /* The backend adds the TTL to now() in MySQL; an expiry past what any
-     * clock can show is a typo, not a wish. */
-    if (has_ttl && (uint64_t)ttl_min > (UINT64_MAX - now_ms) / MIN_MS)
-        return err_set(err, -EINVAL, "throttle-app: ttl %" PRId64 " minutes is too large", ttl_min);
+    int rc = opset_check_name("throttle-app", "app", key, APP_THROTTLE_NAME_MAX, err);
+    if (rc == 0 && has_ttl)
+        rc = opset_check_ttl("throttle-app", ttl_min, now_ms, err);
+    if (rc < 0)
+        return rc;
     /* Written so that NaN fails too. */
     if (has_ratio && !(ratio >= 0 && ratio <= 1))
         return err_set(err, -EINVAL, "throttle-app: ratio must be in [0..1] range; got %s",
                        fmt_double(ratio, num, sizeof(num)));
-    int rc = app_throttle_check_room(t, key, 0, err);
+    rc = app_throttle_check_room(t, key, 0, err);
     if (rc < 0)
         return rc;
 
     /* TTL 0 means "never expires", as in the original, both for a new entry
      * and as a new expiry for an existing one. */
-    uint64_t expire_at_ms = has_ttl && ttl_min > 0 ? now_ms + (uint64_t)ttl_min * MIN_MS : 0;
+    uint64_t expire_at_ms = has_ttl && ttl_min > 0 ? now_ms + (uint64_t)ttl_min * OPSET_MIN_MS : 0;
 
     struct app_throttle_entry *e = opset_get(&t->set, key);
     if (e != NULL && is_expired(e, now_ms))
@@ -148,16 +134,9 @@ void app_throttle_remove(struct app_throttle *t, const char *key)
     opset_del(&t->set, key);
 }
 
-static bool is_doomed_at(const char *key, const void *value, bool touched, void *arg)
-{
-    (void)key;
-    (void)touched;
-    return is_expired(value, *(const uint64_t *)arg);
-}
-
 size_t app_throttle_sweep(struct app_throttle *t, uint64_t now_ms)
 {
-    return opset_remove_if(&t->set, is_doomed_at, &now_ms);
+    return opset_sweep_expired(&t->set, now_ms, true);
 }
 
 const struct app_throttle_entry *app_throttle_get(const struct app_throttle *t, const char *key,
@@ -177,11 +156,10 @@ size_t app_throttle_count(const struct app_throttle *t)
 bool app_throttle_next(struct app_throttle *t, size_t *i, const char **key,
                        const struct app_throttle_entry **e)
 {
-    void *v;
-    if (!opset_next(&t->set, i, key, &v))
-        return false;
+    void *v = NULL;
+    bool more = opset_next(&t->set, i, key, &v);
     *e = v;
-    return true;
+    return more;
 }
 
 void app_throttle_sync_begin(struct app_throttle *t)
@@ -192,27 +170,15 @@ void app_throttle_sync_begin(struct app_throttle *t)
 bool app_throttle_sync_put(struct app_throttle *t, const char *key, uint64_t expire_at_ms,
                            double ratio, uint64_t slack_ms)
 {
-    struct app_throttle_entry *e = opset_get(&t->set, key);
-    if (e != NULL && e->ratio == ratio && (e->expire_at_ms == 0) == (expire_at_ms == 0)) {
-        uint64_t d = e->expire_at_ms > expire_at_ms ? e->expire_at_ms - expire_at_ms
-                                                    : expire_at_ms - e->expire_at_ms;
-        if (d <= slack_ms) {
-            opset_touch(&t->set, key);
-            return false;
-        }
-    }
+    const struct app_throttle_entry *e = opset_get(&t->set, key);
+    if (e != NULL && e->ratio == ratio && (e->expire_at_ms == 0) == (expire_at_ms == 0) &&
+        opset_sync_keep(&t->set, key, e->expire_at_ms, expire_at_ms, slack_ms))
+        return false;
     app_throttle_put(t, key, expire_at_ms, ratio);
     return true;
 }
 
-static bool is_untouched(const char *key, const void *value, bool touched, void *arg)
-{
-    (void)value;
-    (void)arg;
-    return !touched && strcmp(key, ABUSING_APP) != 0;
-}
-
 bool app_throttle_sync_end(struct app_throttle *t)
 {
-    return opset_remove_if(&t->set, is_untouched, NULL) > 0;
+    return opset_remove_untouched(&t->set, ABUSING_APP) > 0;
 }

@@ -5,6 +5,8 @@
  * lives in the item's own allocation. */
 #include "throttler/opset.h"
 
+#include <errno.h>
+#include <inttypes.h>
 #include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,4 +214,92 @@ size_t opset_remove_if(struct opset *s,
     s->len = j;
     s->sorted = sorted;
     return removed;
+}
+
+void *opset_export(struct opset *s, size_t size, opset_fill_fn *fill, char **keys)
+{
+    size_t bytes = 0, o = 0, n = 0;
+    for (size_t i = 0; i < s->len; i++)
+        bytes += strlen(s->v[i]->key) + 1;
+    char *block = xmalloc(bytes ? bytes : 1);
+    char *out = xcalloc(s->len ? s->len : 1, size);
+    const char *key;
+    void *value;
+    for (size_t it = 0; opset_next(s, &it, &key, &value); n++) {
+        size_t len = strlen(key) + 1;
+        memcpy(block + o, key, len);
+        fill(out + n * size, block + o, value);
+        o += len;
+    }
+    *keys = block;
+    return out;
+}
+
+struct sweep_arg {
+    uint64_t now_ms;
+    bool zero_is_never;
+};
+
+static bool is_expired(const char *key, const void *value, bool touched, void *arg)
+{
+    (void)key;
+    (void)touched;
+    const struct sweep_arg *a = arg;
+    uint64_t expire_at_ms = *(const uint64_t *)value;
+    return !(a->zero_is_never && expire_at_ms == 0) && expire_at_ms <= a->now_ms;
+}
+
+size_t opset_sweep_expired(struct opset *s, uint64_t now_ms, bool zero_is_never)
+{
+    struct sweep_arg a = {.now_ms = now_ms, .zero_is_never = zero_is_never};
+    return opset_remove_if(s, is_expired, &a);
+}
+
+static bool is_untouched(const char *key, const void *value, bool touched, void *arg)
+{
+    (void)value;
+    const char *keep = *(const char **)arg;
+    return !touched && (keep == NULL || strcmp(key, keep) != 0);
+}
+
+size_t opset_remove_untouched(struct opset *s, const char *keep)
+{
+    return opset_remove_if(s, is_untouched, &keep);
+}
+
+bool opset_sync_keep(struct opset *s, const char *key, uint64_t stored_ms, uint64_t new_ms,
+                     uint64_t slack_ms)
+{
+    uint64_t d = stored_ms > new_ms ? stored_ms - new_ms : new_ms - stored_ms;
+    return d <= slack_ms && opset_touch(s, key);
+}
+
+int opset_check_room(const struct opset *s, const char *key, size_t used, size_t max,
+                     size_t pending, const char *cmd, const char *full, struct err *err)
+{
+    if (opset_get(s, key) != NULL || (used < max && pending < max - used))
+        return 0;
+    return err_set(err, -ENOSPC, "%s: limit reached: %zu %s or raise the limit", cmd, max, full);
+}
+
+int opset_check_name(const char *cmd, const char *noun, const char *name, size_t max,
+                     struct err *err)
+{
+    size_t len = strlen(name);
+    if (len == 0)
+        return err_set(err, -EINVAL, "%s: empty %s name", cmd, noun);
+    if (len > max)
+        return err_set(err, -EINVAL, "%s: %s name longer than %zu bytes", cmd, noun, max);
+    return 0;
+}
+
+int opset_check_ttl(const char *cmd, int64_t ttl_min, uint64_t now_ms, struct err *err)
+{
+    if (ttl_min < 0)
+        return err_set(err, -EINVAL, "%s: negative ttl %" PRId64, cmd, ttl_min);
+    /* The backend adds the TTL to now() in MySQL; an expiry past what any
+     * clock can show is a typo, not a wish. */
+    if ((uint64_t)ttl_min > (UINT64_MAX - now_ms) / OPSET_MIN_MS)
+        return err_set(err, -EINVAL, "%s: ttl %" PRId64 " minutes is too large", cmd, ttl_min);
+    return 0;
 }

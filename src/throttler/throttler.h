@@ -18,10 +18,25 @@ struct loop_cmd;
 struct snap_leader;
 struct throttler;
 
-/* Creates the throttler for @cfg (borrowed; must outlive it). @hostname and
- * @service_id are copied. Publishes a first snapshot. Loop thread. */
-struct throttler *throttler_new(struct loop *loop, const struct config *cfg, const char *hostname,
-                                const char *service_id);
+/* A wall clock: epoch milliseconds now. */
+typedef uint64_t throttler_clock_fn(void *arg);
+
+struct throttler_params {
+    struct loop *loop;
+    const struct config *cfg; /* borrowed; must outlive the throttler */
+    const char *hostname;     /* copied */
+    const char *service_id;   /* copied */
+    /* The one clock the throttler reads, for every expiry, aggregation,
+     * self check and snapshot it makes; NULL: clock_wall_ms(). Probes stamp
+     * their results with the loop's clock (loop_now_ms()), so give a clock
+     * other than the wall clock only where that one is driven too. */
+    throttler_clock_fn *clock;
+    void *clock_arg;
+};
+
+/* Creates the throttler described by @p. Publishes a first snapshot. Loop
+ * thread. */
+struct throttler *throttler_new(const struct throttler_params *p);
 void throttler_free(struct throttler *t);
 
 /* Starts (leader) or stops (follower) probing. Stopping drops every aggregate

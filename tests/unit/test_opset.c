@@ -2,7 +2,10 @@
 /* Unit tests for throttler/opset: lookup, iteration in key order after any
  * mix of inserts and removals (one by one and in bulk), removal in one
  * pass, and replacing the set by touching what a reload names. Compared
- * against a plain sorted array of what should be there. */
+ * against a plain sorted array of what should be there. Also the helpers
+ * both operator sets share: expiry sweeps, reload sync, the room, name and
+ * TTL checks, and exporting entries with their keys in one block. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -227,14 +230,103 @@ static void test_sync(void **state)
     assert_int_equal(opset_len(s), 0);
 }
 
+/* Entries whose value begins with an expiry, as app throttles and skipped
+ * hosts store them. */
+static void put_expiring(struct opset *s, const char *key, uint64_t expire_at_ms)
+{
+    struct val *v = opset_put(s, key, NULL);
+    v->n = expire_at_ms;
+}
+
+static void test_sweep_and_sync_helpers(void **state)
+{
+    struct opset *s = *state;
+    put_expiring(s, "never", 0);
+    put_expiring(s, "early", 100);
+    put_expiring(s, "late", 200);
+    assert_int_equal(opset_sweep_expired(s, 99, true), 0);
+    assert_int_equal(opset_sweep_expired(s, 100, true), 1); /* at its expiry */
+    assert_null(opset_get(s, "early"));
+    assert_non_null(opset_get(s, "never"));
+    /* Without "0 is never", an expiry of 0 has passed. */
+    assert_int_equal(opset_sweep_expired(s, 150, false), 1);
+    assert_null(opset_get(s, "never"));
+
+    opset_sync_begin(s);
+    put_expiring(s, "new", 500);
+    assert_false(opset_sync_keep(s, "late", 200, 1701, 1500));
+    assert_true(opset_sync_keep(s, "late", 200, 1700, 1500));
+    assert_int_equal(opset_remove_untouched(s, "new"), 0);
+    opset_sync_begin(s);
+    assert_int_equal(opset_remove_untouched(s, "new"), 1);
+    assert_non_null(opset_get(s, "new"));
+}
+
+static void test_input_checks(void **state)
+{
+    struct opset *s = *state;
+    struct err err = {0};
+    put_expiring(s, "a", 0);
+    put_expiring(s, "b", 0);
+    /* Two used of three: one more fits, two do not; a key already there
+     * takes no room. */
+    assert_int_equal(opset_check_room(s, "c", 2, 3, 0, "cmd", "things (Max)", &err), 0);
+    assert_int_equal(opset_check_room(s, "c", 2, 3, 1, "cmd", "things (Max)", &err), -ENOSPC);
+    assert_string_equal(err.msg, "cmd: limit reached: 3 things (Max) or raise the limit");
+    assert_int_equal(opset_check_room(s, "a", 3, 3, 5, "cmd", "things (Max)", &err), 0);
+    assert_int_equal(opset_check_name("cmd", "host", "", 4, &err), -EINVAL);
+    assert_string_equal(err.msg, "cmd: empty host name");
+    assert_int_equal(opset_check_name("cmd", "host", "abcde", 4, &err), -EINVAL);
+    assert_string_equal(err.msg, "cmd: host name longer than 4 bytes");
+    assert_int_equal(opset_check_name("cmd", "host", "abcd", 4, &err), 0);
+    assert_int_equal(opset_check_ttl("cmd", -1, 0, &err), -EINVAL);
+    assert_string_equal(err.msg, "cmd: negative ttl -1");
+    assert_int_equal(opset_check_ttl("cmd", 0, UINT64_MAX, &err), 0);
+    assert_int_equal(opset_check_ttl("cmd", 1, UINT64_MAX - OPSET_MIN_MS, &err), 0);
+    assert_int_equal(opset_check_ttl("cmd", 1, UINT64_MAX - OPSET_MIN_MS + 1, &err), -EINVAL);
+    assert_string_equal(err.msg, "cmd: ttl 1 minutes is too large");
+}
+
+struct exported {
+    const char *key;
+    uint64_t n;
+};
+
+static void fill(void *dst, char *key, const void *value)
+{
+    *(struct exported *)dst = (struct exported){key, ((const struct val *)value)->n};
+}
+
+static void test_export(void **state)
+{
+    struct opset *s = *state;
+    char *block = NULL;
+    struct exported *v = opset_export(s, sizeof(*v), fill, &block);
+    free(v);
+    free(block);
+    /* Appended out of order: exported in key order, keys in one block. */
+    const char *keys[] = {"m", "b", "zz", "a"};
+    for (size_t i = 0; i < 4; i++)
+        put_expiring(s, keys[i], i);
+    v = opset_export(s, sizeof(*v), fill, &block);
+    const char *want[] = {"a", "b", "m", "zz"};
+    const uint64_t want_n[] = {3, 1, 0, 2};
+    for (size_t i = 0; i < 4; i++) {
+        assert_string_equal(v[i].key, want[i]);
+        assert_int_equal(v[i].n, want_n[i]);
+        assert_true(v[i].key >= block && v[i].key < block + 2 + 2 + 2 + 3);
+    }
+    free(v);
+    free(block);
+}
+
 int main(void)
 {
 #define TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-            TEST(test_basics),
-            TEST(test_random_order),
-            TEST(test_remove_if),
-            TEST(test_sync),
+            TEST(test_basics), TEST(test_random_order),           TEST(test_remove_if),
+            TEST(test_sync),   TEST(test_sweep_and_sync_helpers), TEST(test_input_checks),
+            TEST(test_export),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: MIT */
+/* The throttler's private state and the functions its files offer one
+ * another: throttler.c (lifetime, clock, timers, leadership), throttler_hosts.c
+ * (probed host sets and skipped hosts), throttler_apps.c (app throttles),
+ * throttler_checks.c (aggregation, self checks, check records) and
+ * throttler_publish.c (the snapshot parts). Only those files and the
+ * throttler's unit test include it. Loop thread. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "loop/loop_timer.h"
+#include "snapshot/snapshot.h"
+#include "throttler/app_throttle.h"
+#include "throttler/recent_apps.h"
+#include "throttler/skipped_hosts.h"
+#include "throttler/throttler.h"
+
+#define THROTTLER_COLLECT_INTERVAL_MS    50
+#define THROTTLER_AGGREGATE_INTERVAL_MS  25
+#define THROTTLER_SELF_CHECK_INTERVAL_MS 100
+#define THROTTLER_SLOW_INTERVAL_MS       1000
+#define THROTTLER_SWEEP_INTERVAL_MS      5000
+#define THROTTLER_TIMERS                 5
+/* An aggregate not recomputed for longer than this is dropped. */
+#define THROTTLER_AGGREGATE_EXPIRY_MS 5000
+/* A ShareDomain report is kept this long unless refreshed. */
+#define THROTTLER_SHARE_HEALTH_EXPIRY_MS 5000
+#define THROTTLER_PROBE_TIMEOUT_MS       1000
+/* A reloaded expiry this close to the stored one is the same expiry: the
+ * backend gives whole seconds from its own now(). */
+#define THROTTLER_RELOAD_EXPIRY_SLACK_MS 1500
+/* /debug/vars and /metrics show a ratio for this many app throttles at most
+ * (the first in key order): rendering is redone every second, and
+ * MaxThrottledApps allows far more. */
+#define THROTTLER_THROTTLED_STATES_MAX 1000
+
+struct check_counters;
+struct config_cluster;
+struct config_hostport;
+struct probe;
+
+struct host_probe {
+    char *host;
+    uint16_t port;
+    char *key; /* "host:port" */
+    struct probe *probe;
+    bool http_404;         /* the last HTTP check answered 404: left out of aggregation */
+    uint64_t seen_at_ms;   /* completion time of the last result aggregation looked at */
+    uint64_t probe_errors; /* failed results seen by aggregation */
+};
+
+struct cluster {
+    const struct config_cluster *cfg;
+    char *metric_name; /* "mysql/<name>" */
+    struct metric_live *live;
+    struct host_probe **hosts;
+    size_t nhosts;
+    struct config_hostport *source; /* last list from the inventory, unfiltered */
+    size_t nsource;
+
+    bool has_value;
+    bool ok;
+    double value;
+    char err[256];
+    uint64_t aggregated_at_ms;
+    uint64_t last_healthy_at_ms;
+    bool share_known;
+    int64_t share_seconds;
+    uint64_t share_until_ms;
+};
+
+struct throttler {
+    struct loop *loop;
+    const struct config *cfg;
+    throttler_clock_fn *clock;
+    void *clock_arg;
+    char *hostname;
+    char *service_id;
+    char *memcache_json;
+    struct cluster *clusters;
+    size_t nclusters;
+    bool is_leader;
+
+    uv_timer_t *timers[THROTTLER_TIMERS]; /* collect, aggregate, self check, slow, sweep */
+    throttler_aggregate_fn *on_aggregated;
+    void *on_aggregated_arg;
+
+    struct app_throttle apps;
+    struct skipped_hosts skipped;
+    struct recent_apps recent;
+    struct check_counters *checks; /* per app, store, app and store */
+    bool apps_evicting_logged;
+    bool app_stores_evicting_logged;
+    bool recent_evicting_logged;
+
+    /* The next snapshot to publish: its parts hold one reference each, its
+     * strings are the throttler's own. */
+    struct snapshot next;
+    bool dirty_apps; /* next.apps / next.hosts are rebuilt at the next publish */
+    bool dirty_hosts;
+    bool dirty_metrics;
+    bool dirty_recent;
+    bool publish_pending;
+};
+
+/* ---- throttler.c ---- */
+
+/* The wall clock now, in epoch milliseconds, from the clock the throttler
+ * was given. Every time the throttler uses comes from here. */
+uint64_t throttler_now_ms(const struct throttler *t);
+/* The 5 s tick: drops expired app throttles, skipped hosts (whose hosts
+ * return to the probed sets) and recent apps, and publishes what changed. */
+void throttler_tick_sweep(struct throttler *t);
+
+/* ---- throttler_hosts.c ---- */
+
+/* Sets up cluster @c's probed set from its static hosts, if it has them. */
+void throttler_cluster_init(struct throttler *t, struct cluster *c, uint64_t now_ms);
+/* Stops every probe of @c and frees its host lists and names. */
+void throttler_cluster_deinit(struct cluster *c);
+/* Rebuilds every cluster's probed set from its source list (after the
+ * skipped hosts changed), keeping probes of hosts that remain. */
+void throttler_apply_all_hosts(struct throttler *t, uint64_t now_ms);
+
+/* ---- throttler_checks.c ---- */
+
+/* Starts a probe of every host whose previous probe finished. */
+void throttler_start_probes(struct throttler *t, uint64_t now_ms);
+/* Counts the check records HTTP threads queued and records their apps. */
+void throttler_take_check_records(struct throttler *t);
+
+/* The 50 ms tick: throttler_start_probes() on the leader. */
+void throttler_tick_collect(struct throttler *t);
+/* Takes the check records of the HTTP threads, aggregates every cluster
+ * (leader), forgets expired ShareDomain reports and publishes what changed. */
+void throttler_tick_aggregate(struct throttler *t);
+/* Checks every cluster with an aggregate as apps freno and
+ * freno-share-domain (leader). */
+void throttler_tick_self_check(struct throttler *t);
+
+/* ---- throttler_publish.c ---- */
+
+/* The operator state changed: what the snapshot shows of it is rebuilt
+ * once, at the next publish, however many changes came before (a raft log
+ * replay applies hundreds). */
+void throttler_mark_apps(struct throttler *t);
+void throttler_mark_hosts(struct throttler *t);
+/* Rebuild a part now from the current state (and mark a publish pending). */
+void throttler_rebuild_metrics(struct throttler *t);
+void throttler_rebuild_recents(struct throttler *t);
+void throttler_rebuild_text(struct throttler *t, uint64_t now_ms);
+/* Builds every part and publishes the first snapshot. */
+void throttler_publish_first(struct throttler *t, uint64_t now_ms);
+/* Publishes a snapshot built at @now_ms, rebuilding the marked parts. */
+void throttler_publish_at(struct throttler *t, uint64_t now_ms);
+/* The 1 s tick: takes the check records, rebuilds the recent apps listing
+ * and the /debug/vars and /metrics renderings, and publishes. */
+void throttler_tick_slow(struct throttler *t);
+/* The /config/memcache body for @cfg (caller frees). */
+char *throttler_memcache_json(const struct config *cfg);
