@@ -69,7 +69,8 @@ static void expand_string(struct config_loader *ld, char **f, bool strict, bool 
     if (missing != NULL) {
         char *cname = config_clean(missing);
         if (strict)
-            config_diag_error(ld, file, "%s: environment variable %s is not set", path, cname);
+            config_diag_error(ld, file, "%s: environment variable %s is %s", path, cname,
+                              getenv(missing) != NULL ? "empty" : "not set");
         else
             config_diag_warn(ld, file,
                              "%s: environment variable %s is not set; it expands to nothing", path,

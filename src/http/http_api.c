@@ -473,6 +473,8 @@ static void handle_text(const struct api_call *c, struct http_resp *resp)
         resp_text(resp, 200, vars, vars ? "{}\n" : "");
     else
         resp_shared_text(resp, vars, t, body, vars ? t->debug_vars_len : t->prometheus_len);
+    if (!vars) /* the exposition format's own type, as scrapers expect */
+        resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
 }
 
 static void handle_config_memcache(const struct api_call *c, struct http_resp *resp)
@@ -481,6 +483,10 @@ static void handle_config_memcache(const struct api_call *c, struct http_resp *r
 }
 
 /* ---- control requests ---- */
+
+/* The last instant an expiry may name: 9999-12-31T23:59:59Z, the end of
+ * RFC 3339's four-digit years and of MySQL's DATETIME. */
+#define TTL_END_MS 253402300799000ull
 
 /* Indexed by enum loop_cmd_kind. */
 static const struct control_kind {
@@ -528,6 +534,10 @@ static bool control_name(const struct api_call *c, const struct control_kind *k,
 {
     const char *name = route_param(c->rt, k->name_param);
     const char *store = k->has_store ? c->req->query(c->req->ctx, "store_name") : NULL;
+    if (store != NULL && !router_text_is_clean(store, strlen(store)))
+        return resp_general(resp, 400,
+                            "%s: store_name holds a control character or bytes that are not UTF-8",
+                            k->what);
     int n = (store != NULL && store[0] != '\0')
                     ? snprintf(cmd->name, sizeof(cmd->name), "%s/%s", name, store)
                     : snprintf(cmd->name, sizeof(cmd->name), "%s", name);
@@ -549,6 +559,12 @@ static bool control_options(const struct api_call *c, const char *what, struct l
         return resp_not_a(resp, what, "ttl", ttl, "an integer number of minutes");
     if (ttl != NULL && cmd->ttl_min < 0)
         return resp_general(resp, 500, "%s: negative ttl %lld", what, (long long)cmd->ttl_min);
+    /* An expiry must print as RFC 3339 and fit the backend's DATETIME. */
+    uint64_t now_ms = clock_wall_ms();
+    if (ttl != NULL &&
+        (now_ms >= TTL_END_MS || (uint64_t)cmd->ttl_min > (TTL_END_MS - now_ms) / 60000))
+        return resp_general(resp, 500, "%s: ttl %lld minutes ends after 9999-12-31", what,
+                            (long long)cmd->ttl_min);
     if (ratio != NULL && parse_double(ratio, &cmd->ratio) < 0)
         return resp_not_a(resp, what, "ratio", ratio, "a number");
     if (ratio != NULL && (cmd->ratio < 0 || cmd->ratio > 1))

@@ -26,7 +26,9 @@ struct http_req {
 
 struct http_resp {
     int status;
-    bool json;  /* Content-Type: application/json */
+    bool json; /* Content-Type: application/json */
+    /* When set, the Content-Type instead of the one json implies. */
+    const char *content_type;
     char *body; /* points to small, to a heap buffer (heap set) or into shared text (release set) */
     size_t len;
     bool heap; /* body must be free()d */

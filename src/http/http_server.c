@@ -27,6 +27,7 @@
 #include "core/xalloc.h"
 #include "http/conn_table.h"
 #include "http/http_api.h"
+#include "http/target.h"
 #include "log/log.h"
 #include "loop/loop.h"
 
@@ -67,6 +68,25 @@ struct parked {
 };
 
 static int request_marker;
+/* The URI log callback's verdict on a bad target becomes the request's first
+ * req_cls: a pointer to the problem, told apart from every other req_cls.
+ * Never written (not const only because req_cls is a plain void *). */
+static enum http_target_problem target_problems[] = {HTTP_TARGET_NUL, HTTP_TARGET_BAD_ESCAPE,
+                                                     HTTP_TARGET_TOO_MANY_ARGS};
+
+static const enum http_target_problem *target_problem_of(const void *req_cls)
+{
+    for (size_t i = 0; i < sizeof(target_problems) / sizeof(target_problems[0]); i++)
+        if (req_cls == &target_problems[i])
+            return &target_problems[i];
+    return NULL;
+}
+
+/* A parked control request's req_cls (not a marker). */
+static bool is_parked(const void *req_cls)
+{
+    return req_cls != NULL && req_cls != &request_marker && target_problem_of(req_cls) == NULL;
+}
 
 static const char *lookup_query(void *ctx, const char *key)
 {
@@ -124,7 +144,9 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, const char *method
             free(resp->body);
         return MHD_NO;
     }
-    if (resp->json && strcmp(method, "GET") == 0)
+    if (resp->content_type != NULL)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
+    else if (resp->json && strcmp(method, "GET") == 0)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     else if (!resp->json)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
@@ -185,6 +207,77 @@ static enum MHD_Result answer_parked(struct http_server *srv, struct MHD_Connect
     return send_resp(conn, method, &resp);
 }
 
+/* The raw request target, before MHD splits off the query and decodes it.
+ * MHD cuts the request line into C strings in place, and writes the NUL that
+ * ends the target over the space before the HTTP version: so when the byte
+ * after the target's first NUL does not start "HTTP/", the target held a raw
+ * NUL of its own, and the handler would see only the part before it. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)cls;
+    enum http_target_problem p = HTTP_TARGET_OK;
+    if (strncmp(uri + strlen(uri) + 1, "HTTP/", 5) != 0)
+        p = HTTP_TARGET_NUL;
+    else
+        p = http_target_check(uri);
+    if (p == HTTP_TARGET_OK)
+        return NULL;
+    if (p == HTTP_TARGET_TOO_MANY_ARGS) {
+        /* MHD stores every argument in the connection's fixed memory before
+         * any handler runs, and with thousands it has no room left to
+         * answer: close now rather than hold the descriptor until a timeout. */
+        const union MHD_ConnectionInfo *ci =
+                MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci != NULL)
+            shutdown(ci->connect_fd, SHUT_RDWR);
+    }
+    for (size_t i = 0; i < sizeof(target_problems) / sizeof(target_problems[0]); i++)
+        if (target_problems[i] == p)
+            return &target_problems[i];
+    return NULL;
+}
+
+static enum MHD_Result on_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    (void)kind;
+    http_framing_add(cls, key, value ? value : "");
+    return MHD_YES;
+}
+
+/* Answers at once, before any body is read (MHD then closes the connection):
+ * the request is refused for its target or its body framing. */
+static enum MHD_Result refuse(struct MHD_Connection *conn, const char *method, int status,
+                              const char *why)
+{
+    struct http_resp resp = {.status = status};
+    resp.body = resp.small;
+    int n = snprintf(resp.small, sizeof(resp.small), "%d %s: %s\n", status,
+                     status == 413   ? "Content Too Large"
+                     : status == 501 ? "Not Implemented"
+                                     : "Bad Request",
+                     why);
+    resp.len = n > 0 && (size_t)n < sizeof(resp.small) ? (size_t)n : strlen(resp.small);
+    return send_resp(conn, method, &resp);
+}
+
+/* The first call for a request, once its head has arrived: refuse what must
+ * not reach a handler, else mark the request and wait for the second call. */
+static enum MHD_Result first_call(struct MHD_Connection *conn, const char *method, void **req_cls)
+{
+    const enum http_target_problem *p = target_problem_of(*req_cls);
+    *req_cls = &request_marker;
+    if (p != NULL)
+        return refuse(conn, method, 400, http_target_problem_text(*p));
+    struct http_framing f = {0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, on_header, &f);
+    const char *why = NULL;
+    int status = http_framing_verdict(&f, &why);
+    if (status != 0)
+        return refuse(conn, method, status, why);
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_cls)
@@ -192,15 +285,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)version;
     (void)upload_data;
     struct http_server *srv = cls;
-    if (*req_cls == NULL) {
-        *req_cls = &request_marker;
-        return MHD_YES;
-    }
+    if (*req_cls == NULL || target_problem_of(*req_cls) != NULL)
+        return first_call(conn, method, req_cls);
     if (*upload_data_size != 0) {
         *upload_data_size = 0; /* bodies are ignored */
         return MHD_YES;
     }
-    if (*req_cls != &request_marker)
+    if (is_parked(*req_cls))
         return answer_parked(srv, conn, method, *req_cls);
     /* The request is whole: the time bound on receiving it ends here. */
     struct conn_slot *slot = conn_slot_of(conn);
@@ -231,7 +322,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 {
     (void)toe;
     struct http_server *srv = cls;
-    if (*req_cls != NULL && *req_cls != &request_marker) {
+    if (is_parked(*req_cls)) {
         struct parked *p = *req_cls;
         unpark(srv, p);
         loop_ticket_release(srv->loop, p->ticket);
@@ -354,7 +445,8 @@ struct http_server *http_server_start(const struct http_server_params *p, struct
             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY_BYTES,
             MHD_OPTION_LISTEN_BACKLOG_SIZE, LISTEN_BACKLOG, MHD_OPTION_NOTIFY_COMPLETED,
             on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-            MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_END);
+            MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+            MHD_OPTION_END);
     if (s->mhd == NULL) {
         err_set(err, -EADDRINUSE, "http: cannot listen on port %u (in use, or no permission)",
                 (unsigned)p->port);

@@ -149,8 +149,9 @@ static bool try_pattern(const struct pattern *p, char *path, struct route *r)
  * a library: this runs on the check path, which must not allocate, and the
  * Debian libraries that validate UTF-8 (glib, libunistring) would be new
  * dependencies for these few lines. */
-static bool path_is_clean(const unsigned char *s, size_t len)
+bool router_text_is_clean(const char *text, size_t len)
 {
+    const unsigned char *s = (const unsigned char *)text;
     size_t i = 0;
     while (i < len) {
         unsigned c = s[i];
@@ -204,7 +205,7 @@ enum route_status router_match(const char *method, const char *path, struct rout
     /* No route has a name with control characters or bytes that are not
      * UTF-8: such a path names nothing here, and a control request carrying
      * one must not store a name that renders differently everywhere else. */
-    if (!path_is_clean((const unsigned char *)path, len))
+    if (!router_text_is_clean(path, len))
         return ROUTE_NOT_FOUND;
     /* A trailing slash names the same resource, as the original's router
      * redirects it; answering directly spares clients a redirect. */

@@ -4,6 +4,8 @@
  * any thread. */
 #pragma once
 
+#include <stdbool.h>
+
 #include <stddef.h>
 
 enum route_id {
@@ -50,6 +52,11 @@ enum route_status {
     ROUTE_TOO_LONG = 414,
 };
 
+/* True if @len bytes at @text are well-formed UTF-8 without control
+ * characters (U+0000-U+001F, U+007F-U+009F): the rule for every name a
+ * request carries, in its path (router_match applies it) or its query. No
+ * allocation. */
+bool router_text_is_clean(const char *text, size_t len);
 /* Matches @method ("GET", "HEAD") and @path (already percent-decoded, no
  * query string) into @r. */
 enum route_status router_match(const char *method, const char *path, struct route *r);

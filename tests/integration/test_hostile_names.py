@@ -188,13 +188,18 @@ def test_hostile_names_keep_metrics_and_json_valid():
             if routable(app) and routable(store):
                 expect(100 <= status < 600, f"check {app!r} on {store!r}: status {status}")
             else:
-                expect_eq(status, 404, f"check {app!r} on {store!r}: a path the router refuses")
+                raw = app.encode() if isinstance(app, str) else app
+                # A NUL is refused before routing (400): it would cut the name short.
+                expect_eq(status, 400 if b"\x00" in raw else 404, f"check {app!r} on {store!r}: a path refused")
     # Throttles with hostile app names and store names (names up to the 128
     # bytes the backend stores; longer ones are refused with a message).
     throttles = ['t"q', "t\\b", "t-w", "t_w", "t.w", "tcafé", "ß" * 60]
-    short_stores = [n for n in stores if len(n.encode()) <= 40]  # name/store fits in 128 bytes
+    # name/store fits in 128 bytes; store_name is held to the path's rule (no control characters)
+    short_stores = [n for n in stores if len(n.encode()) <= 40 and routable(n)]
     for j, app in enumerate(throttles):
         store = short_stores[j % len(short_stores)]
+        if len(app.encode()) + 1 + len(store.encode()) > 128:  # app/store must fit the backend's 128 bytes
+            store = min(short_stores, key=lambda n: len(n.encode()))
         status, body = c.request("GET", f"/throttle-app/{seg(app)}/ttl/30/ratio/0.5?store_name={seg(store)}")
         expect_eq(status, 200, f"throttle {app!r} on {store!r} ({body!r})")
         status, _ = c.request("GET", f"/throttle-app/{seg(app)}/ttl/30")
@@ -241,7 +246,7 @@ def test_hostile_names_keep_metrics_and_json_valid():
                 "check.a.b.total", "check.caf\u00e9.total", 'check.any.mysql.q"uote\\store.total',
                 "aggregated.mysql.café-日本", 'throttled_states.t"q/q"uote\\store'):
         expect(key in dv, f"/debug/vars lacks {key!r}")
-    for key in ("check.bad??.total", "check.any.mysql.new\nline.total", "check.any.mysql.new?line.total"):
+    for key in ("check.bad??.total", "check.new?line.total"):
         expect(key not in dv, f"/debug/vars counts a path the router refuses: {key!r}")
     status, body = d.get("/recent-apps")
     expect_eq(status, 200, "GET /recent-apps")

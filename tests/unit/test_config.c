@@ -634,7 +634,7 @@ static void test_haproxy(void **state)
     load_fails_with(CLUSTERS("\"h\": {\"HAProxySettings\": {\"PoolName\": \"p\", \"Host\": \"a\","
                              "\"Port\": 1, \"Addresses\": \"${FRENO_TEST_EMPTY}\"}}"),
                     "config t.json: Stores.MySQL.Clusters.h.HAProxySettings.Addresses: environment "
-                    "variable FRENO_TEST_EMPTY is not set");
+                    "variable FRENO_TEST_EMPTY is empty");
     unsetenv("FRENO_TEST_EMPTY");
     unsetenv("FRENO_TEST_LB");
     unsetenv("FRENO_TEST_LB_PORT");
@@ -729,9 +729,8 @@ static void test_env_expansion(void **state)
             "{" RAFT ", \"ControlToken\": \"${FRENO_TEST_UNSET}\"}",
             "config t.json: ControlToken: environment variable FRENO_TEST_UNSET is not set");
     setenv("FRENO_TEST_EMPTY", "", 1);
-    load_fails_with(
-            "{" RAFT ", \"ControlToken\": \"${FRENO_TEST_EMPTY}\"}",
-            "config t.json: ControlToken: environment variable FRENO_TEST_EMPTY is not set");
+    load_fails_with("{" RAFT ", \"ControlToken\": \"${FRENO_TEST_EMPTY}\"}",
+                    "config t.json: ControlToken: environment variable FRENO_TEST_EMPTY is empty");
     unsetenv("FRENO_TEST_EMPTY");
     c = load_ok("{" RAFT ", \"ControlToken\": \"\"}", &d);
     assert_null(c->control_token);

@@ -583,6 +583,26 @@ static void test_control_bad_options(void **state)
                    "\"throttle-app: ratio must be in [0..1] range; got 7\"");
     expect_refused("/throttle-app/a/ratio/-0.5", NULL, NULL, 500,
                    "\"throttle-app: ratio must be in [0..1] range; got -0.5\"");
+    /* An expiry past 9999-12-31 would not print as RFC 3339 nor fit the
+     * backend's DATETIME; a day short of it is fine for years to come. */
+    expect_refused("/throttle-app/a/ttl/99999999999", NULL, NULL, 500,
+                   "\"throttle-app: ttl 99999999999 minutes ends after 9999-12-31\"");
+    expect_refused("/skip-host/h/ttl/9223372036854775807", NULL, NULL, 500,
+                   "\"skip-host: ttl 9223372036854775807 minutes ends after 9999-12-31\"");
+    expect_parked("/skip-host/h/ttl/4000000000", NULL, NULL,
+                  &(struct loop_cmd){.kind = LOOP_CMD_SKIP_HOST,
+                                     .name = "h",
+                                     .has_ttl = true,
+                                     .ttl_min = 4000000000});
+    /* store_name is held to the path's rule. */
+    static const char *const nl[] = {"store_name", "a\nb", NULL};
+    expect_refused(
+            "/throttle-app/a", nl, NULL, 400,
+            "\"throttle-app: store_name holds a control character or bytes that are not UTF-8\"");
+    static const char *const bad_utf8[] = {"store_name", "a\xff", NULL};
+    expect_refused(
+            "/unthrottle-app/a", bad_utf8, NULL, 400,
+            "\"unthrottle-app: store_name holds a control character or bytes that are not UTF-8\"");
     /* The ttl is judged before the ratio; a quote in the value stays quoted. */
     expect_refused("/throttle-app/a/ttl/\"q/ratio/9", NULL, NULL, 500,
                    "\"throttle-app: ttl \\\"\\\\\\\"q\\\" is not an integer number of minutes\"");
