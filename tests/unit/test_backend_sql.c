@@ -87,6 +87,62 @@ static void test_read_and_health(void **state)
     free(sql);
 }
 
+/* The whole text of the statements built from our ids, so that a change in
+ * how they are put together cannot change what the backend runs. */
+static void test_statements_exact(void **state)
+{
+    (void)state;
+    static const struct {
+        char *(*build)(const struct backend_ids *ids);
+        const char *want;
+    } cases[] = {
+            {backend_sql_attempt_leadership,
+             "insert ignore into service_election (domain, share_domain, service_id, "
+             "last_seen_active) values (X'6463313A70726F64', X'70726F64', "
+             "X'686F73742D613A38303837', now()) on duplicate key update service_id = "
+             "if(last_seen_active < now() - interval 5 second, values(service_id), service_id), "
+             "share_domain = if(service_id = values(service_id), values(share_domain), "
+             "share_domain), last_seen_active = if(service_id = values(service_id), "
+             "values(last_seen_active), last_seen_active)"},
+            {backend_sql_read_leadership,
+             "select ifnull(max(service_id) = X'686F73742D613A38303837', 0) as is_leader, "
+             "ifnull(max(service_id), '') as service_id, timestampdiff(microsecond, now(6), "
+             "max(last_seen_active) + interval 6 second) as takeover_in_us from "
+             "service_election where domain = X'6463313A70726F64'"},
+            {backend_sql_register_health,
+             "insert ignore into service_health (service_id, domain, share_domain, "
+             "last_seen_active) values (X'686F73742D613A38303837', X'6463313A70726F64', "
+             "X'70726F64', now()) on duplicate key update domain = values(domain), "
+             "share_domain = values(share_domain), last_seen_active = values(last_seen_active)"},
+            {backend_sql_healthy_domain_services,
+             "select service_id from service_health where domain = X'6463313A70726F64' and "
+             "last_seen_active >= now() - interval 5 second order by service_id"},
+            {backend_sql_share_domain_services,
+             "select domain, service_id from service_election where share_domain = X'70726F64' "
+             "and last_seen_active >= now() - interval 5 second and service_id != "
+             "X'686F73742D613A38303837' order by domain"},
+            {backend_sql_release,
+             "update service_election set last_seen_active = now() - interval 1 day where "
+             "domain = X'6463313A70726F64' and service_id = X'686F73742D613A38303837'"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *sql = cases[i].build(&ids);
+        assert_string_equal(sql, cases[i].want);
+        free(sql);
+    }
+    char *sql = backend_sql_schema_columns();
+    assert_string_equal(sql, "select table_name, column_name, is_nullable from "
+                             "information_schema.columns where table_schema = database() and "
+                             "table_name in ('service_election', 'service_health', "
+                             "'throttled_apps', 'skipped_hosts')");
+    free(sql);
+    sql = backend_sql_read_app("a");
+    assert_string_equal(sql, "select app_name, ratio, expires_at is null, timestampdiff(second, "
+                             "now(), expires_at), timestampdiff(second, throttled_at, expires_at) "
+                             "from throttled_apps where app_name = X'61'");
+    free(sql);
+}
+
 /* Nothing an operator types reaches SQL as text. */
 static void test_hostile_names_are_hex(void **state)
 {
@@ -364,6 +420,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_attempt_leadership),
             cmocka_unit_test(test_read_and_health),
+            cmocka_unit_test(test_statements_exact),
             cmocka_unit_test(test_hostile_names_are_hex),
             cmocka_unit_test(test_throttle_app_variants),
             cmocka_unit_test(test_load_statements_are_bounded),
