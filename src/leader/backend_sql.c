@@ -81,91 +81,83 @@ static char *hex(const char *s)
     return buf;
 }
 
+void backend_ids_init(struct backend_ids *ids, const char *domain, const char *share_domain,
+                      const char *service_id, int64_t expiry_secs)
+{
+    ids->domain_sql = hex(domain);
+    ids->share_domain_sql = hex(share_domain);
+    ids->service_id_sql = hex(service_id);
+    ids->expiry_secs = expiry_secs;
+}
+
+void backend_ids_deinit(struct backend_ids *ids)
+{
+    free(ids->domain_sql);
+    free(ids->share_domain_sql);
+    free(ids->service_id_sql);
+    memset(ids, 0, sizeof(*ids));
+}
+
 char *backend_sql_attempt_leadership(const struct backend_ids *ids)
 {
-    char *d = hex(ids->domain), *sd = hex(ids->share_domain), *id = hex(ids->service_id);
-    char *sql = xasprintf(
-            "insert ignore into service_election (domain, share_domain, service_id, "
-            "last_seen_active) values (%s, %s, %s, now()) on duplicate key update "
-            "service_id = if(last_seen_active < now() - interval %" PRId64
-            " second, values(service_id), service_id), "
-            "share_domain = if(service_id = values(service_id), values(share_domain), "
-            "share_domain), "
-            "last_seen_active = if(service_id = values(service_id), values(last_seen_active), "
-            "last_seen_active)",
-            d, sd, id, ids->expiry_secs);
-    free(d);
-    free(sd);
-    free(id);
-    return sql;
+    return xasprintf("insert ignore into service_election (domain, share_domain, service_id, "
+                     "last_seen_active) values (%s, %s, %s, now()) on duplicate key update "
+                     "service_id = if(last_seen_active < now() - interval %" PRId64
+                     " second, values(service_id), service_id), "
+                     "share_domain = if(service_id = values(service_id), values(share_domain), "
+                     "share_domain), "
+                     "last_seen_active = if(service_id = values(service_id), "
+                     "values(last_seen_active), last_seen_active)",
+                     ids->domain_sql, ids->share_domain_sql, ids->service_id_sql,
+                     ids->expiry_secs);
 }
 
 char *backend_sql_read_leadership(const struct backend_ids *ids)
 {
-    char *d = hex(ids->domain), *id = hex(ids->service_id);
     /* A row is taken over once now() - E > last_seen_active, with now()
      * in whole seconds: from last_seen_active + E + 1 on. The third column
      * says how far that is, in microseconds of the database clock. */
-    char *sql = xasprintf("select ifnull(max(service_id) = %s, 0) as is_leader, "
-                          "ifnull(max(service_id), '') as service_id, "
-                          "timestampdiff(microsecond, now(6), max(last_seen_active) + "
-                          "interval %" PRId64 " second) as takeover_in_us "
-                          "from service_election where domain = %s",
-                          id, ids->expiry_secs + 1, d);
-    free(d);
-    free(id);
-    return sql;
+    return xasprintf("select ifnull(max(service_id) = %s, 0) as is_leader, "
+                     "ifnull(max(service_id), '') as service_id, "
+                     "timestampdiff(microsecond, now(6), max(last_seen_active) + "
+                     "interval %" PRId64 " second) as takeover_in_us "
+                     "from service_election where domain = %s",
+                     ids->service_id_sql, ids->expiry_secs + 1, ids->domain_sql);
 }
 
 char *backend_sql_register_health(const struct backend_ids *ids)
 {
-    char *d = hex(ids->domain), *sd = hex(ids->share_domain), *id = hex(ids->service_id);
-    char *sql = xasprintf("insert ignore into service_health (service_id, domain, share_domain, "
-                          "last_seen_active) values (%s, %s, %s, now()) on duplicate key update "
-                          "domain = values(domain), share_domain = values(share_domain), "
-                          "last_seen_active = values(last_seen_active)",
-                          id, d, sd);
-    free(d);
-    free(sd);
-    free(id);
-    return sql;
+    return xasprintf("insert ignore into service_health (service_id, domain, share_domain, "
+                     "last_seen_active) values (%s, %s, %s, now()) on duplicate key update "
+                     "domain = values(domain), share_domain = values(share_domain), "
+                     "last_seen_active = values(last_seen_active)",
+                     ids->service_id_sql, ids->domain_sql, ids->share_domain_sql);
 }
 
 char *backend_sql_healthy_domain_services(const struct backend_ids *ids)
 {
-    char *d = hex(ids->domain);
-    char *sql = xasprintf("select service_id from service_health where domain = %s "
-                          "and last_seen_active >= now() - interval %" PRId64 " second "
-                          "order by service_id",
-                          d, ids->expiry_secs);
-    free(d);
-    return sql;
+    return xasprintf("select service_id from service_health where domain = %s "
+                     "and last_seen_active >= now() - interval %" PRId64 " second "
+                     "order by service_id",
+                     ids->domain_sql, ids->expiry_secs);
 }
 
 char *backend_sql_share_domain_services(const struct backend_ids *ids)
 {
-    char *sd = hex(ids->share_domain), *id = hex(ids->service_id);
-    char *sql = xasprintf("select domain, service_id from service_election "
-                          "where share_domain = %s "
-                          "and last_seen_active >= now() - interval %" PRId64 " second "
-                          "and service_id != %s order by domain",
-                          sd, ids->expiry_secs, id);
-    free(sd);
-    free(id);
-    return sql;
+    return xasprintf("select domain, service_id from service_election "
+                     "where share_domain = %s "
+                     "and last_seen_active >= now() - interval %" PRId64 " second "
+                     "and service_id != %s order by domain",
+                     ids->share_domain_sql, ids->expiry_secs, ids->service_id_sql);
 }
 
 char *backend_sql_release(const struct backend_ids *ids)
 {
-    char *d = hex(ids->domain), *id = hex(ids->service_id);
     /* A day, not expiry+1 seconds: peers configured with a longer expiry
      * than ours must see the row as expired too. */
-    char *sql = xasprintf("update service_election set last_seen_active = now() - interval 1 day "
-                          "where domain = %s and service_id = %s",
-                          d, id);
-    free(d);
-    free(id);
-    return sql;
+    return xasprintf("update service_election set last_seen_active = now() - interval 1 day "
+                     "where domain = %s and service_id = %s",
+                     ids->domain_sql, ids->service_id_sql);
 }
 
 char *backend_sql_schema_columns(void)

@@ -27,13 +27,19 @@ extern const char *const backend_tables[BACKEND_TABLES_COUNT];
  * sql/backend-schema.sql is these four statements, each followed by ";". */
 const char *backend_schema_ddl(size_t i);
 
-/* Who we are in the backend. Strings are borrowed. */
+/* Who we are in the backend: our Domain, ShareDomain and service id as the
+ * SQL hex literals every election and health statement uses, made once. */
 struct backend_ids {
-    const char *domain;
-    const char *share_domain;
-    const char *service_id;
+    char *domain_sql;
+    char *share_domain_sql;
+    char *service_id_sql;
     int64_t expiry_secs; /* a row older than this is up for takeover */
 };
+
+/* Fills @ids from the three names (copied); backend_ids_deinit() frees. */
+void backend_ids_init(struct backend_ids *ids, const char *domain, const char *share_domain,
+                      const char *service_id, int64_t expiry_secs);
+void backend_ids_deinit(struct backend_ids *ids);
 
 /* Statements. Each returns a heap string the caller frees. */
 

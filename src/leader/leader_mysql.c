@@ -117,7 +117,7 @@ struct mysql_leader {
     struct throttler *t;
     const char *backend; /* "host:port/schema", for messages */
     char *backend_buf;
-    struct backend_ids ids; /* points at the three strings below */
+    struct backend_ids ids; /* the three strings below as SQL literals */
     char *domain;
     char *share_domain;
     char *service_id;
@@ -300,7 +300,7 @@ static void publish_status(struct mysql_leader *m)
      * --force-leadership makes this node lead anyway. */
     bool elected = m->forced ? m->leading : m->serving;
     const char *state = elected ? "Leader" : m->healthy ? "Healthy" : "Unhealthy";
-    const char *leader_id = m->leading   ? m->ids.service_id
+    const char *leader_id = m->leading   ? m->service_id
                             : m->healthy ? (m->leader_id ? m->leader_id : "")
                                          : "";
     uint64_t lease = is_leader && !m->forced ? m->lease_until_ms : 0;
@@ -332,9 +332,9 @@ static void publish_status(struct mysql_leader *m)
             .healthy = m->healthy,
             .leader_id = xstrdup(leader_id),
             .state = xstrdup(state),
-            .service_id = xstrdup(m->ids.service_id),
-            .domain = xstrdup(m->ids.domain),
-            .share_domain = xstrdup(m->ids.share_domain),
+            .service_id = xstrdup(m->service_id),
+            .domain = xstrdup(m->domain),
+            .share_domain = xstrdup(m->share_domain),
             .share_services = svc_list_copy(&m->share_services),
             .share_services_len = m->share_services.len,
             .domain_services = svc_list_copy(&m->domain_services),
@@ -351,7 +351,7 @@ static void start_serving(struct mysql_leader *m)
         return;
     m->serving = true;
     throttler_set_leader(m->t, true);
-    log_info("leader: leading domain %s (lease until %" PRIu64 " ms from now)", m->ids.domain,
+    log_info("leader: leading domain %s (lease until %" PRIu64 " ms from now)", m->domain,
              m->lease_until_ms - clock_boot_ms());
     publish_status(m);
 }
@@ -366,7 +366,7 @@ static void step_down(struct mysql_leader *m, const char *why)
         m->serving = false;
         throttler_set_leader(m->t, false);
     }
-    log_warn("leader: no longer leader of domain %s: %s", m->ids.domain, why);
+    log_warn("leader: no longer leader of domain %s: %s", m->domain, why);
     publish_status(m);
 }
 
@@ -399,7 +399,7 @@ static void confirm_lease(struct mysql_leader *m, uint64_t sent_ms)
         return;
     m->leading = true;
     m->term++;
-    log_info("leader: elected in domain %s; loading operator state before serving", m->ids.domain);
+    log_info("leader: elected in domain %s; loading operator state before serving", m->domain);
     /* Serve only once the state is loaded, so a throttle written by the
      * previous leader a moment ago is enforced from our first answer. */
     m->want_apps = true;
@@ -523,7 +523,7 @@ static void on_read_leadership(struct myconn *c, enum myconn_status status,
         step_down(m, why);
     }
     maybe_serve(m);
-    if (m->ids.share_domain[0] == '\0') {
+    if (m->share_domain[0] == '\0') {
         elect_end(m);
         return;
     }
@@ -650,7 +650,7 @@ static void on_domain_services(struct myconn *c, enum myconn_status status,
             if (id == NULL)
                 continue;
             struct snap_service *s = &m->domain_services.v[m->domain_services.len++];
-            s->domain = xstrdup(m->ids.domain);
+            s->domain = xstrdup(m->domain);
             s->service_id = xstrdup(id);
         }
         publish_status(m);
@@ -1151,7 +1151,7 @@ static void on_released(struct myconn *c, enum myconn_status status, const struc
                 "leader: backend %s: could not release the election row: %s; peers take over when it expires",
                 m->backend, errmsg);
     else if (res->affected_rows > 0)
-        log_info("leader: released leadership of domain %s", m->ids.domain);
+        log_info("leader: released leadership of domain %s", m->domain);
     shutdown_done(m);
 }
 
@@ -1228,6 +1228,7 @@ static void mysql_free(struct leader *l)
     free(m->domain);
     free(m->share_domain);
     free(m->service_id);
+    backend_ids_deinit(&m->ids);
     free(m);
     l->impl = NULL;
 }
@@ -1303,10 +1304,8 @@ int leader_mysql_init(struct leader *l, struct err *err)
     m->domain = xstrdup(str_or_empty(cfg->domain));
     m->share_domain = xstrdup(str_or_empty(cfg->share_domain));
     m->service_id = xstrdup(l->p.service_id);
-    m->ids.domain = m->domain;
-    m->ids.share_domain = m->share_domain;
-    m->ids.service_id = m->service_id;
-    m->ids.expiry_secs = cfg->backend_election_expiry_secs;
+    backend_ids_init(&m->ids, m->domain, m->share_domain, m->service_id,
+                     cfg->backend_election_expiry_secs);
     m->lease_ms = (uint64_t)m->ids.expiry_secs * 1000 - LEASE_MARGIN_MS;
     m->backend_buf = xasprintf("%s:%u/%s", cfg->backend_host, (unsigned)cfg->backend_port,
                                cfg->backend_schema);
@@ -1337,6 +1336,7 @@ int leader_mysql_init(struct leader *l, struct err *err)
         free(m->domain);
         free(m->share_domain);
         free(m->service_id);
+        backend_ids_deinit(&m->ids);
         free(m->backend_buf);
         free(m);
         return err_set(err, -ENOMEM,
@@ -1366,7 +1366,7 @@ int leader_mysql_init(struct leader *l, struct err *err)
     publish_status(m);
     log_info("leader: MySQL backend %s, domain %s, share domain %s, expiry %" PRId64
              " s (lease %" PRIu64 " ms)",
-             m->backend, m->ids.domain, m->ids.share_domain[0] ? m->ids.share_domain : "(none)",
+             m->backend, m->domain, m->share_domain[0] ? m->share_domain : "(none)",
              m->ids.expiry_secs, m->lease_ms);
     return 0;
 }

@@ -22,12 +22,23 @@
 
 #define T0 1700000000000ull
 
-static const struct backend_ids ids = {
-        .domain = "dc1:prod",
-        .share_domain = "prod",
-        .service_id = "host-a:8087",
-        .expiry_secs = 5,
-};
+/* Domain "dc1:prod", ShareDomain "prod", service id "host-a:8087", expiry
+ * 5 s; made by setup_ids() for the whole group. */
+static struct backend_ids ids;
+
+static int setup_ids(void **state)
+{
+    (void)state;
+    backend_ids_init(&ids, "dc1:prod", "prod", "host-a:8087", 5);
+    return 0;
+}
+
+static int teardown_ids(void **state)
+{
+    (void)state;
+    backend_ids_deinit(&ids);
+    return 0;
+}
 
 static void assert_contains(const char *haystack, const char *needle)
 {
@@ -80,11 +91,12 @@ static void test_read_and_health(void **state)
     assert_contains(
             sql, "where domain = X'6463313A70726F64' and service_id = X'686F73742D613A38303837'");
     free(sql);
-    struct backend_ids none = ids;
-    none.share_domain = "";
+    struct backend_ids none;
+    backend_ids_init(&none, "dc1:prod", "", "host-a:8087", 5);
     sql = backend_sql_attempt_leadership(&none);
     assert_contains(sql, "X'6463313A70726F64', '', X'");
     free(sql);
+    backend_ids_deinit(&none);
 }
 
 /* The whole text of the statements built from our ids, so that a change in
@@ -432,5 +444,5 @@ int main(void)
             cmocka_unit_test(test_schema_file_matches),
             cmocka_unit_test(test_share_parse),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, setup_ids, teardown_ids);
 }
