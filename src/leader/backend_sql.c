@@ -108,8 +108,7 @@ char *backend_sql_attempt_leadership(const struct backend_ids *ids)
                      "share_domain), "
                      "last_seen_active = if(service_id = values(service_id), "
                      "values(last_seen_active), last_seen_active)",
-                     ids->domain_sql, ids->share_domain_sql, ids->service_id_sql,
-                     ids->expiry_secs);
+                     ids->domain_sql, ids->share_domain_sql, ids->service_id_sql, ids->expiry_secs);
 }
 
 char *backend_sql_read_leadership(const struct backend_ids *ids)
