@@ -276,13 +276,13 @@ static enum backend_row bad(struct err *err, const char *fmt, ...)
 
 static enum backend_row bad(struct err *err, const char *fmt, ...)
 {
+    if (err == NULL)
+        return BACKEND_ROW_BAD;
     va_list ap;
     va_start(ap, fmt);
-    if (err != NULL) {
-        vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-        err->code = -EINVAL;
-    }
+    vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
     va_end(ap);
+    err->code = -EINVAL;
     return BACKEND_ROW_BAD;
 }
 

@@ -115,23 +115,27 @@ static int get_ratio(const json_t *o, const char *what, double *out, struct err 
     return 0;
 }
 
-/* Reads member @name of @o as a string of 1..RAFT_CODEC_KEY_MAX bytes without
- * NUL bytes. The result points into @o. */
-static int get_key(const json_t *o, const char *what, const char *name, const char **out,
-                   struct err *err)
+/* Member @name of @o as a string of 1..RAFT_CODEC_KEY_MAX bytes without NUL
+ * bytes, pointing into @o; NULL with @err set when it is not one. */
+static const char *get_key(const json_t *o, const char *what, const char *name, struct err *err)
 {
     const json_t *v = json_object_get(o, name);
-    if (v == NULL)
-        return err_set(err, -EINVAL, "%s: missing \"%s\"", what, name);
-    if (!json_is_string(v))
-        return err_set(err, -EINVAL, "%s: \"%s\" must be a string", what, name);
+    if (v == NULL) {
+        err_set(err, -EINVAL, "%s: missing \"%s\"", what, name);
+        return NULL;
+    }
+    if (!json_is_string(v)) {
+        err_set(err, -EINVAL, "%s: \"%s\" must be a string", what, name);
+        return NULL;
+    }
     const char *s = json_string_value(v);
     size_t n = json_string_length(v);
-    if (n == 0 || n > RAFT_CODEC_KEY_MAX || strlen(s) != n)
-        return err_set(err, -EINVAL, "%s: \"%s\" must be 1 to %d bytes with no NUL", what, name,
-                       RAFT_CODEC_KEY_MAX);
-    *out = s;
-    return 0;
+    if (n == 0 || n > RAFT_CODEC_KEY_MAX || strlen(s) != n) {
+        err_set(err, -EINVAL, "%s: \"%s\" must be 1 to %d bytes with no NUL", what, name,
+                RAFT_CODEC_KEY_MAX);
+        return NULL;
+    }
+    return s;
 }
 
 /* Parses @buf as a JSON object of our format version. */
@@ -177,8 +181,8 @@ int raft_codec_decode_cmd(const void *buf, size_t len, struct raft_codec_cmd *c,
         err_set(err, -EINVAL, "%s: missing or unknown \"op\"", what);
         goto out;
     }
-    const char *key;
-    if (get_key(o, what, "key", &key, err) < 0)
+    const char *key = get_key(o, what, "key", err);
+    if (key == NULL)
         goto out;
     memcpy(c->key, key, strlen(key) + 1);
     if (op_has_expiry(c->op) && get_ms(o, what, "expire_at_ms", &c->expire_at_ms, err) < 0)
@@ -380,6 +384,21 @@ void raft_codec_encode_state(const struct raft_codec_state *s, char **out, size_
     free(hosts);
 }
 
+/* Element @i of the snapshot's array @name, which must be an object; where
+ * it stands ("raft snapshot: apps[3]") goes to @where for messages. NULL
+ * with @err set otherwise. */
+static const json_t *entry_at(const json_t *array, const char *what, const char *name, size_t i,
+                              char *where, size_t size, struct err *err)
+{
+    snprintf(where, size, "%s: %s[%zu]", what, name, i);
+    const json_t *e = json_array_get(array, i);
+    if (!json_is_object(e)) {
+        err_set(err, -EINVAL, "%s: not an object", where);
+        return NULL;
+    }
+    return e;
+}
+
 int raft_codec_decode_state(const void *buf, size_t len, struct raft_codec_state *s,
                             struct err *err)
 {
@@ -397,31 +416,20 @@ int raft_codec_decode_state(const void *buf, size_t len, struct raft_codec_state
         goto out;
     }
     for (size_t i = 0; i < json_array_size(apps); i++) {
-        const json_t *e = json_array_get(apps, i);
-        snprintf(where, sizeof(where), "%s: apps[%zu]", what, i);
-        const char *key;
-        uint64_t at;
-        double ratio;
-        if (!json_is_object(e)) {
-            err_set(err, -EINVAL, "%s: not an object", where);
-            goto out;
-        }
-        if (get_key(e, where, "key", &key, err) < 0 ||
-            get_ms(e, where, "expire_at_ms", &at, err) < 0 || get_ratio(e, where, &ratio, err) < 0)
+        const json_t *e = entry_at(apps, what, "apps", i, where, sizeof(where), err);
+        const char *key = e != NULL ? get_key(e, where, "key", err) : NULL;
+        uint64_t at = 0;
+        double ratio = 0;
+        if (key == NULL || get_ms(e, where, "expire_at_ms", &at, err) < 0 ||
+            get_ratio(e, where, &ratio, err) < 0)
             goto out;
         raft_codec_state_add_app(&tmp, key, at, ratio);
     }
     for (size_t i = 0; i < json_array_size(hosts); i++) {
-        const json_t *e = json_array_get(hosts, i);
-        snprintf(where, sizeof(where), "%s: hosts[%zu]", what, i);
-        const char *host;
-        uint64_t at;
-        if (!json_is_object(e)) {
-            err_set(err, -EINVAL, "%s: not an object", where);
-            goto out;
-        }
-        if (get_key(e, where, "host", &host, err) < 0 ||
-            get_ms(e, where, "expire_at_ms", &at, err) < 0)
+        const json_t *e = entry_at(hosts, what, "hosts", i, where, sizeof(where), err);
+        const char *host = e != NULL ? get_key(e, where, "host", err) : NULL;
+        uint64_t at = 0;
+        if (host == NULL || get_ms(e, where, "expire_at_ms", &at, err) < 0)
             goto out;
         raft_codec_state_add_host(&tmp, host, at);
     }
