@@ -322,7 +322,8 @@ static void put_string(FILE *f, const char *s)
     char small[6 * RAFT_CODEC_KEY_MAX + 3];
     size_t size = strlen(s) * 6 + 3;
     char *q = size <= sizeof(small) ? small : xmalloc(size);
-    fwrite(q, 1, jsonfmt_string(q, size, s), f);
+    size_t n = jsonfmt_string(q, size, s);
+    fwrite(q, 1, n, f);
     if (q != small)
         free(q);
 }
@@ -361,8 +362,9 @@ void raft_codec_encode_state(const struct raft_codec_state *s, char **out, size_
             continue;
         put_entry(f, first, "key", apps[i].key, apps[i].expire_at_ms);
         char num[64];
+        size_t n = jsonfmt_number(num, sizeof(num), apps[i].ratio);
         fputs(",\"ratio\":", f);
-        fwrite(num, 1, jsonfmt_number(num, sizeof(num), apps[i].ratio), f);
+        fwrite(num, 1, n, f);
         fputc('}', f);
         first = false;
     }
