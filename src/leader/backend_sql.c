@@ -81,20 +81,31 @@ static char *hex(const char *s)
     return buf;
 }
 
+static struct backend_name name_of(const char *text)
+{
+    return (struct backend_name){xstrdup(text), hex(text)};
+}
+
+static void name_free(struct backend_name *n)
+{
+    free(n->text);
+    free(n->sql);
+}
+
 void backend_ids_init(struct backend_ids *ids, const char *domain, const char *share_domain,
                       const char *service_id, int64_t expiry_secs)
 {
-    ids->domain_sql = hex(domain);
-    ids->share_domain_sql = hex(share_domain);
-    ids->service_id_sql = hex(service_id);
+    ids->domain = name_of(domain);
+    ids->share_domain = name_of(share_domain);
+    ids->service_id = name_of(service_id);
     ids->expiry_secs = expiry_secs;
 }
 
 void backend_ids_deinit(struct backend_ids *ids)
 {
-    free(ids->domain_sql);
-    free(ids->share_domain_sql);
-    free(ids->service_id_sql);
+    name_free(&ids->domain);
+    name_free(&ids->share_domain);
+    name_free(&ids->service_id);
     memset(ids, 0, sizeof(*ids));
 }
 
@@ -108,7 +119,7 @@ char *backend_sql_attempt_leadership(const struct backend_ids *ids)
                      "share_domain), "
                      "last_seen_active = if(service_id = values(service_id), "
                      "values(last_seen_active), last_seen_active)",
-                     ids->domain_sql, ids->share_domain_sql, ids->service_id_sql, ids->expiry_secs);
+                     ids->domain.sql, ids->share_domain.sql, ids->service_id.sql, ids->expiry_secs);
 }
 
 char *backend_sql_read_leadership(const struct backend_ids *ids)
@@ -121,7 +132,7 @@ char *backend_sql_read_leadership(const struct backend_ids *ids)
                      "timestampdiff(microsecond, now(6), max(last_seen_active) + "
                      "interval %" PRId64 " second) as takeover_in_us "
                      "from service_election where domain = %s",
-                     ids->service_id_sql, ids->expiry_secs + 1, ids->domain_sql);
+                     ids->service_id.sql, ids->expiry_secs + 1, ids->domain.sql);
 }
 
 char *backend_sql_register_health(const struct backend_ids *ids)
@@ -130,7 +141,7 @@ char *backend_sql_register_health(const struct backend_ids *ids)
                      "last_seen_active) values (%s, %s, %s, now()) on duplicate key update "
                      "domain = values(domain), share_domain = values(share_domain), "
                      "last_seen_active = values(last_seen_active)",
-                     ids->service_id_sql, ids->domain_sql, ids->share_domain_sql);
+                     ids->service_id.sql, ids->domain.sql, ids->share_domain.sql);
 }
 
 char *backend_sql_healthy_domain_services(const struct backend_ids *ids)
@@ -138,7 +149,7 @@ char *backend_sql_healthy_domain_services(const struct backend_ids *ids)
     return xasprintf("select service_id from service_health where domain = %s "
                      "and last_seen_active >= now() - interval %" PRId64 " second "
                      "order by service_id",
-                     ids->domain_sql, ids->expiry_secs);
+                     ids->domain.sql, ids->expiry_secs);
 }
 
 char *backend_sql_share_domain_services(const struct backend_ids *ids)
@@ -147,7 +158,7 @@ char *backend_sql_share_domain_services(const struct backend_ids *ids)
                      "where share_domain = %s "
                      "and last_seen_active >= now() - interval %" PRId64 " second "
                      "and service_id != %s order by domain",
-                     ids->share_domain_sql, ids->expiry_secs, ids->service_id_sql);
+                     ids->share_domain.sql, ids->expiry_secs, ids->service_id.sql);
 }
 
 char *backend_sql_release(const struct backend_ids *ids)
@@ -156,7 +167,7 @@ char *backend_sql_release(const struct backend_ids *ids)
      * than ours must see the row as expired too. */
     return xasprintf("update service_election set last_seen_active = now() - interval 1 day "
                      "where domain = %s and service_id = %s",
-                     ids->domain_sql, ids->service_id_sql);
+                     ids->domain.sql, ids->service_id.sql);
 }
 
 char *backend_sql_schema_columns(void)
@@ -195,14 +206,14 @@ char *backend_sql_throttle_app(const char *key, bool has_ttl, int64_t ttl_min, b
     return sql;
 }
 
-#define APP_COLUMNS                                                                                \
+#define APP_SELECT                                                                                 \
     "select app_name, ratio, expires_at is null, timestampdiff(second, now(), expires_at), "       \
     "timestampdiff(second, throttled_at, expires_at) from throttled_apps"
 
 char *backend_sql_read_app(const char *key)
 {
     char *k = hex(key);
-    char *sql = xasprintf(APP_COLUMNS " where app_name = %s", k);
+    char *sql = xasprintf(APP_SELECT " where app_name = %s", k);
     free(k);
     return sql;
 }
@@ -213,9 +224,9 @@ char *backend_sql_load_apps(size_t limit)
      * plainly expired ones are left on the server. The limit keeps a table
      * that other nodes filled past our cap from costing more than the cap;
      * app_name is the primary key, so the order is total. */
-    return xasprintf(APP_COLUMNS " where expires_at is null or expires_at > now() "
-                                 "or expires_at < throttled_at "
-                                 "order by throttled_at desc, app_name limit %zu",
+    return xasprintf(APP_SELECT " where expires_at is null or expires_at > now() "
+                                "or expires_at < throttled_at "
+                                "order by throttled_at desc, app_name limit %zu",
                      limit);
 }
 
@@ -348,7 +359,8 @@ void backend_schema_check(const char *const *cells, size_t nrows, char *missing,
     bool seen[BACKEND_TABLES_COUNT] = {false};
     *apps_expiry_nullable = false;
     for (size_t r = 0; r < nrows; r++) {
-        const char *table = cells[r * 3], *column = cells[r * 3 + 1], *nullable = cells[r * 3 + 2];
+        const char *const *row = cells + r * BACKEND_SCHEMA_COLUMNS;
+        const char *table = row[0], *column = row[1], *nullable = row[2];
         if (table == NULL || column == NULL)
             continue;
         for (size_t i = 0; i < BACKEND_TABLES_COUNT; i++)
