@@ -133,6 +133,10 @@ enum backend_row backend_parse_host(const char *const *cells, uint64_t now_ms,
 
 /* Room for the names of all four tables joined with ", ". */
 #define BACKEND_MISSING_TABLES_SIZE 128
+/* The statement that makes a throttled_apps.expires_at created NOT NULL
+ * (by an older schema) accept the NULL of a permanent throttle. */
+#define BACKEND_FIX_APPS_EXPIRY                                                                    \
+    "ALTER TABLE throttled_apps MODIFY expires_at timestamp NULL DEFAULT NULL"
 
 /* Result of backend_sql_schema_columns(): the tables missing (names joined
  * with ", " into @missing, "" if none) and whether throttled_apps.expires_at
@@ -141,5 +145,7 @@ void backend_schema_check(const char *const *cells, size_t nrows, char *missing,
                           size_t missing_size, bool *apps_expiry_nullable);
 
 /* Charset for a connection with collation @collation ("utf8mb4_bin" ->
- * "utf8mb4"), written to @buf. NULL or "" gives "utf8mb4". */
+ * "utf8mb4"), written to @buf (BACKEND_CHARSET_SIZE bytes hold any). NULL
+ * or "" gives "utf8mb4". */
+#define BACKEND_CHARSET_SIZE 64
 const char *backend_charset_of(const char *collation, char *buf, size_t size);

@@ -7,13 +7,11 @@
 #include "leader/leader.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 #include "config/config.h"
 #include "core/xalloc.h"
 #include "leader/leader_impl.h"
 #include "log/log.h"
-#include "loop/loop.h"
 #include "snapshot/snapshot.h"
 #include "throttler/throttler.h"
 

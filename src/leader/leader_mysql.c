@@ -17,7 +17,6 @@
 #include "core/xalloc.h"
 #include "leader/share_poll.h"
 #include "log/log.h"
-#include "loop/loop_timer.h"
 #include "throttler/throttler.h"
 
 #define SHARE_TIMEOUT_MS   1000
@@ -202,7 +201,7 @@ static struct mysql_leader *mysql_leader_new(struct leader *l, struct share_poll
     m->apps_expiry_nullable = true;
     m->elect_chan.name = "election";
     leader_mysql_state_init(m, cfg);
-    char charset[64];
+    char charset[BACKEND_CHARSET_SIZE];
     backend_charset_of(cfg->backend_collation, charset, sizeof(charset));
     m->elect_conn = conn_new(m, cfg, charset);
     m->state_conn = conn_new(m, cfg, charset);

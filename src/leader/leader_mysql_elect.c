@@ -358,8 +358,8 @@ static void on_schema(struct myconn *c, enum myconn_status status, const struct 
     m->schema_missing[0] = '\0';
     if (!nullable && m->apps_expiry_nullable)
         log_error(
-                "leader: backend %s: throttled_apps.expires_at is NOT NULL, so permanent throttles cannot be stored and are refused; fix: ALTER TABLE throttled_apps MODIFY expires_at timestamp NULL DEFAULT NULL",
-                m->backend);
+                "leader: backend %s: throttled_apps.expires_at is NOT NULL, so permanent throttles cannot be stored and are refused; fix: %s",
+                m->backend, BACKEND_FIX_APPS_EXPIRY);
     m->apps_expiry_nullable = nullable;
     m->schema_ok = true;
     attempt_send(m);

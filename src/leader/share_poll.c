@@ -19,7 +19,6 @@
 #include "core/xalloc.h"
 #include "httpc/httpc.h"
 #include "log/log.h"
-#include "loop/loop.h"
 #include "loop/loop_timer.h"
 
 /* A /metrics-health body is a few hundred bytes per cluster. */

@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests for leader/backend_sql and the pure part of leader/share_poll:
- * the election statements keep the original's semantics, user text reaches
- * SQL only as hex literals, hostile backend rows are classified (not
- * loaded), an expiry in the current second counts as expired, the shipped
- * sql/backend-schema.sql matches what --init-backend runs, and
- * /metrics-health bodies parse. */
+/* Unit tests for leader/backend_sql: the election statements keep the
+ * original's semantics, user text reaches SQL only as hex literals, hostile
+ * backend rows are classified (not loaded), an expiry in the current second
+ * counts as expired, and the shipped sql/backend-schema.sql matches what
+ * --init-backend runs. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,7 +17,6 @@
 
 #include "core/xalloc.h"
 #include "leader/backend_sql.h"
-#include "leader/share_poll.h"
 
 #define T0 1700000000000ull
 
@@ -322,7 +320,7 @@ static void test_parse_host_rows(void **state)
 static void test_schema_check(void **state)
 {
     (void)state;
-    char missing[128];
+    char missing[BACKEND_MISSING_TABLES_SIZE];
     bool nullable = true;
     const char *none[1] = {NULL};
     backend_schema_check(none, 0, missing, sizeof(missing), &nullable);
@@ -340,10 +338,22 @@ static void test_schema_check(void **state)
     assert_false(nullable);
 }
 
+/* The fix logged for a NOT NULL throttled_apps.expires_at gives the column
+ * the definition the shipped schema has. */
+static void test_fix_matches_schema(void **state)
+{
+    (void)state;
+    const char *def = "expires_at timestamp NULL DEFAULT NULL";
+    assert_contains(backend_schema_ddl(2), "CREATE TABLE IF NOT EXISTS throttled_apps");
+    assert_contains(backend_schema_ddl(2), def);
+    assert_contains(BACKEND_FIX_APPS_EXPIRY, "ALTER TABLE throttled_apps MODIFY ");
+    assert_contains(BACKEND_FIX_APPS_EXPIRY, def);
+}
+
 static void test_charset_of(void **state)
 {
     (void)state;
-    char buf[64];
+    char buf[BACKEND_CHARSET_SIZE];
     assert_string_equal(backend_charset_of(NULL, buf, sizeof(buf)), "utf8mb4");
     assert_string_equal(backend_charset_of("", buf, sizeof(buf)), "utf8mb4");
     assert_string_equal(backend_charset_of("utf8mb4_unicode_ci", buf, sizeof(buf)), "utf8mb4");
@@ -384,49 +394,6 @@ static void test_schema_file_matches(void **state)
     free(want);
 }
 
-struct seen {
-    char metric[8][64];
-    int64_t secs[8];
-    int n;
-};
-
-static void on_metric(const char *metric, int64_t seconds, void *arg)
-{
-    struct seen *s = arg;
-    snprintf(s->metric[s->n], sizeof(s->metric[0]), "%s", metric);
-    s->secs[s->n++] = seconds;
-}
-
-static void test_share_parse(void **state)
-{
-    (void)state;
-    struct seen s = {0};
-    struct err err = {0};
-    const char *body =
-            "{\"mysql/a\":{\"LastHealthyAt\":\"2025-01-01T00:00:00Z\","
-            "\"SecondsSinceLastHealthy\":3},\"mysql/b\":{\"SecondsSinceLastHealthy\":0.9}}";
-    assert_int_equal(share_poll_parse(body, strlen(body), on_metric, &s, &err), 0);
-    assert_int_equal(s.n, 2);
-    assert_string_equal(s.metric[0], "mysql/a");
-    assert_int_equal(s.secs[0], 3);
-    assert_int_equal(s.secs[1], 0);
-    const char *empty = "{}";
-    s.n = 0;
-    assert_int_equal(share_poll_parse(empty, 2, on_metric, &s, &err), 0);
-    assert_int_equal(s.n, 0);
-    const char *bad[] = {"",
-                         "[1]",
-                         "{\"mysql/a\":{}}",
-                         "{\"mysql/a\":{\"SecondsSinceLastHealthy\":\"3\"}}",
-                         "{\"mysql/a\":{\"SecondsSinceLastHealthy\":1},\"x\":2}",
-                         "{"};
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        s.n = 0;
-        assert_int_equal(share_poll_parse(bad[i], strlen(bad[i]), on_metric, &s, &err), -EINVAL);
-        assert_int_equal(s.n, 0);
-    }
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -440,9 +407,9 @@ int main(void)
             cmocka_unit_test(test_parse_app_rejects),
             cmocka_unit_test(test_parse_host_rows),
             cmocka_unit_test(test_schema_check),
+            cmocka_unit_test(test_fix_matches_schema),
             cmocka_unit_test(test_charset_of),
             cmocka_unit_test(test_schema_file_matches),
-            cmocka_unit_test(test_share_parse),
     };
     return cmocka_run_group_tests(tests, setup_ids, teardown_ids);
 }
