@@ -22,6 +22,8 @@
 #define SHARE_TIMEOUT_MS   1000
 #define CONNECT_TIMEOUT_MS 500
 #define QUERY_TIMEOUT_MS   1000
+/* The MySQL error of a statement on a table that does not exist. */
+#define ER_NO_SUCH_TABLE 1146
 
 /* ---- what the parts share ---- */
 
@@ -58,7 +60,7 @@ void leader_mysql_query_failed(struct mysql_leader *m, struct chan *ch, const st
                                enum myconn_status status, const char *msg)
 {
     leader_mysql_chan_fail(m, ch, status, msg);
-    if (status == MYCONN_ERR_QUERY && myconn_last_errno(c) == BACKEND_ER_NO_SUCH_TABLE)
+    if (status == MYCONN_ERR_QUERY && myconn_last_errno(c) == ER_NO_SUCH_TABLE)
         m->schema_ok = false;
 }
 

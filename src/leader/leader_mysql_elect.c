@@ -310,9 +310,8 @@ static void on_attempt(struct myconn *c, enum myconn_status status, const struct
     if (round_stopped(m))
         return;
     m->refresh_ok = status == MYCONN_OK;
-    if (!m->refresh_ok) {
+    if (!m->refresh_ok)
         leader_mysql_query_failed(m, &m->elect_chan, c, status, errmsg);
-    }
     /* Read even after a failed attempt, as the original does: followers
      * learn the leader, and a leader learns it was replaced. */
     leader_mysql_send(c, backend_sql_read_leadership(&m->ids), on_read_leadership, m);

@@ -23,8 +23,6 @@ struct share_poll;
 /* How long before the database could let our row go we stop leading; see
  * "Why two nodes never both lead" in leader_mysql_elect.c. */
 #define LEASE_MARGIN_MS 1000
-/* The MySQL error of a statement on a table that does not exist. */
-#define BACKEND_ER_NO_SUCH_TABLE 1146
 
 /* One kind of backend work whose failures are logged once per change. */
 struct chan {
