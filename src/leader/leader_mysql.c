@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* Leadership and operator state through a MySQL backend
- * (docs/ha.md#mysql-backend): this file starts and frees it, and holds what
- * its parts share. Three non-blocking connections (at most three, as the
- * original): one for the election (leader_mysql_elect.c), one for health
- * and state reloads (leader_mysql_state.c), one for operator commands
- * (leader_mysql_ops.c). Loop thread. */
+/* The MySQL backend leader (docs/ha.md#mysql-backend): starting and freeing
+ * it, and what its parts share. It holds three non-blocking connections, no
+ * more, as the original: the election's (leader_mysql_elect.c), the one for
+ * health and reloads (leader_mysql_state.c) and the one for operator
+ * commands (leader_mysql_ops.c). Loop thread. */
 #include "leader/leader_mysql_impl.h"
 
 #include <errno.h>

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* Election and lease through the MySQL backend: a round every second on the
- * election connection (docs/ha.md#rounds), the lease it grants, serving and
- * stepping down (docs/ha.md#lease), and the release of the row at shutdown
- * (docs/ha.md#shutdown). Loop thread. Key invariant: this node answers as leader only while it
- * holds a lease that the database granted; see "Why two nodes never both lead". */
+/* Election and lease through the MySQL backend: the round every second on
+ * the election connection (docs/ha.md#rounds), the lease it grants
+ * (docs/ha.md#lease) and the release of the row at shutdown
+ * (docs/ha.md#shutdown). Loop thread. Key invariant: this node answers as
+ * leader only while it holds a lease that the database granted; see "Why
+ * two nodes never both lead" below. */
 #include "leader/leader_mysql_impl.h"
 
 #include <inttypes.h>

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* State reloads of the MySQL backend leader (docs/ha.md#loading-operator-state),
- * on the state connection: our health row and the live services of our Domain,
- * the loads of throttled_apps and skipped_hosts (bounded by their caps, bad
- * rows rejected and logged once), and the ShareDomain peers' health. Loop
- * thread. */
+/* State reloads of the MySQL backend leader on the state connection: our
+ * health row and the live services of our Domain, the loads of
+ * throttled_apps and skipped_hosts (docs/ha.md#loading-operator-state;
+ * bounded by their caps, bad rows rejected and logged once), and the
+ * ShareDomain peers' health. Loop thread. */
 #include "leader/leader_mysql_impl.h"
 
 #include <stdio.h>

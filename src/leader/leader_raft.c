@@ -1,12 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* Leadership through raft (docs/ha.md#raft): canonical's libraft with its
- * libuv disk I/O and TCP transport, driven by our own loop. This file starts
- * and stops it, checks the data directory (docs/ha.md#data-directory) and
- * the membership (docs/ha.md#cluster), and follows
- * raft's state to tell the throttler whether this node leads (the raft
- * leader probes). The state machine and the operator commands are in
- * leader_raft_fsm.c. With no RaftNodes this is single-node mode: one voter,
- * no network, leader at once, state kept in RaftDataDir. Loop thread. */
+/* Leadership through raft (docs/ha.md#raft): runs canonical's libraft (its
+ * libuv disk I/O and TCP transport) on our loop, checks the data directory
+ * and the membership at start, and tells the throttler whether this node
+ * leads. The state machine and the commands are in leader_raft_fsm.c. With
+ * no RaftNodes: single-node mode, one voter and no network. Loop thread. */
 #include "leader/leader_raft_impl.h"
 
 #include <dirent.h>

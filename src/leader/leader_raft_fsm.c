@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* The raft leader's replicated state machine and the operator commands that
- * go through it (docs/ha.md#replicated-commands): the leader turns throttle, unthrottle,
- * skip and recover into absolute values, proposes them one at a time, and
- * every node applies them in log order; snapshots hold the whole operator
- * state. Loop thread. */
+ * go through it (docs/ha.md#replicated-commands): the leader turns throttle,
+ * unthrottle, skip and recover into absolute values, proposes them one at a
+ * time, and every node applies them in log order; snapshots hold the whole
+ * operator state. Loop thread. */
 #include "leader/leader_raft_impl.h"
 
 #include <errno.h>
