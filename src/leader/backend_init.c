@@ -21,6 +21,7 @@
 #define INIT_CONNECT_TIMEOUT_MS 5000
 #define INIT_QUERY_TIMEOUT_MS   30000 /* DDL may wait for a metadata lock */
 #define INIT_DEADLINE_MS        120000
+#define SCHEMA_NAME_MAX         64 /* MySQL's longest identifier */
 
 enum init_step {
     STEP_SCHEMA_EXISTS,
@@ -74,7 +75,7 @@ static void on_query(struct myconn *c, enum myconn_status status, const struct m
         in->step = STEP_USE;
         break;
     case STEP_CHECK: {
-        char missing[128];
+        char missing[BACKEND_MISSING_TABLES_SIZE];
         bool nullable;
         backend_schema_check(res->cells, res->nrows, missing, sizeof(missing), &nullable);
         if (missing[0] != '\0') {
@@ -83,7 +84,8 @@ static void on_query(struct myconn *c, enum myconn_status status, const struct m
         }
         if (!nullable)
             log_warn(
-                    "init-backend: the existing throttled_apps.expires_at is NOT NULL, so permanent throttles are refused; fix: ALTER TABLE throttled_apps MODIFY expires_at timestamp NULL DEFAULT NULL");
+                    "init-backend: the existing throttled_apps.expires_at is NOT NULL, so permanent throttles are refused; fix: %s",
+                    BACKEND_FIX_APPS_EXPIRY);
         in->step = STEP_DONE;
         break;
     }
@@ -105,7 +107,7 @@ static void init_next(struct init *in)
         return;
     }
     if (in->step == STEP_SCHEMA_EXISTS) {
-        char lit[2 * 256 + 4];
+        char lit[2 * SCHEMA_NAME_MAX + 4];
         size_t len = 0;
         if (myasync_hex_literal(lit, sizeof(lit), &len, in->cfg->backend_schema) < 0) {
             init_fail(in, -EINVAL, "schema name", "too long");
@@ -132,7 +134,9 @@ static void init_next(struct init *in)
 static void on_deadline(uv_timer_t *t)
 {
     struct init *in = t->data;
-    init_fail(in, -ETIMEDOUT, "all steps", "not done within 120 s");
+    char msg[64];
+    snprintf(msg, sizeof(msg), "not done within %d s", INIT_DEADLINE_MS / 1000);
+    init_fail(in, -ETIMEDOUT, "all steps", msg);
 }
 
 /* `name` with backquotes doubled: the schema comes from the config file,
@@ -158,13 +162,14 @@ int leader_init_backend(const struct config *cfg, struct err *err)
         return err_set(err, -EINVAL,
                        "init-backend: BackendMySQLHost is not set in the configuration");
     if (cfg->backend_schema == NULL || cfg->backend_schema[0] == '\0' ||
-        strlen(cfg->backend_schema) > 64)
-        return err_set(err, -EINVAL, "init-backend: BackendMySQLSchema must be 1 to 64 characters");
+        strlen(cfg->backend_schema) > SCHEMA_NAME_MAX)
+        return err_set(err, -EINVAL, "init-backend: BackendMySQLSchema must be 1 to %d characters",
+                       SCHEMA_NAME_MAX);
     struct init in = {.cfg = cfg, .err = err, .step = STEP_SCHEMA_EXISTS};
     in.loop = loop_new();
     if (in.loop == NULL)
         return err_set(err, -ENOMEM, "init-backend: cannot create an event loop");
-    char charset[64];
+    char charset[BACKEND_CHARSET_SIZE];
     backend_charset_of(cfg->backend_collation, charset, sizeof(charset));
     struct myconn_params p = {
             .host = cfg->backend_host,

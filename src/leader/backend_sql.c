@@ -81,91 +81,93 @@ static char *hex(const char *s)
     return buf;
 }
 
+static struct backend_name name_of(const char *text)
+{
+    return (struct backend_name){xstrdup(text), hex(text)};
+}
+
+static void name_free(struct backend_name *n)
+{
+    free(n->text);
+    free(n->sql);
+}
+
+void backend_ids_init(struct backend_ids *ids, const char *domain, const char *share_domain,
+                      const char *service_id, int64_t expiry_secs)
+{
+    ids->domain = name_of(domain);
+    ids->share_domain = name_of(share_domain);
+    ids->service_id = name_of(service_id);
+    ids->expiry_secs = expiry_secs;
+}
+
+void backend_ids_deinit(struct backend_ids *ids)
+{
+    name_free(&ids->domain);
+    name_free(&ids->share_domain);
+    name_free(&ids->service_id);
+    memset(ids, 0, sizeof(*ids));
+}
+
 char *backend_sql_attempt_leadership(const struct backend_ids *ids)
 {
-    char *d = hex(ids->domain), *sd = hex(ids->share_domain), *id = hex(ids->service_id);
-    char *sql = xasprintf(
-            "insert ignore into service_election (domain, share_domain, service_id, "
-            "last_seen_active) values (%s, %s, %s, now()) on duplicate key update "
-            "service_id = if(last_seen_active < now() - interval %" PRId64
-            " second, values(service_id), service_id), "
-            "share_domain = if(service_id = values(service_id), values(share_domain), "
-            "share_domain), "
-            "last_seen_active = if(service_id = values(service_id), values(last_seen_active), "
-            "last_seen_active)",
-            d, sd, id, ids->expiry_secs);
-    free(d);
-    free(sd);
-    free(id);
-    return sql;
+    return xasprintf("insert ignore into service_election (domain, share_domain, service_id, "
+                     "last_seen_active) values (%s, %s, %s, now()) on duplicate key update "
+                     "service_id = if(last_seen_active < now() - interval %" PRId64
+                     " second, values(service_id), service_id), "
+                     "share_domain = if(service_id = values(service_id), values(share_domain), "
+                     "share_domain), "
+                     "last_seen_active = if(service_id = values(service_id), "
+                     "values(last_seen_active), last_seen_active)",
+                     ids->domain.sql, ids->share_domain.sql, ids->service_id.sql, ids->expiry_secs);
 }
 
 char *backend_sql_read_leadership(const struct backend_ids *ids)
 {
-    char *d = hex(ids->domain), *id = hex(ids->service_id);
     /* A row is taken over once now() - E > last_seen_active, with now()
      * in whole seconds: from last_seen_active + E + 1 on. The third column
      * says how far that is, in microseconds of the database clock. */
-    char *sql = xasprintf("select ifnull(max(service_id) = %s, 0) as is_leader, "
-                          "ifnull(max(service_id), '') as service_id, "
-                          "timestampdiff(microsecond, now(6), max(last_seen_active) + "
-                          "interval %" PRId64 " second) as takeover_in_us "
-                          "from service_election where domain = %s",
-                          id, ids->expiry_secs + 1, d);
-    free(d);
-    free(id);
-    return sql;
+    return xasprintf("select ifnull(max(service_id) = %s, 0) as is_leader, "
+                     "ifnull(max(service_id), '') as service_id, "
+                     "timestampdiff(microsecond, now(6), max(last_seen_active) + "
+                     "interval %" PRId64 " second) as takeover_in_us "
+                     "from service_election where domain = %s",
+                     ids->service_id.sql, ids->expiry_secs + 1, ids->domain.sql);
 }
 
 char *backend_sql_register_health(const struct backend_ids *ids)
 {
-    char *d = hex(ids->domain), *sd = hex(ids->share_domain), *id = hex(ids->service_id);
-    char *sql = xasprintf("insert ignore into service_health (service_id, domain, share_domain, "
-                          "last_seen_active) values (%s, %s, %s, now()) on duplicate key update "
-                          "domain = values(domain), share_domain = values(share_domain), "
-                          "last_seen_active = values(last_seen_active)",
-                          id, d, sd);
-    free(d);
-    free(sd);
-    free(id);
-    return sql;
+    return xasprintf("insert ignore into service_health (service_id, domain, share_domain, "
+                     "last_seen_active) values (%s, %s, %s, now()) on duplicate key update "
+                     "domain = values(domain), share_domain = values(share_domain), "
+                     "last_seen_active = values(last_seen_active)",
+                     ids->service_id.sql, ids->domain.sql, ids->share_domain.sql);
 }
 
 char *backend_sql_healthy_domain_services(const struct backend_ids *ids)
 {
-    char *d = hex(ids->domain);
-    char *sql = xasprintf("select service_id from service_health where domain = %s "
-                          "and last_seen_active >= now() - interval %" PRId64 " second "
-                          "order by service_id",
-                          d, ids->expiry_secs);
-    free(d);
-    return sql;
+    return xasprintf("select service_id from service_health where domain = %s "
+                     "and last_seen_active >= now() - interval %" PRId64 " second "
+                     "order by service_id",
+                     ids->domain.sql, ids->expiry_secs);
 }
 
 char *backend_sql_share_domain_services(const struct backend_ids *ids)
 {
-    char *sd = hex(ids->share_domain), *id = hex(ids->service_id);
-    char *sql = xasprintf("select domain, service_id from service_election "
-                          "where share_domain = %s "
-                          "and last_seen_active >= now() - interval %" PRId64 " second "
-                          "and service_id != %s order by domain",
-                          sd, ids->expiry_secs, id);
-    free(sd);
-    free(id);
-    return sql;
+    return xasprintf("select domain, service_id from service_election "
+                     "where share_domain = %s "
+                     "and last_seen_active >= now() - interval %" PRId64 " second "
+                     "and service_id != %s order by domain",
+                     ids->share_domain.sql, ids->expiry_secs, ids->service_id.sql);
 }
 
 char *backend_sql_release(const struct backend_ids *ids)
 {
-    char *d = hex(ids->domain), *id = hex(ids->service_id);
     /* A day, not expiry+1 seconds: peers configured with a longer expiry
      * than ours must see the row as expired too. */
-    char *sql = xasprintf("update service_election set last_seen_active = now() - interval 1 day "
-                          "where domain = %s and service_id = %s",
-                          d, id);
-    free(d);
-    free(id);
-    return sql;
+    return xasprintf("update service_election set last_seen_active = now() - interval 1 day "
+                     "where domain = %s and service_id = %s",
+                     ids->domain.sql, ids->service_id.sql);
 }
 
 char *backend_sql_schema_columns(void)
@@ -204,14 +206,14 @@ char *backend_sql_throttle_app(const char *key, bool has_ttl, int64_t ttl_min, b
     return sql;
 }
 
-#define APP_COLUMNS                                                                                \
+#define APP_SELECT                                                                                 \
     "select app_name, ratio, expires_at is null, timestampdiff(second, now(), expires_at), "       \
     "timestampdiff(second, throttled_at, expires_at) from throttled_apps"
 
 char *backend_sql_read_app(const char *key)
 {
     char *k = hex(key);
-    char *sql = xasprintf(APP_COLUMNS " where app_name = %s", k);
+    char *sql = xasprintf(APP_SELECT " where app_name = %s", k);
     free(k);
     return sql;
 }
@@ -222,9 +224,9 @@ char *backend_sql_load_apps(size_t limit)
      * plainly expired ones are left on the server. The limit keeps a table
      * that other nodes filled past our cap from costing more than the cap;
      * app_name is the primary key, so the order is total. */
-    return xasprintf(APP_COLUMNS " where expires_at is null or expires_at > now() "
-                                 "or expires_at < throttled_at "
-                                 "order by throttled_at desc, app_name limit %zu",
+    return xasprintf(APP_SELECT " where expires_at is null or expires_at > now() "
+                                "or expires_at < throttled_at "
+                                "order by throttled_at desc, app_name limit %zu",
                      limit);
 }
 
@@ -285,13 +287,13 @@ static enum backend_row bad(struct err *err, const char *fmt, ...)
 
 static enum backend_row bad(struct err *err, const char *fmt, ...)
 {
+    if (err == NULL)
+        return BACKEND_ROW_BAD;
     va_list ap;
     va_start(ap, fmt);
-    if (err != NULL) {
-        vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-        err->code = -EINVAL;
-    }
+    vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
     va_end(ap);
+    err->code = -EINVAL;
     return BACKEND_ROW_BAD;
 }
 
@@ -357,7 +359,8 @@ void backend_schema_check(const char *const *cells, size_t nrows, char *missing,
     bool seen[BACKEND_TABLES_COUNT] = {false};
     *apps_expiry_nullable = false;
     for (size_t r = 0; r < nrows; r++) {
-        const char *table = cells[r * 3], *column = cells[r * 3 + 1], *nullable = cells[r * 3 + 2];
+        const char *const *row = cells + r * BACKEND_SCHEMA_COLUMNS;
+        const char *table = row[0], *column = row[1], *nullable = row[2];
         if (table == NULL || column == NULL)
             continue;
         for (size_t i = 0; i < BACKEND_TABLES_COUNT; i++)

@@ -27,13 +27,25 @@ extern const char *const backend_tables[BACKEND_TABLES_COUNT];
  * sql/backend-schema.sql is these four statements, each followed by ";". */
 const char *backend_schema_ddl(size_t i);
 
-/* Who we are in the backend. Strings are borrowed. */
+/* A name as text and as the SQL hex literal the statements use. */
+struct backend_name {
+    char *text;
+    char *sql;
+};
+
+/* Who we are in the backend, made once: our Domain, ShareDomain and service
+ * id, and the election expiry. */
 struct backend_ids {
-    const char *domain;
-    const char *share_domain;
-    const char *service_id;
+    struct backend_name domain;
+    struct backend_name share_domain;
+    struct backend_name service_id;
     int64_t expiry_secs; /* a row older than this is up for takeover */
 };
+
+/* Fills @ids with copies of the three names; backend_ids_deinit() frees. */
+void backend_ids_init(struct backend_ids *ids, const char *domain, const char *share_domain,
+                      const char *service_id, int64_t expiry_secs);
+void backend_ids_deinit(struct backend_ids *ids);
 
 /* Statements. Each returns a heap string the caller frees. */
 
@@ -59,6 +71,7 @@ char *backend_sql_release(const struct backend_ids *ids);
 /* Rows (table_name, column_name, is_nullable) of the four tables' columns in
  * the current schema: what backend_schema_check() needs. */
 char *backend_sql_schema_columns(void);
+#define BACKEND_SCHEMA_COLUMNS 3
 
 /* Applies /throttle-app to the row of @key in one statement, with the
  * semantics of docs/semantics.md#app-throttles judged on the row: a missing or expired row is
@@ -78,9 +91,11 @@ char *backend_sql_recover_host(const char *host);
  * at most @limit, the most recently throttled first (ties by name, so the
  * same rows every time). */
 char *backend_sql_load_apps(size_t limit);
+#define BACKEND_APP_COLUMNS 5
 /* Rows (host_name, ttl_seconds, span_seconds) of skipped_hosts that are live
  * or malformed: at most @limit, the most recently skipped first. */
 char *backend_sql_load_hosts(size_t limit);
+#define BACKEND_HOST_COLUMNS 3
 /* An upper bound on the bytes (each cell plus its NUL) of one row of either
  * load: a name of 128 utf8mb4 characters and the numbers as text. */
 #define BACKEND_LOAD_ROW_BYTES_MAX 640
@@ -99,7 +114,8 @@ struct backend_app {
     double ratio;          /* [0,1], or -1: not given (a Go node's sentinel) */
 };
 
-/* Parses one row of backend_sql_load_apps() (5 cells, NULL for SQL NULL).
+/* Parses one row of backend_sql_load_apps() (BACKEND_APP_COLUMNS cells, NULL
+ * for SQL NULL).
  * Expiry is taken relative to @now_ms from the database's own ttl, so node
  * and database clocks need not agree; an expiry in the current second is
  * already expired. */
@@ -111,9 +127,16 @@ struct backend_host {
     uint64_t expire_at_ms;
 };
 
-/* Parses one row of backend_sql_load_hosts() (3 cells). */
+/* Parses one row of backend_sql_load_hosts() (BACKEND_HOST_COLUMNS cells). */
 enum backend_row backend_parse_host(const char *const *cells, uint64_t now_ms,
                                     struct backend_host *out, struct err *err);
+
+/* Room for the names of all four tables joined with ", ". */
+#define BACKEND_MISSING_TABLES_SIZE 128
+/* The statement that makes a throttled_apps.expires_at created NOT NULL
+ * (by an older schema) accept the NULL of a permanent throttle. */
+#define BACKEND_FIX_APPS_EXPIRY                                                                    \
+    "ALTER TABLE throttled_apps MODIFY expires_at timestamp NULL DEFAULT NULL"
 
 /* Result of backend_sql_schema_columns(): the tables missing (names joined
  * with ", " into @missing, "" if none) and whether throttled_apps.expires_at
@@ -122,5 +145,7 @@ void backend_schema_check(const char *const *cells, size_t nrows, char *missing,
                           size_t missing_size, bool *apps_expiry_nullable);
 
 /* Charset for a connection with collation @collation ("utf8mb4_bin" ->
- * "utf8mb4"), written to @buf. NULL or "" gives "utf8mb4". */
+ * "utf8mb4"), written to @buf (BACKEND_CHARSET_SIZE bytes hold any). NULL
+ * or "" gives "utf8mb4". */
+#define BACKEND_CHARSET_SIZE 64
 const char *backend_charset_of(const char *collation, char *buf, size_t size);

@@ -1,18 +1,17 @@
 /* SPDX-License-Identifier: MIT */
-/* Leader selection, and the in-memory local implementation used only when
- * neither a backend nor a raft data directory is configured (the config
- * loader normally refuses that): this node leads from the first instant and
- * applies operator commands directly. Loop thread. */
+/* Leader selection and what the implementations share (leader_impl.h), and
+ * the in-memory local implementation used only when neither a backend nor a
+ * raft data directory is configured (the config loader normally refuses
+ * that): this node leads from the first instant and applies operator
+ * commands directly. Loop thread. */
 #include "leader/leader.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 #include "config/config.h"
 #include "core/xalloc.h"
 #include "leader/leader_impl.h"
 #include "log/log.h"
-#include "loop/loop.h"
 #include "snapshot/snapshot.h"
 #include "throttler/throttler.h"
 
@@ -21,10 +20,10 @@ static void local_submit(struct leader *l, struct loop_cmd *cmd)
     throttler_apply_cmd(l->p.throttler, cmd);
 }
 
-static void local_shutdown(struct leader *l, void (*done)(void *arg), void *arg)
+static void local_shutdown(struct leader *l)
 {
     throttler_set_leader(l->p.throttler, false);
-    done(arg);
+    leader_shutdown_finished(l);
 }
 
 static void local_free(struct leader *l)
@@ -38,17 +37,10 @@ static const struct leader_ops memory_ops = {"in-memory", local_submit, local_sh
 int leader_local_init(struct leader *l, struct err *err)
 {
     (void)err;
-    const struct config *cfg = l->p.cfg;
     l->ops = l->p.force_leadership ? &forced_ops : &memory_ops;
-    struct snap_leader s = {
-            .is_leader = true,
-            .healthy = true,
-            .leader_id = xstrdup(l->p.service_id),
-            .state = xstrdup("Leader"),
-            .service_id = xstrdup(l->p.service_id),
-            .domain = xstrdup(cfg->domain ? cfg->domain : ""),
-            .share_domain = xstrdup(cfg->share_domain ? cfg->share_domain : ""),
-    };
+    struct snap_leader s = leader_status(l, l->p.service_id, "Leader", l->p.service_id);
+    s.is_leader = true;
+    s.healthy = true;
     throttler_set_leader_status(l->p.throttler, &s);
     throttler_set_leader(l->p.throttler, true);
     return 0;
@@ -87,13 +79,60 @@ void leader_submit(struct leader *l, struct loop_cmd *cmd)
 
 void leader_shutdown(struct leader *l, void (*done)(void *arg), void *arg)
 {
-    l->ops->shutdown(l, done, arg);
+    l->done = done;
+    l->done_arg = arg;
+    l->ops->shutdown(l);
+}
+
+void leader_shutdown_finished(struct leader *l)
+{
+    void (*done)(void *arg) = l->done;
+    if (done == NULL)
+        return;
+    l->done = NULL;
+    done(l->done_arg);
 }
 
 void leader_free(struct leader *l)
 {
     if (l == NULL)
         return;
+    l->done = NULL; /* what is torn down now is not a graceful stop */
     l->ops->free(l);
     free(l);
+}
+
+void leader_queue_push(struct leader_queue *q, struct leader_queued *e)
+{
+    e->next = NULL;
+    if (q->tail != NULL)
+        q->tail->next = e;
+    else
+        q->head = e;
+    q->tail = e;
+}
+
+struct leader_queued *leader_queue_pop(struct leader_queue *q)
+{
+    struct leader_queued *e = q->head;
+    if (e == NULL)
+        return NULL;
+    q->head = e->next;
+    if (q->head == NULL)
+        q->tail = NULL;
+    e->next = NULL;
+    return e;
+}
+
+struct snap_leader leader_status(const struct leader *l, const char *service_id, const char *state,
+                                 const char *leader_id)
+{
+    const struct config *cfg = l->p.cfg;
+    return (struct snap_leader){
+            .leader_id = xstrdup(leader_id),
+            .state = xstrdup(state),
+            .service_id = xstrdup(service_id),
+            .domain = xstrdup(cfg->domain ? cfg->domain : ""),
+            .share_domain = xstrdup(cfg->share_domain ? cfg->share_domain : ""),
+    };
 }

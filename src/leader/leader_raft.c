@@ -1,12 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* Leadership and replicated operator state through raft: canonical's libraft
- * with its libuv disk I/O and TCP transport, driven by our own loop. The
- * raft leader probes; throttle, unthrottle, skip and recover go through the
- * log as absolute values computed by the leader, one at a time, and are
- * applied on every node in log order. With no RaftNodes this is single-node
- * mode: one voter, no network, leader at once, state kept in RaftDataDir.
- * Loop thread. */
-#include "leader/leader_impl.h"
+/* Leadership through raft (docs/ha.md#raft): runs canonical's libraft (its
+ * libuv disk I/O and TCP transport) on our loop, checks the data directory
+ * and the membership at start, and tells the throttler whether this node
+ * leads. The state machine and the commands are in leader_raft_fsm.c. With
+ * no RaftNodes: single-node mode, one voter and no network. Loop thread. */
+#include "leader/leader_raft_impl.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -17,15 +15,10 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <uv.h>
-
-#include <raft.h>
-#include <raft/uv.h>
 
 #include "config/config.h"
 #include "core/xalloc.h"
 #include "leader/raft_addr.h"
-#include "leader/raft_codec.h"
 #include "log/log.h"
 #include "loop/loop.h"
 #include "snapshot/snapshot.h"
@@ -35,92 +28,16 @@
 /* A follower starts an election 1-2 election timeouts after it last heard
  * from the leader, and a leader that reached no majority for one election
  * timeout steps down: together they bound failover to about 2-3 s. */
-#define ELECTION_TIMEOUT_MS  1000
+#define ELECTION_TIMEOUT_MS 1000
+/* How long a stopping leader waits for a peer to take over before it
+ * closes anyway. */
+#define TRANSFER_DEADLINE_MS (2ull * ELECTION_TIMEOUT_MS)
 #define HEARTBEAT_TIMEOUT_MS 100
 #define CONNECT_RETRY_MS     250
-/* Operator commands are rare and the state is usually small: snapshot often,
- * so a restart replays little and a new node catches up from one snapshot.
- * A snapshot costs in proportion to the state (up to MaxThrottledApps plus
- * MaxSkippedHosts entries), so with a large state it is taken after one
- * command per SNAPSHOT_ENTRIES_PER_COMMAND entries instead, keeping the
- * cost per command constant. */
-#define SNAPSHOT_THRESHOLD           64
-#define SNAPSHOT_ENTRIES_PER_COMMAND 64
-#define SNAPSHOT_TRAILING            16
-#define SEGMENT_SIZE                 ((size_t)1024 * 1024)
+#define SEGMENT_SIZE         ((size_t)1024 * 1024)
 /* How often raft's state is looked at (libraft 0.15 has no state callback). */
 #define POLL_INTERVAL_MS 20
 #define LOCK_FILE        "freno.lock"
-
-struct pending {
-    struct loop_cmd *cmd;
-    struct pending *next;
-};
-
-struct rnode {
-    struct leader *l;
-    struct throttler *t;
-    const struct config *cfg;
-    uv_loop_t *uv;
-    bool single;
-    bool forced;
-    char *self; /* our raft address, as peers and /raft/leader show it */
-    raft_id self_id;
-    char **nodes; /* cluster mode: canonical RaftNodes, sorted, unique */
-    size_t nnodes;
-    char *dir;
-    int lock_fd;
-
-    struct raft raft;
-    struct raft_io io;
-    struct raft_fsm fsm;
-    struct raft_uv_transport transport;
-    bool transport_ready;
-    bool io_ready;
-    bool raft_ready; /* raft_init succeeded: raft_close is owed */
-    bool raft_closing;
-    bool raft_closed;
-
-    /* Single-node mode's transport: no network, and a handle to call the
-     * close callback from the loop rather than from inside libraft. */
-    uv_timer_t null_timer;
-    bool null_timer_open;
-    raft_uv_transport_close_cb null_close_cb;
-
-    uv_timer_t poll;
-    bool poll_open;
-
-    /* What the throttler was last told. */
-    bool shown;
-    int shown_state;
-    char *shown_leader;
-    bool shown_is_leader;
-
-    /* Leadership is usable once a barrier of the current term is applied:
-     * then every entry committed by earlier leaders is applied here too. */
-    raft_term ready_term;
-    bool barrier_pending;
-    struct raft_barrier barrier;
-
-    /* Operator commands: queued, and proposed one at a time so each is
-     * planned against the state its predecessors left. */
-    struct pending *head;
-    struct pending *tail;
-    struct loop_cmd *inflight;
-    struct raft_apply apply_req;
-
-    bool stopping;
-    bool transfer_pending;
-    uint64_t transfer_deadline_ms;
-    struct raft_transfer transfer;
-    void (*done)(void *arg);
-    void *done_arg;
-};
-
-static struct loop *node_loop(struct rnode *n)
-{
-    return n->l->p.loop;
-}
 
 /* ---- status ---- */
 
@@ -139,19 +56,19 @@ static const char *state_name(int state)
     }
 }
 
-static int node_state(struct rnode *n)
+int leader_raft_state(struct rnode *n)
 {
     return n->raft_ready && !n->raft_closing ? raft_state(&n->raft) : RAFT_UNAVAILABLE;
 }
 
-static bool is_usable_leader(struct rnode *n)
+bool leader_raft_is_usable(struct rnode *n)
 {
-    return node_state(n) == RAFT_LEADER && n->ready_term == n->raft.current_term;
+    return leader_raft_state(n) == RAFT_LEADER && n->ready_term == n->raft.current_term;
 }
 
 static const char *leader_address(struct rnode *n)
 {
-    if (node_state(n) == RAFT_UNAVAILABLE)
+    if (leader_raft_state(n) == RAFT_UNAVAILABLE)
         return "";
     raft_id id = 0;
     const char *addr = NULL;
@@ -162,9 +79,9 @@ static const char *leader_address(struct rnode *n)
 /* Tells the throttler about raft's state when it changed. */
 static void show_status(struct rnode *n)
 {
-    int state = node_state(n);
+    int state = leader_raft_state(n);
     const char *leader = leader_address(n);
-    bool is_leader = !n->stopping && (n->forced || is_usable_leader(n));
+    bool is_leader = !n->stopping && (n->forced || leader_raft_is_usable(n));
     if (n->shown && n->shown_state == state && n->shown_is_leader == is_leader &&
         strcmp(n->shown_leader, leader) == 0)
         return;
@@ -177,166 +94,11 @@ static void show_status(struct rnode *n)
     free(n->shown_leader);
     n->shown_leader = xstrdup(leader);
 
-    const struct config *cfg = n->cfg;
-    struct snap_leader s = {
-            .is_leader = is_leader,
-            .healthy = state == RAFT_LEADER || state == RAFT_FOLLOWER,
-            .leader_id = xstrdup(leader),
-            .state = xstrdup(state_name(state)),
-            .service_id = xstrdup(n->self),
-            .domain = xstrdup(cfg->domain ? cfg->domain : ""),
-            .share_domain = xstrdup(cfg->share_domain ? cfg->share_domain : ""),
-    };
+    struct snap_leader s = leader_status(n->l, n->self, state_name(state), leader);
+    s.is_leader = is_leader;
+    s.healthy = state == RAFT_LEADER || state == RAFT_FOLLOWER;
     throttler_set_leader_status(n->t, &s);
     throttler_set_leader(n->t, is_leader);
-}
-
-/* ---- operator commands ---- */
-
-static void fail_queued(struct rnode *n, int status, const char *msg)
-{
-    while (n->head != NULL) {
-        struct pending *p = n->head;
-        n->head = p->next;
-        loop_cmd_finish(node_loop(n), p->cmd, status, msg);
-        free(p);
-    }
-    n->tail = NULL;
-}
-
-/* Turns an operator request into the absolute command every node applies. */
-static int plan(struct rnode *n, const struct loop_cmd *cmd, struct raft_codec_cmd *out,
-                struct err *err)
-{
-    uint64_t now_ms = loop_now_ms(node_loop(n));
-    memset(out, 0, sizeof(*out));
-    if (strlen(cmd->name) > RAFT_CODEC_KEY_MAX)
-        return err_set(err, -EINVAL, "name longer than %d bytes", RAFT_CODEC_KEY_MAX);
-    snprintf(out->key, sizeof(out->key), "%s", cmd->name);
-    switch (cmd->kind) {
-    case LOOP_CMD_THROTTLE_APP:
-        out->op = RAFT_CODEC_THROTTLE;
-        return throttler_plan_throttle_app(n->t, cmd->name, cmd->has_ttl, cmd->ttl_min,
-                                           cmd->has_ratio, cmd->ratio, now_ms, &out->expire_at_ms,
-                                           &out->ratio, err);
-    case LOOP_CMD_UNTHROTTLE_APP:
-        out->op = RAFT_CODEC_UNTHROTTLE;
-        return 0;
-    case LOOP_CMD_SKIP_HOST:
-        out->op = RAFT_CODEC_SKIP;
-        return throttler_plan_skip_host(n->t, cmd->name, cmd->has_ttl, cmd->ttl_min, now_ms,
-                                        &out->expire_at_ms, err);
-    case LOOP_CMD_RECOVER_HOST:
-        out->op = RAFT_CODEC_RECOVER;
-        return 0;
-    }
-    return err_set(err, -EINVAL, "unknown command %d", (int)cmd->kind);
-}
-
-/* Copies @len bytes of JSON into a raft_malloc'ed buffer padded with blanks
- * to a multiple of 8 bytes: libraft 0.15 writes entries unpadded but reads
- * them back as if padded, so any other length corrupts its segment files.
- * Trailing blanks are still valid JSON. */
-static struct raft_buffer to_raft_buffer(const char *text, size_t len)
-{
-    size_t padded = (len + 7) / 8 * 8;
-    struct raft_buffer buf = {.base = raft_malloc(padded ? padded : 8), .len = padded ? padded : 8};
-    if (buf.base == NULL) {
-        log_error("raft: out of memory for %zu bytes", buf.len);
-        abort();
-    }
-    memcpy(buf.base, text, len);
-    memset((char *)buf.base + len, ' ', buf.len - len);
-    return buf;
-}
-
-static void pump(struct rnode *n);
-
-static void on_applied(struct raft_apply *req, int status, void *result)
-{
-    struct rnode *n = req->data;
-    (void)result;
-    struct loop_cmd *cmd = n->inflight;
-    n->inflight = NULL;
-    if (status == 0) {
-        throttler_publish_pending(n->t);
-        loop_cmd_finish(node_loop(n), cmd, 200, "OK");
-    } else if (status == RAFT_SHUTDOWN || n->stopping) {
-        loop_cmd_finish(node_loop(n), cmd, 503, "shutting down");
-    } else {
-        /* The entry may still commit under the next leader: the outcome is
-         * unknown, and retrying is safe since commands set absolute values. */
-        char msg[200];
-        snprintf(msg, sizeof(msg), "not leader: %s before the command was committed",
-                 raft_strerror(status));
-        loop_cmd_finish(node_loop(n), cmd, 500, msg);
-    }
-    pump(n);
-}
-
-/* Proposes the next queued command when none is in flight. */
-static void pump(struct rnode *n)
-{
-    while (n->inflight == NULL && n->head != NULL && !n->stopping) {
-        if (node_state(n) != RAFT_LEADER) {
-            fail_queued(n, 500, "not leader");
-            return;
-        }
-        if (!is_usable_leader(n))
-            return; /* the barrier's callback calls us again */
-        struct pending *p = n->head;
-        n->head = p->next;
-        if (n->head == NULL)
-            n->tail = NULL;
-        struct loop_cmd *cmd = p->cmd;
-        free(p);
-
-        struct err err = {0};
-        struct raft_codec_cmd c;
-        char *text = NULL;
-        size_t len = 0;
-        if (plan(n, cmd, &c, &err) < 0 || raft_codec_encode_cmd(&c, &text, &len, &err) < 0) {
-            loop_cmd_finish(node_loop(n), cmd, 500, err.msg);
-            continue;
-        }
-        struct raft_buffer buf = to_raft_buffer(text, len);
-        free(text);
-        n->apply_req.data = n;
-        int rv = raft_apply(&n->raft, &n->apply_req, &buf, 1, on_applied);
-        if (rv != 0) {
-            raft_free(buf.base);
-            char msg[300];
-            if (rv == RAFT_NOTLEADER)
-                snprintf(msg, sizeof(msg), "not leader");
-            else
-                snprintf(msg, sizeof(msg), "raft: apply: %s", raft_errmsg(&n->raft));
-            loop_cmd_finish(node_loop(n), cmd, 500, msg);
-            continue;
-        }
-        n->inflight = cmd;
-    }
-}
-
-static void raft_submit(struct leader *l, struct loop_cmd *cmd)
-{
-    struct rnode *n = l->impl;
-    if (n->stopping) {
-        loop_cmd_finish(node_loop(n), cmd, 503, "shutting down");
-        return;
-    }
-    /* As the original: only the raft leader takes commands, forced or not. */
-    if (node_state(n) != RAFT_LEADER) {
-        loop_cmd_finish(node_loop(n), cmd, 500, "not leader");
-        return;
-    }
-    struct pending *p = xcalloc(1, sizeof(*p));
-    p->cmd = cmd;
-    if (n->tail != NULL)
-        n->tail->next = p;
-    else
-        n->head = p;
-    n->tail = p;
-    pump(n);
 }
 
 /* ---- leadership ---- */
@@ -345,17 +107,17 @@ static void on_barrier(struct raft_barrier *req, int status)
 {
     struct rnode *n = req->data;
     n->barrier_pending = false;
-    if (status == 0 && node_state(n) == RAFT_LEADER) {
+    if (status == 0 && leader_raft_state(n) == RAFT_LEADER) {
         n->ready_term = n->raft.current_term;
         show_status(n);
     }
-    pump(n);
+    leader_raft_pump(n);
 }
 
 static void check_leadership(struct rnode *n)
 {
-    int state = node_state(n);
-    if (state == RAFT_LEADER && !is_usable_leader(n) && !n->barrier_pending && !n->stopping) {
+    int state = leader_raft_state(n);
+    if (state == RAFT_LEADER && !leader_raft_is_usable(n) && !n->barrier_pending && !n->stopping) {
         n->barrier.data = n;
         int rv = raft_barrier(&n->raft, &n->barrier, on_barrier);
         if (rv == 0)
@@ -363,8 +125,8 @@ static void check_leadership(struct rnode *n)
         else
             log_warn("raft: barrier: %s", raft_strerror(rv));
     }
-    if (state != RAFT_LEADER && n->head != NULL)
-        fail_queued(n, 500, "not leader");
+    if (state != RAFT_LEADER && n->queue.head != NULL)
+        leader_raft_fail_queued(n, 500, "not leader");
     show_status(n);
 }
 
@@ -374,118 +136,11 @@ static void on_poll(uv_timer_t *h)
 {
     struct rnode *n = h->data;
     check_leadership(n);
-    if (n->transfer_pending && loop_now_ms(node_loop(n)) >= n->transfer_deadline_ms) {
+    if (n->transfer_pending && loop_now_ms(leader_raft_loop(n)) >= n->transfer_deadline_ms) {
         log_warn("raft: leadership transfer did not finish in time, closing anyway");
         n->transfer_pending = false;
         close_raft(n);
     }
-}
-
-/* ---- state machine ---- */
-
-static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
-{
-    struct rnode *n = fsm->data;
-    struct raft_codec_cmd c;
-    struct err err = {0};
-    *result = NULL;
-    /* Every node skips a bad entry the same way; refusing it would stop
-     * this node from ever applying anything after it. */
-    if (raft_codec_decode_cmd(buf->base, buf->len, &c, &err) < 0) {
-        log_error("raft: skipping a log entry: %s", err.msg);
-        return 0;
-    }
-    log_debug("raft: apply %s %s", raft_codec_op_name(c.op), c.key);
-    switch (c.op) {
-    case RAFT_CODEC_THROTTLE:
-        throttler_put_app(n->t, c.key, c.expire_at_ms, c.ratio);
-        break;
-    case RAFT_CODEC_UNTHROTTLE:
-        throttler_remove_app(n->t, c.key);
-        break;
-    case RAFT_CODEC_SKIP:
-        throttler_put_skipped_host(n->t, c.key, c.expire_at_ms);
-        break;
-    case RAFT_CODEC_RECOVER:
-        throttler_remove_skipped_host(n->t, c.key);
-        break;
-    }
-    /* Published by on_applied() on the leader, before it answers, and by
-     * the throttler's next tick elsewhere: a replay of thousands of entries
-     * at start must not rebuild the snapshot after each. */
-    return 0;
-}
-
-static void collect_app(const char *key, uint64_t expire_at_ms, double ratio, void *arg)
-{
-    raft_codec_state_add_app(arg, key, expire_at_ms, ratio);
-}
-
-static void collect_host(const char *host, uint64_t expire_at_ms, void *arg)
-{
-    raft_codec_state_add_host(arg, host, expire_at_ms);
-}
-
-static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
-{
-    struct rnode *n = fsm->data;
-    struct raft_codec_state s = {0};
-    throttler_each_app(n->t, collect_app, &s);
-    throttler_each_skipped_host(n->t, collect_host, &s);
-    char *text;
-    size_t len;
-    raft_codec_encode_state(&s, &text, &len);
-    size_t entries = s.apps_len + s.hosts_len;
-    raft_codec_state_deinit(&s);
-    unsigned threshold = SNAPSHOT_THRESHOLD;
-    if (entries / SNAPSHOT_ENTRIES_PER_COMMAND > threshold)
-        threshold = (unsigned)(entries / SNAPSHOT_ENTRIES_PER_COMMAND);
-    raft_set_snapshot_threshold(&n->raft, threshold);
-    /* libraft frees both with raft_free (fsm version 1). */
-    struct raft_buffer *b = raft_malloc(sizeof(*b));
-    if (b == NULL) {
-        free(text);
-        return RAFT_NOMEM;
-    }
-    *b = to_raft_buffer(text, len);
-    free(text);
-    *bufs = b;
-    *n_bufs = 1;
-    log_debug("raft: snapshot of %zu bytes", len);
-    return 0;
-}
-
-static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
-{
-    struct rnode *n = fsm->data;
-    struct raft_codec_state s = {0};
-    struct err err = {0};
-    /* On failure libraft keeps ownership of @buf and frees it. */
-    if (raft_codec_decode_state(buf->base, buf->len, &s, &err) < 0) {
-        log_error("raft: cannot restore a snapshot: %s", err.msg);
-        return RAFT_MALFORMED;
-    }
-    raft_free(buf->base);
-    /* In one step each: entry by entry, every put would rebuild what the
-     * snapshot shows, quadratic in the number of entries. */
-    struct throttler_app *apps = xcalloc(s.apps_len ? s.apps_len : 1, sizeof(*apps));
-    for (size_t i = 0; i < s.apps_len; i++)
-        apps[i] = (struct throttler_app){.key = s.apps[i].key,
-                                         .expire_at_ms = s.apps[i].expire_at_ms,
-                                         .ratio = s.apps[i].ratio};
-    throttler_replace_apps(n->t, apps, s.apps_len);
-    free(apps);
-    struct throttler_host *hosts = xcalloc(s.hosts_len ? s.hosts_len : 1, sizeof(*hosts));
-    for (size_t i = 0; i < s.hosts_len; i++)
-        hosts[i] = (struct throttler_host){.host = s.hosts[i].host,
-                                           .expire_at_ms = s.hosts[i].expire_at_ms};
-    throttler_replace_skipped_hosts(n->t, hosts, s.hosts_len);
-    free(hosts);
-    log_info("raft: restored a snapshot: %zu app throttle(s), %zu skipped host(s)", s.apps_len,
-             s.hosts_len);
-    raft_codec_state_deinit(&s);
-    throttler_publish_pending(n->t);
-    return 0;
 }
 
 /* ---- single-node transport: listens nowhere, connects nowhere ---- */
@@ -538,11 +193,7 @@ static void on_raft_closed(struct raft *r)
     struct rnode *n = r->data;
     n->raft_closed = true;
     log_info("raft: closed");
-    if (n->done != NULL) {
-        void (*done)(void *) = n->done;
-        n->done = NULL;
-        done(n->done_arg);
-    }
+    leader_shutdown_finished(n->l);
 }
 
 static void close_raft(struct rnode *n)
@@ -568,27 +219,25 @@ static void on_transferred(struct raft_transfer *req)
     close_raft(n);
 }
 
-static void raft_shutdown(struct leader *l, void (*done)(void *arg), void *arg)
+static void raft_shutdown(struct leader *l)
 {
     struct rnode *n = l->impl;
     n->stopping = true;
-    n->done = done;
-    n->done_arg = arg;
-    fail_queued(n, 503, "shutting down");
+    leader_raft_fail_queued(n, 503, "shutting down");
     show_status(n);
     /* A leader hands over first, so the others need not wait for an
      * election timeout. */
-    if (node_state(n) == RAFT_LEADER && !n->single) {
+    if (leader_raft_state(n) == RAFT_LEADER && !n->single) {
         n->transfer.data = n;
         if (raft_transfer(&n->raft, &n->transfer, 0, on_transferred) == 0) {
             n->transfer_pending = true;
-            n->transfer_deadline_ms = loop_now_ms(node_loop(n)) + 2ull * ELECTION_TIMEOUT_MS;
+            n->transfer_deadline_ms = loop_now_ms(leader_raft_loop(n)) + TRANSFER_DEADLINE_MS;
             return;
         }
     }
     close_raft(n);
     if (!n->raft_ready)
-        done(arg);
+        leader_shutdown_finished(l);
 }
 
 static void on_poll_closed(uv_handle_t *h)
@@ -603,8 +252,7 @@ static void raft_free_node(struct leader *l)
     if (n == NULL)
         return;
     n->stopping = true;
-    n->done = NULL;
-    fail_queued(n, 503, "shutting down");
+    leader_raft_fail_queued(n, 503, "shutting down");
     if (n->poll_open && !uv_is_closing((uv_handle_t *)&n->poll)) {
         uv_timer_stop(&n->poll);
         uv_close((uv_handle_t *)&n->poll, on_poll_closed);
@@ -631,7 +279,6 @@ static void raft_free_node(struct leader *l)
         free(n->nodes[i]);
     free(n->nodes);
     free(n->self);
-    free(n->dir);
     free(n->shown_leader);
     free(n);
     l->impl = NULL;
@@ -859,11 +506,7 @@ static int start(struct rnode *n, struct err *err)
      * it: committed commands would vanish silently. Refuse to start instead. */
     raft_uv_set_auto_recovery(&n->io, false);
 
-    n->fsm.version = 1;
-    n->fsm.data = n;
-    n->fsm.apply = fsm_apply;
-    n->fsm.snapshot = fsm_snapshot;
-    n->fsm.restore = fsm_restore;
+    leader_raft_fsm_init(n);
     rv = raft_init(&n->raft, &n->io, &n->fsm, n->self_id, n->self);
     if (rv != 0)
         return err_set(err, -EIO, "raft: data directory %s: %s", n->dir,
@@ -893,8 +536,9 @@ static int start(struct rnode *n, struct err *err)
     return 0;
 }
 
-static const struct leader_ops raft_ops = {"raft", raft_submit, raft_shutdown, raft_free_node};
-static const struct leader_ops single_ops = {"single-node", raft_submit, raft_shutdown,
+static const struct leader_ops raft_ops = {"raft", leader_raft_submit, raft_shutdown,
+                                           raft_free_node};
+static const struct leader_ops single_ops = {"single-node", leader_raft_submit, raft_shutdown,
                                              raft_free_node};
 
 int leader_raft_init(struct leader *l, struct err *err)
@@ -908,7 +552,7 @@ int leader_raft_init(struct leader *l, struct err *err)
     n->single = cfg->raft_nodes.len == 0;
     n->forced = l->p.force_leadership;
     n->lock_fd = -1;
-    n->dir = xstrdup(cfg->raft_data_dir);
+    n->dir = cfg->raft_data_dir;
     l->impl = n;
     l->ops = n->single ? &single_ops : &raft_ops;
 

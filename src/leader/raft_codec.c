@@ -115,23 +115,27 @@ static int get_ratio(const json_t *o, const char *what, double *out, struct err 
     return 0;
 }
 
-/* Reads member @name of @o as a string of 1..RAFT_CODEC_KEY_MAX bytes without
- * NUL bytes. The result points into @o. */
-static int get_key(const json_t *o, const char *what, const char *name, const char **out,
-                   struct err *err)
+/* Member @name of @o as a string of 1..RAFT_CODEC_KEY_MAX bytes without NUL
+ * bytes, pointing into @o; NULL with @err set when it is not one. */
+static const char *get_key(const json_t *o, const char *what, const char *name, struct err *err)
 {
     const json_t *v = json_object_get(o, name);
-    if (v == NULL)
-        return err_set(err, -EINVAL, "%s: missing \"%s\"", what, name);
-    if (!json_is_string(v))
-        return err_set(err, -EINVAL, "%s: \"%s\" must be a string", what, name);
+    if (v == NULL) {
+        err_set(err, -EINVAL, "%s: missing \"%s\"", what, name);
+        return NULL;
+    }
+    if (!json_is_string(v)) {
+        err_set(err, -EINVAL, "%s: \"%s\" must be a string", what, name);
+        return NULL;
+    }
     const char *s = json_string_value(v);
     size_t n = json_string_length(v);
-    if (n == 0 || n > RAFT_CODEC_KEY_MAX || strlen(s) != n)
-        return err_set(err, -EINVAL, "%s: \"%s\" must be 1 to %d bytes with no NUL", what, name,
-                       RAFT_CODEC_KEY_MAX);
-    *out = s;
-    return 0;
+    if (n == 0 || n > RAFT_CODEC_KEY_MAX || strlen(s) != n) {
+        err_set(err, -EINVAL, "%s: \"%s\" must be 1 to %d bytes with no NUL", what, name,
+                RAFT_CODEC_KEY_MAX);
+        return NULL;
+    }
+    return s;
 }
 
 /* Parses @buf as a JSON object of our format version. */
@@ -177,8 +181,8 @@ int raft_codec_decode_cmd(const void *buf, size_t len, struct raft_codec_cmd *c,
         err_set(err, -EINVAL, "%s: missing or unknown \"op\"", what);
         goto out;
     }
-    const char *key;
-    if (get_key(o, what, "key", &key, err) < 0)
+    const char *key = get_key(o, what, "key", err);
+    if (key == NULL)
         goto out;
     memcpy(c->key, key, strlen(key) + 1);
     if (op_has_expiry(c->op) && get_ms(o, what, "expire_at_ms", &c->expire_at_ms, err) < 0)
@@ -234,43 +238,22 @@ static int cmp_host(const void *a, const void *b)
                   ((const struct raft_codec_host *)b)->host);
 }
 
-/* A growing text buffer for the snapshot encoder. */
-struct sbuf {
-    char *p;
-    size_t len;
-    size_t cap;
-};
-
-static void sbuf_put(struct sbuf *b, const char *s, size_t n)
+/* A shallow copy of the @n elements of @size bytes at @v, in @cmp's order:
+ * a copy, so the caller's array keeps its order. The throttler hands its
+ * entries over sorted already, so the sort is usually skipped. */
+static void *sorted_copy(const void *v, size_t n, size_t size,
+                         int (*cmp)(const void *, const void *))
 {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (b->len + n + 1 > cap)
-            cap *= 2;
-        b->p = xrealloc(b->p, cap);
-        b->cap = cap;
+    char *c = xcalloc(n + 1, size);
+    if (n > 0)
+        memcpy(c, v, n * size);
+    for (size_t i = 1; i < n; i++) {
+        if (cmp(c + (i - 1) * size, c + i * size) > 0) {
+            qsort(c, n, size, cmp);
+            break;
+        }
     }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sbuf_str(struct sbuf *b, const char *s)
-{
-    sbuf_put(b, s, strlen(s));
-}
-
-/* Decimal digits by hand: snprintf for each of 200,000 entries was most of
- * the encoding time. */
-static void sbuf_u64(struct sbuf *b, uint64_t v)
-{
-    char d[24];
-    size_t n = sizeof(d);
-    do {
-        d[--n] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    sbuf_put(b, d + n, sizeof(d) - n);
+    return c;
 }
 
 /* True if @s is UTF-8 as JSON needs it (no overlong forms, surrogates or
@@ -310,121 +293,112 @@ static bool utf8_valid(const char *s)
     return true;
 }
 
-/* Appends "<name>":"<s>" with @s escaped; false (nothing appended) when @s
- * is not UTF-8. */
-static bool sbuf_member_str(struct sbuf *b, const char *name, const char *s)
+/* Decimal digits by hand: snprintf for each of 200,000 entries was most of
+ * the encoding time. */
+static void put_u64(FILE *f, uint64_t v)
 {
-    if (!utf8_valid(s))
-        return false;
+    char d[24];
+    size_t n = sizeof(d);
+    do {
+        d[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    fwrite(d + n, 1, sizeof(d) - n, f);
+}
+
+/* Writes @s (UTF-8) as a JSON string. */
+static void put_string(FILE *f, const char *s)
+{
     bool plain = true;
     for (const unsigned char *p = (const unsigned char *)s; *p && plain; p++)
         plain = *p >= 0x20 && *p != '"' && *p != '\\' && *p != '<' && *p != '>' && *p != '&';
     if (plain) {
         /* Nothing to escape, the common case. */
-        sbuf_put(b, "\"", 1);
-        sbuf_str(b, name);
-        sbuf_put(b, "\":\"", 3);
-        sbuf_str(b, s);
-        sbuf_put(b, "\"", 1);
-        return true;
+        fputc('"', f);
+        fputs(s, f);
+        fputc('"', f);
+        return;
     }
     char small[6 * RAFT_CODEC_KEY_MAX + 3];
     size_t size = strlen(s) * 6 + 3;
     char *q = size <= sizeof(small) ? small : xmalloc(size);
     size_t n = jsonfmt_string(q, size, s);
-    sbuf_put(b, "\"", 1);
-    sbuf_str(b, name);
-    sbuf_put(b, "\":", 2);
-    sbuf_put(b, q, n);
+    fwrite(q, 1, n, f);
     if (q != small)
         free(q);
-    return true;
 }
 
-static bool apps_sorted(const struct raft_codec_app *v, size_t n)
+/* Writes the start of an entry, {"<name>":<key>,"expire_at_ms":N, after a
+ * comma unless it is the first. Expiries past INT64_MAX ms cannot occur
+ * (the throttler bounds TTLs to what a clock can show); they are clamped
+ * rather than wrapped if one did. */
+static void put_entry(FILE *f, bool first, const char *name, const char *key, uint64_t expire_at_ms)
 {
-    for (size_t i = 1; i < n; i++)
-        if (strcmp(v[i - 1].key, v[i].key) > 0)
-            return false;
-    return true;
-}
-
-static bool hosts_sorted(const struct raft_codec_host *v, size_t n)
-{
-    for (size_t i = 1; i < n; i++)
-        if (strcmp(v[i - 1].host, v[i].host) > 0)
-            return false;
-    return true;
+    fputs(first ? "{\"" : ",{\"", f);
+    fputs(name, f);
+    fputs("\":", f);
+    put_string(f, key);
+    fputs(",\"expire_at_ms\":", f);
+    put_u64(f, expire_at_ms > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : expire_at_ms);
 }
 
 /* Written directly rather than through a jansson tree: a snapshot of
  * 200,000 entries is taken on the loop every 64 commands, and building the
  * tree took most of a second. Numbers are printed shortest and read back
- * exactly; equal states give equal bytes. */
+ * exactly; equal states give equal bytes. Entries whose key is not UTF-8
+ * cannot be written; they cannot come from the log either (commands with
+ * such keys are refused). */
 void raft_codec_encode_state(const struct raft_codec_state *s, char **out, size_t *len)
 {
-    /* Sort shallow copies so the caller's arrays keep their order; the
-     * throttler hands them over sorted already. */
-    struct raft_codec_app *apps = xcalloc(s->apps_len + 1, sizeof(*apps));
-    struct raft_codec_host *hosts = xcalloc(s->hosts_len + 1, sizeof(*hosts));
-    if (s->apps_len > 0)
-        memcpy(apps, s->apps, s->apps_len * sizeof(*apps));
-    if (s->hosts_len > 0)
-        memcpy(hosts, s->hosts, s->hosts_len * sizeof(*hosts));
-    if (!apps_sorted(apps, s->apps_len))
-        qsort(apps, s->apps_len, sizeof(*apps), cmp_app);
-    if (!hosts_sorted(hosts, s->hosts_len))
-        qsort(hosts, s->hosts_len, sizeof(*hosts), cmp_host);
-
-    struct sbuf b = {0};
-    char num[64];
-    snprintf(num, sizeof(num), "{\"v\":%d,\"apps\":[", FORMAT_VERSION);
-    sbuf_str(&b, num);
+    struct raft_codec_app *apps = sorted_copy(s->apps, s->apps_len, sizeof(*apps), cmp_app);
+    struct raft_codec_host *hosts = sorted_copy(s->hosts, s->hosts_len, sizeof(*hosts), cmp_host);
+    FILE *f = open_memstream(out, len);
+    if (f == NULL)
+        abort(); /* out of memory: fatal, as in xmalloc */
+    fprintf(f, "{\"v\":%d,\"apps\":[", FORMAT_VERSION);
     bool first = true;
-    /* Entries whose key is not UTF-8 cannot be written; they cannot come
-     * from the log either (commands with such keys are refused). */
     for (size_t i = 0; i < s->apps_len; i++) {
-        size_t mark = b.len;
-        sbuf_str(&b, first ? "{" : ",{");
-        if (!sbuf_member_str(&b, "key", apps[i].key)) {
-            b.len = mark;
-            b.p[b.len] = '\0';
+        if (!utf8_valid(apps[i].key))
             continue;
-        }
-        first = false;
-        /* Expiries past INT64_MAX ms cannot occur (the throttler bounds TTLs
-         * to what a clock can show); clamp rather than wrap if one did. */
-        uint64_t at = apps[i].expire_at_ms > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX
-                                                                 : apps[i].expire_at_ms;
-        sbuf_str(&b, ",\"expire_at_ms\":");
-        sbuf_u64(&b, at);
-        sbuf_str(&b, ",\"ratio\":");
+        put_entry(f, first, "key", apps[i].key, apps[i].expire_at_ms);
+        char num[64];
         size_t n = jsonfmt_number(num, sizeof(num), apps[i].ratio);
-        sbuf_put(&b, num, n);
-        sbuf_put(&b, "}", 1);
+        fputs(",\"ratio\":", f);
+        fwrite(num, 1, n, f);
+        fputc('}', f);
+        first = false;
     }
-    sbuf_str(&b, "],\"hosts\":[");
+    fputs("],\"hosts\":[", f);
     first = true;
     for (size_t i = 0; i < s->hosts_len; i++) {
-        size_t mark = b.len;
-        sbuf_str(&b, first ? "{" : ",{");
-        if (!sbuf_member_str(&b, "host", hosts[i].host)) {
-            b.len = mark;
-            b.p[b.len] = '\0';
+        if (!utf8_valid(hosts[i].host))
             continue;
-        }
+        put_entry(f, first, "host", hosts[i].host, hosts[i].expire_at_ms);
+        fputc('}', f);
         first = false;
-        uint64_t at = hosts[i].expire_at_ms > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX
-                                                                  : hosts[i].expire_at_ms;
-        sbuf_str(&b, ",\"expire_at_ms\":");
-        sbuf_u64(&b, at);
-        sbuf_put(&b, "}", 1);
     }
-    sbuf_str(&b, "]}");
+    fputs("]}", f);
+    /* Writes to memory fail only when it runs out: fatal, as in xmalloc. */
+    bool failed = ferror(f) != 0;
+    if (fclose(f) != 0 || failed)
+        abort();
     free(apps);
     free(hosts);
-    *out = b.p;
-    *len = b.len;
+}
+
+/* Element @i of the snapshot's array @name, which must be an object; where
+ * it stands ("raft snapshot: apps[3]") goes to @where for messages. NULL
+ * with @err set otherwise. */
+static const json_t *entry_at(const json_t *array, const char *what, const char *name, size_t i,
+                              char *where, size_t size, struct err *err)
+{
+    snprintf(where, size, "%s: %s[%zu]", what, name, i);
+    const json_t *e = json_array_get(array, i);
+    if (!json_is_object(e)) {
+        err_set(err, -EINVAL, "%s: not an object", where);
+        return NULL;
+    }
+    return e;
 }
 
 int raft_codec_decode_state(const void *buf, size_t len, struct raft_codec_state *s,
@@ -444,31 +418,20 @@ int raft_codec_decode_state(const void *buf, size_t len, struct raft_codec_state
         goto out;
     }
     for (size_t i = 0; i < json_array_size(apps); i++) {
-        const json_t *e = json_array_get(apps, i);
-        snprintf(where, sizeof(where), "%s: apps[%zu]", what, i);
-        const char *key;
-        uint64_t at;
-        double ratio;
-        if (!json_is_object(e)) {
-            err_set(err, -EINVAL, "%s: not an object", where);
-            goto out;
-        }
-        if (get_key(e, where, "key", &key, err) < 0 ||
-            get_ms(e, where, "expire_at_ms", &at, err) < 0 || get_ratio(e, where, &ratio, err) < 0)
+        const json_t *e = entry_at(apps, what, "apps", i, where, sizeof(where), err);
+        const char *key = e != NULL ? get_key(e, where, "key", err) : NULL;
+        uint64_t at = 0;
+        double ratio = 0;
+        if (key == NULL || get_ms(e, where, "expire_at_ms", &at, err) < 0 ||
+            get_ratio(e, where, &ratio, err) < 0)
             goto out;
         raft_codec_state_add_app(&tmp, key, at, ratio);
     }
     for (size_t i = 0; i < json_array_size(hosts); i++) {
-        const json_t *e = json_array_get(hosts, i);
-        snprintf(where, sizeof(where), "%s: hosts[%zu]", what, i);
-        const char *host;
-        uint64_t at;
-        if (!json_is_object(e)) {
-            err_set(err, -EINVAL, "%s: not an object", where);
-            goto out;
-        }
-        if (get_key(e, where, "host", &host, err) < 0 ||
-            get_ms(e, where, "expire_at_ms", &at, err) < 0)
+        const json_t *e = entry_at(hosts, what, "hosts", i, where, sizeof(where), err);
+        const char *host = e != NULL ? get_key(e, where, "host", err) : NULL;
+        uint64_t at = 0;
+        if (host == NULL || get_ms(e, where, "expire_at_ms", &at, err) < 0)
             goto out;
         raft_codec_state_add_host(&tmp, host, at);
     }

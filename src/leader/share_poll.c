@@ -19,7 +19,7 @@
 #include "core/xalloc.h"
 #include "httpc/httpc.h"
 #include "log/log.h"
-#include "loop/loop.h"
+#include "loop/loop_timer.h"
 
 /* A /metrics-health body is a few hundred bytes per cluster. */
 #define BODY_MAX (1u << 20)
@@ -32,7 +32,7 @@ struct request {
 
 struct share_poll {
     struct httpc *http;
-    uv_timer_t *timer; /* heap: freed, with @p, in its close callback */
+    uv_timer_t *timer;
     uint32_t timeout_ms;
     struct request **reqs; /* of the round in flight */
     size_t nreqs;
@@ -198,19 +198,10 @@ struct share_poll *share_poll_new(struct loop *loop, uint32_t timeout_ms)
     struct share_poll *p = xcalloc(1, sizeof(*p));
     p->http = http;
     p->timeout_ms = timeout_ms;
-    p->timer = xcalloc(1, sizeof(*p->timer));
-    uv_timer_init(loop_uv(loop), p->timer);
-    p->timer->data = p;
+    p->timer = loop_timer_new(loop, p);
     strmap_init(&p->worst);
     strmap_init(&p->failing);
     return p;
-}
-
-static void on_timer_closed(uv_handle_t *h)
-{
-    struct share_poll *p = h->data;
-    free(h);
-    free(p);
 }
 
 void share_poll_free(struct share_poll *p)
@@ -224,8 +215,9 @@ void share_poll_free(struct share_poll *p)
     httpc_free(p->http);
     strmap_deinit_values(&p->worst, free);
     strmap_deinit_values(&p->failing, free);
-    uv_timer_stop(p->timer);
-    uv_close((uv_handle_t *)p->timer, on_timer_closed);
+    /* Closed, the timer calls nothing back, so @p can go at once. */
+    loop_timer_close(&p->timer);
+    free(p);
 }
 
 bool share_poll_is_busy(const struct share_poll *p)

@@ -25,8 +25,8 @@ typedef void share_poll_done_fn(const struct share_health *v, size_t n, void *ar
 
 /* Creates an idle poller; each request is bounded by @timeout_ms. */
 struct share_poll *share_poll_new(struct loop *loop, uint32_t timeout_ms);
-/* Abandons any round in flight (its callback is not called) and frees @p
- * once libcurl and libuv let go of it. NULL is fine. */
+/* Abandons any round in flight (its callback is not called) and frees @p.
+ * NULL is fine. */
 void share_poll_free(struct share_poll *p);
 /* Starts a round over @service_ids ("host:port", copied). Returns 0, or
  * -EBUSY while a round is in flight; @fn runs later, never inside this call. */

@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests for leader/backend_sql and the pure part of leader/share_poll:
- * the election statements keep the original's semantics, user text reaches
- * SQL only as hex literals, hostile backend rows are classified (not
- * loaded), an expiry in the current second counts as expired, the shipped
- * sql/backend-schema.sql matches what --init-backend runs, and
- * /metrics-health bodies parse. */
+/* Unit tests for leader/backend_sql: the election statements keep the
+ * original's semantics, user text reaches SQL only as hex literals, hostile
+ * backend rows are classified (not loaded), an expiry in the current second
+ * counts as expired, and the shipped sql/backend-schema.sql matches what
+ * --init-backend runs. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,16 +17,26 @@
 
 #include "core/xalloc.h"
 #include "leader/backend_sql.h"
-#include "leader/share_poll.h"
 
 #define T0 1700000000000ull
 
-static const struct backend_ids ids = {
-        .domain = "dc1:prod",
-        .share_domain = "prod",
-        .service_id = "host-a:8087",
-        .expiry_secs = 5,
-};
+/* Domain "dc1:prod", ShareDomain "prod", service id "host-a:8087", expiry
+ * 5 s; made by setup_ids() for the whole group. */
+static struct backend_ids ids;
+
+static int setup_ids(void **state)
+{
+    (void)state;
+    backend_ids_init(&ids, "dc1:prod", "prod", "host-a:8087", 5);
+    return 0;
+}
+
+static int teardown_ids(void **state)
+{
+    (void)state;
+    backend_ids_deinit(&ids);
+    return 0;
+}
 
 static void assert_contains(const char *haystack, const char *needle)
 {
@@ -80,10 +89,67 @@ static void test_read_and_health(void **state)
     assert_contains(
             sql, "where domain = X'6463313A70726F64' and service_id = X'686F73742D613A38303837'");
     free(sql);
-    struct backend_ids none = ids;
-    none.share_domain = "";
+    struct backend_ids none;
+    backend_ids_init(&none, "dc1:prod", "", "host-a:8087", 5);
     sql = backend_sql_attempt_leadership(&none);
     assert_contains(sql, "X'6463313A70726F64', '', X'");
+    free(sql);
+    backend_ids_deinit(&none);
+}
+
+/* The whole text of the statements built from our ids, so that a change in
+ * how they are put together cannot change what the backend runs. */
+static void test_statements_exact(void **state)
+{
+    (void)state;
+    static const struct {
+        char *(*build)(const struct backend_ids *ids);
+        const char *want;
+    } cases[] = {
+            {backend_sql_attempt_leadership,
+             "insert ignore into service_election (domain, share_domain, service_id, "
+             "last_seen_active) values (X'6463313A70726F64', X'70726F64', "
+             "X'686F73742D613A38303837', now()) on duplicate key update service_id = "
+             "if(last_seen_active < now() - interval 5 second, values(service_id), service_id), "
+             "share_domain = if(service_id = values(service_id), values(share_domain), "
+             "share_domain), last_seen_active = if(service_id = values(service_id), "
+             "values(last_seen_active), last_seen_active)"},
+            {backend_sql_read_leadership,
+             "select ifnull(max(service_id) = X'686F73742D613A38303837', 0) as is_leader, "
+             "ifnull(max(service_id), '') as service_id, timestampdiff(microsecond, now(6), "
+             "max(last_seen_active) + interval 6 second) as takeover_in_us from "
+             "service_election where domain = X'6463313A70726F64'"},
+            {backend_sql_register_health,
+             "insert ignore into service_health (service_id, domain, share_domain, "
+             "last_seen_active) values (X'686F73742D613A38303837', X'6463313A70726F64', "
+             "X'70726F64', now()) on duplicate key update domain = values(domain), "
+             "share_domain = values(share_domain), last_seen_active = values(last_seen_active)"},
+            {backend_sql_healthy_domain_services,
+             "select service_id from service_health where domain = X'6463313A70726F64' and "
+             "last_seen_active >= now() - interval 5 second order by service_id"},
+            {backend_sql_share_domain_services,
+             "select domain, service_id from service_election where share_domain = X'70726F64' "
+             "and last_seen_active >= now() - interval 5 second and service_id != "
+             "X'686F73742D613A38303837' order by domain"},
+            {backend_sql_release,
+             "update service_election set last_seen_active = now() - interval 1 day where "
+             "domain = X'6463313A70726F64' and service_id = X'686F73742D613A38303837'"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *sql = cases[i].build(&ids);
+        assert_string_equal(sql, cases[i].want);
+        free(sql);
+    }
+    char *sql = backend_sql_schema_columns();
+    assert_string_equal(sql, "select table_name, column_name, is_nullable from "
+                             "information_schema.columns where table_schema = database() and "
+                             "table_name in ('service_election', 'service_health', "
+                             "'throttled_apps', 'skipped_hosts')");
+    free(sql);
+    sql = backend_sql_read_app("a");
+    assert_string_equal(sql, "select app_name, ratio, expires_at is null, timestampdiff(second, "
+                             "now(), expires_at), timestampdiff(second, throttled_at, expires_at) "
+                             "from throttled_apps where app_name = X'61'");
     free(sql);
 }
 
@@ -254,7 +320,7 @@ static void test_parse_host_rows(void **state)
 static void test_schema_check(void **state)
 {
     (void)state;
-    char missing[128];
+    char missing[BACKEND_MISSING_TABLES_SIZE];
     bool nullable = true;
     const char *none[1] = {NULL};
     backend_schema_check(none, 0, missing, sizeof(missing), &nullable);
@@ -272,10 +338,22 @@ static void test_schema_check(void **state)
     assert_false(nullable);
 }
 
+/* The fix logged for a NOT NULL throttled_apps.expires_at gives the column
+ * the definition the shipped schema has. */
+static void test_fix_matches_schema(void **state)
+{
+    (void)state;
+    const char *def = "expires_at timestamp NULL DEFAULT NULL";
+    assert_contains(backend_schema_ddl(2), "CREATE TABLE IF NOT EXISTS throttled_apps");
+    assert_contains(backend_schema_ddl(2), def);
+    assert_contains(BACKEND_FIX_APPS_EXPIRY, "ALTER TABLE throttled_apps MODIFY ");
+    assert_contains(BACKEND_FIX_APPS_EXPIRY, def);
+}
+
 static void test_charset_of(void **state)
 {
     (void)state;
-    char buf[64];
+    char buf[BACKEND_CHARSET_SIZE];
     assert_string_equal(backend_charset_of(NULL, buf, sizeof(buf)), "utf8mb4");
     assert_string_equal(backend_charset_of("", buf, sizeof(buf)), "utf8mb4");
     assert_string_equal(backend_charset_of("utf8mb4_unicode_ci", buf, sizeof(buf)), "utf8mb4");
@@ -316,54 +394,12 @@ static void test_schema_file_matches(void **state)
     free(want);
 }
 
-struct seen {
-    char metric[8][64];
-    int64_t secs[8];
-    int n;
-};
-
-static void on_metric(const char *metric, int64_t seconds, void *arg)
-{
-    struct seen *s = arg;
-    snprintf(s->metric[s->n], sizeof(s->metric[0]), "%s", metric);
-    s->secs[s->n++] = seconds;
-}
-
-static void test_share_parse(void **state)
-{
-    (void)state;
-    struct seen s = {0};
-    struct err err = {0};
-    const char *body =
-            "{\"mysql/a\":{\"LastHealthyAt\":\"2025-01-01T00:00:00Z\","
-            "\"SecondsSinceLastHealthy\":3},\"mysql/b\":{\"SecondsSinceLastHealthy\":0.9}}";
-    assert_int_equal(share_poll_parse(body, strlen(body), on_metric, &s, &err), 0);
-    assert_int_equal(s.n, 2);
-    assert_string_equal(s.metric[0], "mysql/a");
-    assert_int_equal(s.secs[0], 3);
-    assert_int_equal(s.secs[1], 0);
-    const char *empty = "{}";
-    s.n = 0;
-    assert_int_equal(share_poll_parse(empty, 2, on_metric, &s, &err), 0);
-    assert_int_equal(s.n, 0);
-    const char *bad[] = {"",
-                         "[1]",
-                         "{\"mysql/a\":{}}",
-                         "{\"mysql/a\":{\"SecondsSinceLastHealthy\":\"3\"}}",
-                         "{\"mysql/a\":{\"SecondsSinceLastHealthy\":1},\"x\":2}",
-                         "{"};
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        s.n = 0;
-        assert_int_equal(share_poll_parse(bad[i], strlen(bad[i]), on_metric, &s, &err), -EINVAL);
-        assert_int_equal(s.n, 0);
-    }
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_attempt_leadership),
             cmocka_unit_test(test_read_and_health),
+            cmocka_unit_test(test_statements_exact),
             cmocka_unit_test(test_hostile_names_are_hex),
             cmocka_unit_test(test_throttle_app_variants),
             cmocka_unit_test(test_load_statements_are_bounded),
@@ -371,9 +407,9 @@ int main(void)
             cmocka_unit_test(test_parse_app_rejects),
             cmocka_unit_test(test_parse_host_rows),
             cmocka_unit_test(test_schema_check),
+            cmocka_unit_test(test_fix_matches_schema),
             cmocka_unit_test(test_charset_of),
             cmocka_unit_test(test_schema_file_matches),
-            cmocka_unit_test(test_share_parse),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, setup_ids, teardown_ids);
 }

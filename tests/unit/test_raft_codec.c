@@ -345,6 +345,34 @@ static void test_state_roundtrip(void **state)
     free(ta);
 }
 
+/* The exact bytes of a snapshot: entries sorted, escaped, clamped, and those
+ * whose key is not UTF-8 left out wherever they stand (first, so the next
+ * entry has no comma before it, in the middle, or last). */
+static void test_state_exact_bytes(void **state)
+{
+    (void)state;
+    struct raft_codec_state s = {0};
+    raft_codec_state_add_app(&s, "b\xff", 5, 1);
+    raft_codec_state_add_app(&s, "a\"<q", 1, 0.5);
+    raft_codec_state_add_app(&s, "c", UINT64_MAX, 0);
+    raft_codec_state_add_host(&s, "h\xfe", 1);
+    raft_codec_state_add_host(&s, "h2\n", 2);
+    raft_codec_state_add_host(&s, "h1", 3);
+    raft_codec_state_add_host(&s, "\xc0", 4);
+    raft_codec_state_add_host(&s, "a\xff", 5);
+    char *text;
+    size_t len;
+    raft_codec_encode_state(&s, &text, &len);
+    raft_codec_state_deinit(&s);
+    const char *want = "{\"v\":1,\"apps\":[{\"key\":\"a\\\"\\u003cq\",\"expire_at_ms\":1,"
+                       "\"ratio\":0.5},{\"key\":\"c\",\"expire_at_ms\":9223372036854775807,"
+                       "\"ratio\":0}],\"hosts\":[{\"host\":\"h1\",\"expire_at_ms\":3},"
+                       "{\"host\":\"h2\\u000a\",\"expire_at_ms\":2}]}";
+    assert_int_equal(len, strlen(want));
+    assert_string_equal(text, want);
+    free(text);
+}
+
 static void state_fails(const char *text, const char *msg)
 {
     struct raft_codec_state s = {0};
@@ -485,6 +513,7 @@ int main(void)
             cmocka_unit_test(test_cmd_decode_hostile),
             cmocka_unit_test(test_cmd_decode_mutations),
             cmocka_unit_test(test_state_roundtrip),
+            cmocka_unit_test(test_state_exact_bytes),
             cmocka_unit_test(test_state_decode_hostile),
             cmocka_unit_test(test_addr),
             cmocka_unit_test(test_addr_id),
