@@ -44,8 +44,8 @@ if ! cmake -S . -B "$BUILD_DIR" -DSANITIZE=address,undefined -DCMAKE_BUILD_TYPE=
     finish
 fi
 
-step "static checks (format, banned functions, cppcheck)"
-if bash scripts/lint.sh; then
+step "static checks (format, banned functions, cppcheck, clang-tidy)"
+if bash scripts/lint.sh --tidy; then
     unit_pass=$((unit_pass + 1))
 else
     echo "test: static checks failed" >&2

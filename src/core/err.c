@@ -5,15 +5,21 @@
 #include <stdio.h>
 #include <string.h>
 
-int err_set(struct err *err, int code, const char *fmt, ...)
+int err_vset(struct err *err, int code, const char *fmt, va_list ap)
 {
     if (err == NULL)
         return code;
+    vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+    err->code = code;
+    return code;
+}
+
+int err_set(struct err *err, int code, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+    err_vset(err, code, fmt, ap);
     va_end(ap);
-    err->code = code;
     return code;
 }
 

@@ -13,6 +13,9 @@ struct err {
 /* Sets @err (may be NULL) to @code and the formatted message; returns @code
  * so that `return err_set(err, -EINVAL, "...")` works. */
 int err_set(struct err *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* err_set() with the arguments as a va_list, for functions of the same kind. */
+int err_vset(struct err *err, int code, const char *fmt, va_list ap)
+        __attribute__((format(printf, 3, 0)));
 
 /* Prepends "<formatted>: " to the message already in @err (may be NULL). */
 void err_prefix(struct err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -4,35 +4,37 @@
 #include "core/jsonfmt.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-size_t jsonfmt_number(char *buf, size_t size, double v)
+/* Prints @v in fixed ("%.*f") or shortest ("%.*g") notation at the lowest
+ * precision from @lo to @hi that reads back as @v; returns the length, or 0
+ * if it does not fit @size. */
+static int shortest(char *buf, size_t size, bool fixed, int lo, int hi, double v)
 {
-    if (!isfinite(v))
-        v = 0;
     int n = 0;
-    for (int prec = 15; prec <= 17; prec++) {
-        n = snprintf(buf, size, "%.*g", prec, v);
+    for (int prec = lo; prec <= hi; prec++) {
+        n = fixed ? snprintf(buf, size, "%.*f", prec, v) : snprintf(buf, size, "%.*g", prec, v);
         if (n < 0 || (size_t)n >= size)
             return 0;
         if (strtod(buf, NULL) == v)
             break;
     }
+    return n;
+}
+
+size_t jsonfmt_number(char *buf, size_t size, double v)
+{
+    if (!isfinite(v))
+        v = 0;
+    int n = shortest(buf, size, false, 15, 17, v);
     double a = fabs(v);
-    if (strchr(buf, 'e') != NULL && a >= 1e-6 && a < 1e21) {
-        /* Go prints these without an exponent: widen to fixed notation and
-         * trim the zeros the fixed format adds. */
-        for (int prec = 0; prec <= 30; prec++) {
-            n = snprintf(buf, size, "%.*f", prec, v);
-            if (n < 0 || (size_t)n >= size)
-                return 0;
-            if (strtod(buf, NULL) == v)
-                break;
-        }
-    }
-    return (size_t)n;
+    /* Go prints these without an exponent: use the shortest fixed notation. */
+    if (n > 0 && strchr(buf, 'e') != NULL && a >= 1e-6 && a < 1e21)
+        n = shortest(buf, size, true, 0, 30, v);
+    return n > 0 ? (size_t)n : 0;
 }
 
 size_t jsonfmt_string(char *buf, size_t size, const char *s)

@@ -135,22 +135,25 @@ static void do_address(struct out *o, const char *in)
     mask_url(o, in, in + strlen(in));
 }
 
-const char *redact_text(const char *in, char *out, size_t size)
+/* Runs @fn over @in (NULL: "") into @out of @size bytes; returns @out. */
+static const char *redact_into(void (*fn)(struct out *, const char *), const char *in, char *out,
+                               size_t size)
 {
     struct out o = {out, size, 0};
     if (size > 0)
         out[0] = '\0';
-    do_text(&o, in != NULL ? in : "");
+    fn(&o, in != NULL ? in : "");
     return out;
+}
+
+const char *redact_text(const char *in, char *out, size_t size)
+{
+    return redact_into(do_text, in, out, size);
 }
 
 const char *redact_address(const char *in, char *out, size_t size)
 {
-    struct out o = {out, size, 0};
-    if (size > 0)
-        out[0] = '\0';
-    do_address(&o, in != NULL ? in : "");
-    return out;
+    return redact_into(do_address, in, out, size);
 }
 
 /* Each mask stands for a distinct '@' or '=' of the input and adds at most

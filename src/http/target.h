@@ -16,7 +16,7 @@
  * would leave no room to answer. */
 #define HTTP_TARGET_ARGS_MAX 64
 /* Largest request body announced with Content-Length: the API reads none. */
-#define HTTP_BODY_MAX (64u * 1024u)
+#define HTTP_BODY_MAX 65536u
 
 enum http_target_problem {
     HTTP_TARGET_OK,

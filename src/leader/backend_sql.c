@@ -287,13 +287,10 @@ static enum backend_row bad(struct err *err, const char *fmt, ...)
 
 static enum backend_row bad(struct err *err, const char *fmt, ...)
 {
-    if (err == NULL)
-        return BACKEND_ROW_BAD;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+    err_vset(err, -EINVAL, fmt, ap);
     va_end(ap);
-    err->code = -EINVAL;
     return BACKEND_ROW_BAD;
 }
 

@@ -272,18 +272,13 @@ static void take_hosts(struct load *ld)
     free(v);
 }
 
-static const struct load_kind apps_kind = {.table = "throttled_apps",
-                                           .cap_key = "MaxThrottledApps",
-                                           .ncols = BACKEND_APP_COLUMNS,
-                                           .sql = backend_sql_load_apps,
-                                           .parse = parse_app,
-                                           .take = take_apps};
-static const struct load_kind hosts_kind = {.table = "skipped_hosts",
-                                            .cap_key = "MaxSkippedHosts",
-                                            .ncols = BACKEND_HOST_COLUMNS,
-                                            .sql = backend_sql_load_hosts,
-                                            .parse = parse_host,
-                                            .take = take_hosts};
+/* The two tables a leader loads: {table, cap_key, ncols, sql, parse, take}. */
+static const struct load_kind apps_kind = {"throttled_apps",    "MaxThrottledApps",
+                                           BACKEND_APP_COLUMNS, backend_sql_load_apps,
+                                           parse_app,           take_apps};
+static const struct load_kind hosts_kind = {"skipped_hosts",      "MaxSkippedHosts",
+                                            BACKEND_HOST_COLUMNS, backend_sql_load_hosts,
+                                            parse_host,           take_hosts};
 
 static void on_load(struct myconn *c, enum myconn_status status, const struct myresult *res,
                     const char *errmsg, void *arg)
