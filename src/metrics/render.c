@@ -428,8 +428,10 @@ char *metrics_render_debug_vars(const struct metrics_state *st, size_t *len)
     size_t n;
     struct throttle_row *rows = throttle_rows(st, &n);
     for (size_t i = 0; i < n; i++) {
+        /* 1 per throttled app, as the original's gauge (the ratio is in
+         * /metrics); an ended throttle is left out rather than kept at 0. */
         char *key = xasprintf("throttled_states.%s", rows[i].key);
-        set_new(vars, key, json_real(rows[i].ratio));
+        set_new(vars, key, json_integer(1));
         free(key);
     }
     free(rows);

@@ -79,6 +79,8 @@ static struct host_probe *host_probe_new(struct throttler *t, const struct clust
             .query = c->cfg->metric_query,
             .timeout_ms = THROTTLER_PROBE_TIMEOUT_MS,
             .cache_ms = c->cfg->cache_millis > 0 ? (uint32_t)c->cfg->cache_millis : 0,
+            .collation = c->cfg->collation,
+            .cluster = c->cfg->name,
     };
     h->probe = probe_new(t->loop, &pp);
     log_info("throttler: %s: probing %s", c->metric_name, h->key);

@@ -398,6 +398,26 @@ def test_replica_shutdown_is_500_unless_ignored():
     lib.stop_daemon("dialign")
 
 
+def test_collation_reaches_the_probes():
+    """A cluster's Collation is what its probe connections use: a real one
+    probes as before, one the server does not know makes every probe fail
+    with the server's own error (before, the key loaded and did nothing)."""
+    ready()
+    cfg = dialign_config()
+    cfg["Stores"]["MySQL"]["IgnoreDialTcpErrors"] = False
+    cfg["Stores"]["MySQL"]["Clusters"] = {
+        "binary": lib.cluster(lib.REPLICAS, Collation="utf8mb4_bin"),
+        "bogus": lib.cluster(lib.REPLICAS, Collation="no_such_collation_ci"),
+    }
+    alt = lib.daemon("collation", cfg, lib.ALT_PORT)
+    wait_check(alt, f"/check/{APP}/mysql/binary", 200, what="a cluster with a real Collation")
+    status, body = wait_check(alt, f"/check/{APP}/mysql/bogus", 500, timeout=10,
+                              what="a cluster whose Collation the server does not know")
+    msg = body["Message"].lower()
+    expect("collation" in msg or "character set" in msg, f"the probe error is the collation's: {body!r}")
+    lib.stop_daemon("collation")
+
+
 def test_ignore_hosts_and_no_hosts():
     d = ready()
     wait_check(d, f"/check/{APP}/mysql/ignored", 200, what="IgnoreHosts to leave out 127.0.0.2")
