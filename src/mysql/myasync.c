@@ -1,346 +1,25 @@
 /* SPDX-License-Identifier: MIT */
-/* MariaDB Connector/C's non-blocking API driven by libuv. Every blocking call
- * runs as a _start/_cont pair; while the connector waits, a uv_poll watches
- * its socket, a uv_timer serves its own timeouts, and a deadline timer bounds
- * the whole connect or query. Loop thread only. Invariant: the poll handle is
- * stopped before each _cont (which may close the socket) and closed before we
- * close the socket, so libuv never watches a descriptor that was reused. */
-#include "mysql/myasync.h"
+/* Connections to MySQL/MariaDB servers for the loop: the public API and the
+ * connection's life, from the name lookup through dialling each address and
+ * the setup statements to closing it, each phase bounded by a deadline.
+ * Loop thread (myasync_hex_literal: any thread). Invariant: one query at a
+ * time per connection, and its callback runs exactly once, never from inside
+ * myconn_query(). */
+#include "mysql/myasync_impl.h"
 
 #include <arpa/inet.h>
-#include <assert.h>
 #include <errno.h>
 #include <netdb.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <errmsg.h>
-#include <mysql.h>
-#include <uv.h>
 
 #include "core/xalloc.h"
 #include "log/log.h"
 #include "loop/loop.h"
-
-/* mysql.h defines it only on Windows; a POSIX my_socket is an int. */
-#ifndef INVALID_SOCKET
-#define INVALID_SOCKET (-1)
-#endif
-
-/* Default result caps (myconn_query()): a larger result is a misconfigured
- * query, not a metric, so reading stops and the connection is dropped rather
- * than buffering it all. Callers that expect more pass their own. */
-#define MYCONN_MAX_ROWS         10000
-#define MYCONN_MAX_RESULT_BYTES (16u << 20)
-#define MYCONN_MAX_ADDRS        4
-#define MYCONN_DEFAULT_TIMEOUT  1000
-#define MYCONN_KILL_WINDOW_MS   10000
-/* Resuming an operation whose socket was shut down ends it at once; the
- * bound only guards against a connector that keeps asking to wait. */
-#define MYCONN_UNWIND_STEPS 64
-/* drive() and step(): nothing is in flight any more (the callback may have
- * run and freed the connection). */
-#define STEP_DONE (-1)
-
-enum conn_op {
-    OP_NONE = 0,
-    OP_CONNECT, /* mysql_real_connect_start/cont */
-    OP_SETUP,   /* SET NAMES ... COLLATE after connecting */
-    OP_KILL,    /* KILL QUERY of the query that timed out on the last connection */
-    OP_QUERY,   /* mysql_real_query_start/cont */
-    OP_FETCH,   /* mysql_fetch_row_start/cont on a mysql_use_result() result */
-};
-
-struct resolve_req {
-    uv_getaddrinfo_t req;
-    struct myconn *c; /* NULL once the connection gave up on this lookup */
-};
-
-/* The rows being read for the current query, owned until handed to the
- * callback. Cell bytes go into one growing buffer and each cell is recorded
- * as an offset into it (CELL_NULL for SQL NULL), so a result of 100,000 rows
- * costs a few reallocations, not one allocation per cell; the pointers the
- * callback sees are made once the result is complete. */
-#define CELL_NULL SIZE_MAX
-struct rowbuf {
-    char **colnames;
-    size_t ncols;
-    size_t *offs; /* ncells offsets into data */
-    size_t ncells;
-    size_t offs_cap;
-    char *data;
-    size_t data_len;
-    size_t data_cap;
-    const char **cells; /* made by rows_cells() */
-    size_t nrows;
-    uint64_t affected_rows;
-};
-
-/* Fields are grouped by size rather than by topic, to avoid padding. */
-struct myconn {
-    uv_loop_t *uv;
-    char *host;
-    char *user;
-    char *password;
-    char *database;
-    char *charset;
-    char *collation;
-
-    MYSQL *mysql;     /* NULL when not connected */
-    uv_poll_t *poll;  /* heap: freed in its close callback */
-    MYSQL *ret_mysql; /* results of the operations */
-    MYSQL_ROW ret_row;
-    MYSQL_RES *res;                /* the mysql_use_result() being read */
-    struct resolve_req *resolving; /* the name lookup in flight */
-    size_t naddrs;
-    size_t addr_idx;
-
-    char *sql; /* the query in flight */
-    size_t sql_len;
-    size_t max_rows; /* caps of the query in flight */
-    size_t max_bytes;
-    myconn_done_fn *cb;
-    void *arg;
-    struct rowbuf rows;
-
-    uv_timer_t kick;       /* defers the start so the callback is never synchronous */
-    uv_timer_t wait_timer; /* MYSQL_WAIT_TIMEOUT */
-    uv_timer_t deadline;   /* connect or query as a whole */
-
-    uint32_t connect_timeout_ms;
-    uint32_t query_timeout_ms;
-    uint32_t cur_timeout_ms; /* the query in flight's */
-    enum conn_op op;         /* the suspended operation, if any */
-    int wait;                /* MYSQL_WAIT_* the connector asked for */
-    int poll_fd;
-    int ret_int;
-    int handles_open; /* timers not yet closed, during myconn_free */
-    unsigned int last_errno;
-    int setup_step;               /* next_setup() progress on a new connection */
-    unsigned long kill_thread_id; /* server thread of a query that timed out */
-    uint64_t kill_until_ms;       /* uv_now() after which it is not killed any more */
-    uint16_t port;
-    bool connected; /* handshake (and SET NAMES) done */
-    bool busy;      /* from myconn_query() until the callback */
-
-    char addrs[MYCONN_MAX_ADDRS][INET6_ADDRSTRLEN];
-    char name[300];      /* "host:port", IPv6 in brackets */
-    char setup_sql[300]; /* the statement next_setup() is running */
-};
-
-static int step(struct myconn *c);
-
-/* ---- results ---- */
-
-static void rows_free(struct rowbuf *r)
-{
-    for (size_t i = 0; i < r->ncols; i++)
-        free(r->colnames[i]);
-    free(r->colnames);
-    free(r->offs);
-    free(r->data);
-    free(r->cells);
-    memset(r, 0, sizeof(*r));
-}
-
-/* Appends one row; returns false (with @why set) when the result would grow
- * past @max_rows rows or @max_bytes bytes of cells (each cell counts its
- * length plus one). */
-static bool rows_add(struct rowbuf *r, MYSQL_ROW row, const unsigned long *lengths, size_t max_rows,
-                     size_t max_bytes, char *why, size_t why_size)
-{
-    if (r->nrows >= max_rows) {
-        snprintf(why, why_size, "more than %zu rows", max_rows);
-        return false;
-    }
-    size_t row_bytes = 0;
-    for (size_t i = 0; i < r->ncols; i++)
-        if (row[i] != NULL)
-            row_bytes += (size_t)lengths[i] + 1;
-    if (row_bytes > max_bytes || r->data_len > max_bytes - row_bytes) {
-        snprintf(why, why_size, "more than %zu bytes", max_bytes);
-        return false;
-    }
-    if (r->ncells + r->ncols > r->offs_cap) {
-        size_t cap = r->offs_cap ? r->offs_cap * 2 : 16;
-        while (cap < r->ncells + r->ncols)
-            cap *= 2;
-        r->offs = xrealloc(r->offs, cap * sizeof(*r->offs));
-        r->offs_cap = cap;
-    }
-    if (r->data_len + row_bytes > r->data_cap) {
-        size_t cap = r->data_cap ? r->data_cap * 2 : 256;
-        while (cap < r->data_len + row_bytes)
-            cap *= 2;
-        r->data = xrealloc(r->data, cap);
-        r->data_cap = cap;
-    }
-    for (size_t i = 0; i < r->ncols; i++) {
-        if (row[i] == NULL) {
-            r->offs[r->ncells++] = CELL_NULL;
-            continue;
-        }
-        memcpy(r->data + r->data_len, row[i], lengths[i]);
-        r->data[r->data_len + lengths[i]] = '\0';
-        r->offs[r->ncells++] = r->data_len;
-        r->data_len += (size_t)lengths[i] + 1;
-    }
-    r->nrows++;
-    return true;
-}
-
-/* Turns the offsets into the pointers the callback sees, once the data
- * buffer no longer moves. */
-static void rows_cells(struct rowbuf *r)
-{
-    r->cells = xcalloc(r->ncells ? r->ncells : 1, sizeof(*r->cells));
-    for (size_t i = 0; i < r->ncells; i++)
-        r->cells[i] = r->offs[i] == CELL_NULL ? NULL : r->data + r->offs[i];
-}
-
-/* ---- socket watching ---- */
-
-static void on_poll_closed(uv_handle_t *h)
-{
-    free(h);
-}
-
-static void poll_release(struct myconn *c)
-{
-    if (c->poll == NULL)
-        return;
-    uv_close((uv_handle_t *)c->poll, on_poll_closed);
-    c->poll = NULL;
-    c->poll_fd = -1;
-}
-
-/* Stops watching before the connector runs again: it may close its socket
- * and a later socket may get the same number. */
-static void wait_stop(struct myconn *c)
-{
-    if (c->poll != NULL)
-        uv_poll_stop(c->poll);
-    uv_timer_stop(&c->wait_timer);
-    c->wait = 0;
-}
-
-static int op_cont(struct myconn *c, int events)
-{
-    switch (c->op) {
-    case OP_CONNECT:
-        return mysql_real_connect_cont(&c->ret_mysql, c->mysql, events);
-    case OP_SETUP:
-    case OP_KILL:
-    case OP_QUERY:
-        return mysql_real_query_cont(&c->ret_int, c->mysql, events);
-    case OP_FETCH:
-        return mysql_fetch_row_cont(&c->ret_row, c->res, events);
-    case OP_NONE:
-        break;
-    }
-    return 0;
-}
-
-/* Closes the connection. @graceful sends COM_QUIT on an idle healthy
- * connection, which cannot block: its send buffer is empty. Otherwise the
- * socket is shut down first, so that resuming a suspended operation, the
- * connector's result cleanup and COM_QUIT all fail at once instead of
- * waiting on the network. */
-static void conn_drop(struct myconn *c, bool graceful)
-{
-    wait_stop(c);
-    poll_release(c);
-    if (c->mysql == NULL)
-        return;
-    bool idle = c->op == OP_NONE && c->res == NULL;
-    if (!graceful || !idle) {
-        my_socket fd = mysql_get_socket(c->mysql);
-        if (fd != INVALID_SOCKET)
-            shutdown(fd, SHUT_RDWR);
-    }
-    /* An operation abandoned mid-way would leak what it allocated on the
-     * connector's co-routine stack; resuming it lets it fail and clean up. */
-    for (int i = 0; c->op != OP_NONE && i < MYCONN_UNWIND_STEPS; i++) {
-        if (op_cont(c, MYSQL_WAIT_TIMEOUT) == 0)
-            c->op = OP_NONE;
-    }
-    if (c->op != OP_NONE)
-        log_warn("mysql %s: operation did not end after the socket was shut down", c->name);
-    c->op = OP_NONE;
-    if (c->res != NULL) {
-        mysql_free_result(c->res);
-        c->res = NULL;
-    }
-    mysql_close(c->mysql);
-    c->mysql = NULL;
-    c->connected = false;
-}
-
-/* True when an idle connection was closed or spoken to by the server (a
- * wait_timeout or KILL error packet): sending on it would fail. */
-static bool conn_is_stale(struct myconn *c)
-{
-    my_socket fd = mysql_get_socket(c->mysql);
-    if (fd == INVALID_SOCKET)
-        return true;
-    char b;
-    ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        return false;
-    return true;
-}
-
-/* ---- completion ---- */
-
-/* Ends the current query and calls back. The callback may free @c or start
- * the next query, so this is the last thing any caller does with @c. */
-static void finish(struct myconn *c, enum myconn_status status, const char *msg)
-{
-    uv_timer_stop(&c->deadline);
-    wait_stop(c);
-    struct rowbuf rows = c->rows;
-    memset(&c->rows, 0, sizeof(c->rows));
-    if (status != MYCONN_OK)
-        rows_free(&rows);
-    else
-        rows_cells(&rows);
-    char errmsg[512];
-    snprintf(errmsg, sizeof(errmsg), "%s", msg != NULL ? msg : "");
-    myconn_done_fn *cb = c->cb;
-    void *arg = c->arg;
-    c->cb = NULL;
-    c->arg = NULL;
-    c->busy = false;
-    free(c->sql);
-    c->sql = NULL;
-    struct myresult res = {
-            .nrows = rows.nrows,
-            .ncols = rows.ncols,
-            .colnames = (const char *const *)rows.colnames,
-            .cells = rows.cells,
-            .affected_rows = rows.affected_rows,
-    };
-    if (cb != NULL)
-        cb(c, status, status == MYCONN_OK ? &res : NULL, errmsg, arg);
-    rows_free(&rows);
-}
-
-static void finish_fmt(struct myconn *c, enum myconn_status status, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-
-static void finish_fmt(struct myconn *c, enum myconn_status status, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    finish(c, status, msg);
-}
 
 /* The address being dialled, for messages: "127.0.0.1:3306", or
  * "db-7:3306 (10.0.0.7)" when a name was resolved. */
@@ -353,11 +32,6 @@ static void dial_name(const struct myconn *c, char *buf, size_t size)
         snprintf(buf, size, "%s (%s)", c->name, ip);
 }
 
-static bool is_client_error(unsigned int code)
-{
-    return code >= CR_MIN_ERROR && code <= CR_MAX_ERROR;
-}
-
 /* Fails the connect phase with the connector's error. */
 static int fail_connect(struct myconn *c, const char *what)
 {
@@ -367,140 +41,16 @@ static int fail_connect(struct myconn *c, const char *what)
     c->last_errno = mysql_errno(c->mysql);
     snprintf(msg, sizeof(msg), "connect %s: %s%s%s [mysql %u]", dial, what ? what : "",
              what ? ": " : "", mysql_error(c->mysql), c->last_errno);
-    conn_drop(c, false);
-    finish(c, MYCONN_ERR_CONNECT, msg);
+    myconn_drop(c, false);
+    myconn_finish(c, MYCONN_ERR_CONNECT, msg);
     return STEP_DONE;
-}
-
-/* Fails the query with the connector's error. A server error leaves the
- * connection usable; a client-side error (lost connection, out of sync)
- * drops it so that the next query reconnects. */
-static int fail_query(struct myconn *c)
-{
-    unsigned int code = mysql_errno(c->mysql);
-    c->last_errno = code;
-    char msg[512];
-    snprintf(msg, sizeof(msg), "query %s: %s [mysql %u]", c->name, mysql_error(c->mysql), code);
-    enum myconn_status st = MYCONN_ERR_QUERY;
-    if (code == 0 || is_client_error(code)) {
-        st = MYCONN_ERR_IO;
-        conn_drop(c, false);
-    }
-    finish(c, st, msg);
-    return STEP_DONE;
-}
-
-/* ---- the state machine ---- */
-
-static void on_poll(uv_poll_t *h, int status, int events);
-static void on_wait_timeout(uv_timer_t *t);
-
-/* Arms the poll and timer for the waits in @status. Returns 0 or a libuv
- * error. */
-static int arm(struct myconn *c, int status)
-{
-    c->wait = status;
-    int uvev = 0;
-    if (status & MYSQL_WAIT_READ)
-        uvev |= UV_READABLE;
-    if (status & MYSQL_WAIT_WRITE)
-        uvev |= UV_WRITABLE;
-    if (status & MYSQL_WAIT_EXCEPT)
-        uvev |= UV_PRIORITIZED;
-    if (uvev != 0) {
-        my_socket fd = mysql_get_socket(c->mysql);
-        if (fd == INVALID_SOCKET)
-            return UV_EBADF;
-        if (c->poll != NULL && c->poll_fd != fd)
-            poll_release(c);
-        if (c->poll == NULL) {
-            uv_poll_t *p = xmalloc(sizeof(*p));
-            int rc = uv_poll_init_socket(c->uv, p, fd);
-            if (rc < 0) {
-                free(p);
-                return rc;
-            }
-            p->data = c;
-            c->poll = p;
-            c->poll_fd = fd;
-        }
-        int rc = uv_poll_start(c->poll, uvev, on_poll);
-        if (rc < 0)
-            return rc;
-    }
-    if (status & MYSQL_WAIT_TIMEOUT)
-        uv_timer_start(&c->wait_timer, on_wait_timeout, mysql_get_timeout_value_ms(c->mysql), 0);
-    return 0;
-}
-
-/* Runs completed operations until one has to wait or the query is over.
- * @status is what the last _start/_cont returned. */
-static void drive(struct myconn *c, int status)
-{
-    for (;;) {
-        if (status > 0) {
-            int rc = arm(c, status);
-            if (rc == 0)
-                return;
-            bool connecting = !c->connected;
-            conn_drop(c, false);
-            finish_fmt(c, connecting ? MYCONN_ERR_CONNECT : MYCONN_ERR_IO,
-                       "%s %s: cannot watch the socket: %s", connecting ? "connect" : "query",
-                       c->name, uv_strerror(rc));
-            return;
-        }
-        status = step(c);
-        if (status == STEP_DONE)
-            return;
-    }
-}
-
-static void resume(struct myconn *c, int events)
-{
-    wait_stop(c);
-    drive(c, op_cont(c, events));
-}
-
-static void on_poll(uv_poll_t *h, int status, int events)
-{
-    struct myconn *c = h->data;
-    int io = c->wait & (MYSQL_WAIT_READ | MYSQL_WAIT_WRITE | MYSQL_WAIT_EXCEPT);
-    int ready = 0;
-    if (status < 0) {
-        /* Let the connector's own read or write report the socket error. */
-        ready = io;
-    } else {
-        if (events & UV_READABLE)
-            ready |= MYSQL_WAIT_READ;
-        if (events & UV_WRITABLE)
-            ready |= MYSQL_WAIT_WRITE;
-        if (events & UV_PRIORITIZED)
-            ready |= MYSQL_WAIT_EXCEPT;
-        if (events & UV_DISCONNECT)
-            ready |= io & (MYSQL_WAIT_READ | MYSQL_WAIT_WRITE);
-    }
-    if (ready == 0)
-        ready = io;
-    resume(c, ready);
-}
-
-static void on_wait_timeout(uv_timer_t *t)
-{
-    resume(t->data, MYSQL_WAIT_TIMEOUT);
 }
 
 static void on_deadline(uv_timer_t *t);
 
-static void deadline_start(struct myconn *c, uint32_t ms)
+void myconn_deadline_start(struct myconn *c, uint32_t ms)
 {
     uv_timer_start(&c->deadline, on_deadline, ms, 0);
-}
-
-static int start_query(struct myconn *c)
-{
-    deadline_start(c, c->cur_timeout_ms);
-    c->op = OP_QUERY;
-    return mysql_real_query_start(&c->ret_int, c->mysql, c->sql, (unsigned long)c->sql_len);
 }
 
 static bool is_identifier(const char *s)
@@ -559,7 +109,7 @@ static int start_connect(struct myconn *c)
 
 static int next_setup(struct myconn *c);
 
-static int connect_done(struct myconn *c)
+int myconn_connect_done(struct myconn *c)
 {
     if (c->ret_mysql == NULL) {
         unsigned int code = mysql_errno(c->mysql);
@@ -567,7 +117,7 @@ static int connect_done(struct myconn *c)
         if (unreachable && c->addr_idx + 1 < c->naddrs) {
             log_debug("mysql %s: %s: %s [mysql %u], trying the next address", c->name,
                       c->addrs[c->addr_idx], mysql_error(c->mysql), code);
-            conn_drop(c, false);
+            myconn_drop(c, false);
             c->addr_idx++;
             return start_connect(c);
         }
@@ -604,10 +154,10 @@ static int next_setup(struct myconn *c)
                                       (unsigned long)strlen(c->setup_sql));
     }
     c->connected = true;
-    return start_query(c);
+    return myconn_start_query(c);
 }
 
-static int setup_done(struct myconn *c, enum conn_op op)
+int myconn_setup_done(struct myconn *c, enum conn_op op)
 {
     if (op == OP_SETUP && c->ret_int != 0)
         return fail_connect(c, "SET NAMES");
@@ -619,79 +169,6 @@ static int setup_done(struct myconn *c, enum conn_op op)
         c->kill_thread_id = 0;
     }
     return next_setup(c);
-}
-
-static int query_done(struct myconn *c)
-{
-    if (c->ret_int != 0)
-        return fail_query(c);
-    unsigned int nfields = mysql_field_count(c->mysql);
-    if (nfields == 0) {
-        c->rows.affected_rows = mysql_affected_rows(c->mysql);
-        if (mysql_more_results(c->mysql))
-            conn_drop(c, false);
-        finish(c, MYCONN_OK, NULL);
-        return STEP_DONE;
-    }
-    c->res = mysql_use_result(c->mysql);
-    if (c->res == NULL)
-        return fail_query(c);
-    const MYSQL_FIELD *fields = mysql_fetch_fields(c->res);
-    c->rows.ncols = nfields;
-    c->rows.colnames = xcalloc(nfields, sizeof(*c->rows.colnames));
-    for (unsigned int i = 0; i < nfields; i++)
-        c->rows.colnames[i] = xstrdup(fields[i].name);
-    c->op = OP_FETCH;
-    return mysql_fetch_row_start(&c->ret_row, c->res);
-}
-
-static int fetch_done(struct myconn *c)
-{
-    if (c->ret_row != NULL) {
-        char why[64];
-        if (!rows_add(&c->rows, c->ret_row, mysql_fetch_lengths(c->res), c->max_rows, c->max_bytes,
-                      why, sizeof(why))) {
-            conn_drop(c, false);
-            finish_fmt(c, MYCONN_ERR_QUERY, "query %s: result too large: %s", c->name, why);
-            return STEP_DONE;
-        }
-        c->op = OP_FETCH;
-        return mysql_fetch_row_start(&c->ret_row, c->res);
-    }
-    /* The result is over, by its end or by an error (which detaches it from
-     * the connection): freeing it does no I/O now. */
-    mysql_free_result(c->res);
-    c->res = NULL;
-    if (mysql_errno(c->mysql) != 0)
-        return fail_query(c);
-    /* A CALL leaves more results behind; dropping the connection is simpler
-     * than reading them, and CALL is not what probes run. */
-    if (mysql_more_results(c->mysql))
-        conn_drop(c, false);
-    finish(c, MYCONN_OK, NULL);
-    return STEP_DONE;
-}
-
-/* Handles the completion of c->op and starts the next operation. Returns its
- * status, or STEP_DONE. */
-static int step(struct myconn *c)
-{
-    enum conn_op op = c->op;
-    c->op = OP_NONE;
-    switch (op) {
-    case OP_CONNECT:
-        return connect_done(c);
-    case OP_SETUP:
-    case OP_KILL:
-        return setup_done(c, op);
-    case OP_QUERY:
-        return query_done(c);
-    case OP_FETCH:
-        return fetch_done(c);
-    case OP_NONE:
-        break;
-    }
-    return STEP_DONE;
 }
 
 static void on_deadline(uv_timer_t *t)
@@ -707,8 +184,8 @@ static void on_deadline(uv_timer_t *t)
         c->resolving->c = NULL;
         uv_cancel((uv_req_t *)&c->resolving->req);
         c->resolving = NULL;
-        finish_fmt(c, MYCONN_ERR_CONNECT, "connect %s: resolving the host timed out after %u ms",
-                   c->name, ms);
+        myconn_finish_fmt(c, MYCONN_ERR_CONNECT,
+                          "connect %s: resolving the host timed out after %u ms", c->name, ms);
         return;
     }
     /* The server goes on running a query whose client is gone; the next
@@ -718,11 +195,11 @@ static void on_deadline(uv_timer_t *t)
         c->kill_thread_id = mysql_thread_id(c->mysql);
         c->kill_until_ms = uv_now(c->uv) + MYCONN_KILL_WINDOW_MS;
     }
-    conn_drop(c, false);
+    myconn_drop(c, false);
     if (connecting)
-        finish_fmt(c, MYCONN_ERR_CONNECT, "connect %s: timed out after %u ms", dial, ms);
+        myconn_finish_fmt(c, MYCONN_ERR_CONNECT, "connect %s: timed out after %u ms", dial, ms);
     else
-        finish_fmt(c, MYCONN_ERR_TIMEOUT, "query %s: timed out after %u ms", c->name, ms);
+        myconn_finish_fmt(c, MYCONN_ERR_TIMEOUT, "query %s: timed out after %u ms", c->name, ms);
 }
 
 static void on_resolved(uv_getaddrinfo_t *r, int status, struct addrinfo *ai)
@@ -737,8 +214,8 @@ static void on_resolved(uv_getaddrinfo_t *r, int status, struct addrinfo *ai)
     c->resolving = NULL;
     if (status < 0) {
         uv_freeaddrinfo(ai);
-        finish_fmt(c, MYCONN_ERR_CONNECT, "connect %s: resolve %s: %s", c->name, c->host,
-                   uv_strerror(status));
+        myconn_finish_fmt(c, MYCONN_ERR_CONNECT, "connect %s: resolve %s: %s", c->name, c->host,
+                          uv_strerror(status));
         return;
     }
     /* IPv4 first: MySQL servers often listen on 0.0.0.0 or 127.0.0.1 only,
@@ -767,12 +244,12 @@ static void on_resolved(uv_getaddrinfo_t *r, int status, struct addrinfo *ai)
     }
     uv_freeaddrinfo(ai);
     if (c->naddrs == 0) {
-        finish_fmt(c, MYCONN_ERR_CONNECT, "connect %s: resolve %s: no IPv4 or IPv6 address",
-                   c->name, c->host);
+        myconn_finish_fmt(c, MYCONN_ERR_CONNECT, "connect %s: resolve %s: no IPv4 or IPv6 address",
+                          c->name, c->host);
         return;
     }
     c->addr_idx = 0;
-    drive(c, start_connect(c));
+    myconn_drive(c, start_connect(c));
 }
 
 static bool is_ip_literal(const char *host)
@@ -782,12 +259,13 @@ static bool is_ip_literal(const char *host)
 }
 
 /* Connects, resolving the name on the thread pool unless it is an IP. */
-static void connect_begin(struct myconn *c)
+void myconn_connect_begin(struct myconn *c)
 {
-    deadline_start(c, c->connect_timeout_ms);
+    myconn_deadline_start(c, c->connect_timeout_ms);
     if (c->collation != NULL && (!is_identifier(c->collation) || !is_identifier(c->charset))) {
-        finish_fmt(c, MYCONN_ERR_CONNECT, "connect %s: invalid charset or collation name \"%s\"",
-                   c->name, c->collation);
+        myconn_finish_fmt(c, MYCONN_ERR_CONNECT,
+                          "connect %s: invalid charset or collation name \"%s\"", c->name,
+                          c->collation);
         return;
     }
     c->naddrs = 0;
@@ -795,7 +273,7 @@ static void connect_begin(struct myconn *c)
     if (is_ip_literal(c->host)) {
         snprintf(c->addrs[0], sizeof(c->addrs[0]), "%s", c->host);
         c->naddrs = 1;
-        drive(c, start_connect(c));
+        myconn_drive(c, start_connect(c));
         return;
     }
     struct resolve_req *req = xcalloc(1, sizeof(*req));
@@ -804,8 +282,8 @@ static void connect_begin(struct myconn *c)
     int rc = uv_getaddrinfo(c->uv, &req->req, on_resolved, c->host, NULL, &hints);
     if (rc < 0) {
         free(req);
-        finish_fmt(c, MYCONN_ERR_CONNECT, "connect %s: resolve %s: %s", c->name, c->host,
-                   uv_strerror(rc));
+        myconn_finish_fmt(c, MYCONN_ERR_CONNECT, "connect %s: resolve %s: %s", c->name, c->host,
+                          uv_strerror(rc));
         return;
     }
     c->resolving = req;
@@ -816,18 +294,16 @@ static void on_kick(uv_timer_t *t)
     struct myconn *c = t->data;
     if (!c->busy)
         return;
-    if (c->mysql != NULL && conn_is_stale(c)) {
+    if (c->mysql != NULL && myconn_is_stale(c)) {
         log_debug("mysql %s: idle connection was closed by the server, reconnecting", c->name);
-        conn_drop(c, false);
+        myconn_drop(c, false);
     }
     if (c->mysql == NULL) {
-        connect_begin(c);
+        myconn_connect_begin(c);
         return;
     }
-    drive(c, start_query(c));
+    myconn_drive(c, myconn_start_query(c));
 }
-
-/* ---- public ---- */
 
 int myasync_library_init(void)
 {
@@ -888,8 +364,8 @@ void myconn_free(struct myconn *c)
         uv_cancel((uv_req_t *)&c->resolving->req);
         c->resolving = NULL;
     }
-    conn_drop(c, !c->busy);
-    rows_free(&c->rows);
+    myconn_drop(c, !c->busy);
+    myconn_rows_free(&c->rows);
     free(c->sql);
     free(c->host);
     free(c->user);
