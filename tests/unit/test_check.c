@@ -16,6 +16,7 @@
 #include "config/config.h"
 #include "core/jsonfmt.h"
 #include "core/xalloc.h"
+#include "snap_build.h"
 #include "snapshot/check.h"
 #include "snapshot/snapshot.h"
 
@@ -28,18 +29,15 @@ struct fixture {
 static struct snap_metric metric(const char *cluster, bool has, bool ok, double v, double thr,
                                  const char *err)
 {
-    struct snap_metric m = {0};
-    m.name = xasprintf("mysql/%s", cluster);
-    m.cluster = m.name + 6;
-    m.has_value = has;
-    m.ok = ok;
-    m.value = v;
-    m.threshold = thr;
-    m.err = err ? xstrdup(err) : NULL;
-    m.live = metric_live_new();
-    jsonfmt_number(m.value_json, sizeof(m.value_json), v);
-    jsonfmt_number(m.threshold_json, sizeof(m.threshold_json), thr);
-    return m;
+    return snap_build_metric(cluster, FRENO_METRIC_DEFAULT, has, ok, v, thr, err);
+}
+
+/* The default metric of @cluster in @f's snapshot. */
+static struct snap_metric *default_metric(struct fixture *f, const char *cluster)
+{
+    const struct snap_cluster *c = snapshot_find_cluster(&f->s, cluster);
+    assert_non_null(c);
+    return &c->metrics[0];
 }
 
 static int setup(void **state)
@@ -51,7 +49,7 @@ static int setup(void **state)
     mv[1] = metric("fresh", false, false, 0, 1, NULL);
     mv[2] = metric("high", true, true, 2.5, 1, NULL);
     mv[3] = metric("low", true, true, 0.2, 1, NULL);
-    f->s.metrics = snap_metrics_new(mv, 4);
+    f->s.clusters = snap_build_clusters(mv, 4);
     struct snap_app *av = calloc(4, sizeof(*av));
     av[0] = (struct snap_app){xstrdup("always"), 0, 1};
     av[1] = (struct snap_app){xstrdup("expired"), NOW - 1, 1};
@@ -65,7 +63,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    snap_metrics_unref(f->s.metrics);
+    snap_clusters_unref(f->s.clusters);
     snap_apps_unref(f->s.apps);
     free(f);
     return 0;
@@ -139,7 +137,7 @@ static void test_low_priority(void **state)
     check_decide(&f->s, &r, NOW + 1000, 0.5, &res);
     assert_int_equal(res.status, 429);
     /* read checks never mark */
-    const struct snap_metric *m = snapshot_find_metric(&f->s, "low");
+    const struct snap_metric *m = default_metric(f, "low");
     struct check_request rr = {.app = "x",
                                .store_type = "mysql",
                                .store_name = "low",
@@ -163,7 +161,7 @@ static void test_if_exists_and_share(void **state)
     r.store_name = "high";
     check_decide(&f->s, &r, NOW, 0.5, &res);
     assert_int_equal(res.status, 429);
-    struct snap_metric *m = &f->s.metrics->v[3]; /* "low" */
+    struct snap_metric *m = default_metric(f, "low");
     m->share_known = true;
     m->share_seconds_since_healthy = 3;
     assert_int_equal(decide(f, "a", "mysql", "low", false, 0.5, &res), 429);

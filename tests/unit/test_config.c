@@ -1104,8 +1104,11 @@ static void test_key_table(void **state)
         assert_true(k->desc[0] != '\0');
         assert_ptr_equal(config_key_by_name(k->name), k);
         bool in_cluster = strncmp(k->name, "Stores.MySQL.Clusters.*.", 24) == 0;
+        bool in_metric = strncmp(k->name, "Stores.MySQL.Metrics.*.", 23) == 0;
         if (k->type == CONFIG_KEY_OBJECT || k->type == CONFIG_KEY_CLUSTERS)
             assert_int_equal(k->base, CONFIG_BASE_NONE);
+        else if (in_metric)
+            assert_int_equal(k->base, CONFIG_BASE_METRIC);
         else
             assert_int_equal(k->base, in_cluster ? CONFIG_BASE_CLUSTER : CONFIG_BASE_CONFIG);
         if (k->type == CONFIG_KEY_INT || k->type == CONFIG_KEY_PORT ||

@@ -23,6 +23,7 @@
 #include "http/http_api.h"
 #include "http/router.h"
 #include "loop/loop.h"
+#include "snap_build.h"
 #include "snapshot/check.h"
 #include "snapshot/events.h"
 #include "snapshot/snapshot.h"
@@ -40,18 +41,8 @@ static uint64_t built_ms; /* wall clock when the current snapshot was built */
 static struct snap_metric metric(const char *cluster, bool has, bool ok, double v, double thr,
                                  const char *err, uint64_t healthy_at_ms)
 {
-    struct snap_metric m = {0};
-    m.name = xasprintf("mysql/%s", cluster);
-    m.cluster = m.name + 6;
-    m.has_value = has;
-    m.ok = ok;
-    m.value = v;
-    m.threshold = thr;
-    m.err = err ? xstrdup(err) : NULL;
+    struct snap_metric m = snap_build_metric(cluster, FRENO_METRIC_DEFAULT, has, ok, v, thr, err);
     m.last_healthy_at_ms = healthy_at_ms;
-    m.live = metric_live_new();
-    jsonfmt_number(m.value_json, sizeof(m.value_json), v);
-    jsonfmt_number(m.threshold_json, sizeof(m.threshold_json), thr);
     return m;
 }
 
@@ -67,7 +58,7 @@ static struct snap_service *services(size_t n, const char *const *pairs)
 static void publish(struct snapshot *s)
 {
     snapshot_publish(s);
-    snap_metrics_unref(s->metrics);
+    snap_clusters_unref(s->clusters);
     snap_apps_unref(s->apps);
     snap_hosts_unref(s->hosts);
     snap_recents_unref(s->recents);
@@ -119,7 +110,7 @@ static void publish_full(const char *token, const char *broken_err)
             .hostname = "db-1",
             .memcache_json = "{\"MemcacheServers\":[\"m:11211\"],\"MemcachePath\":\"freno\"}\n",
             .control_token = token,
-            .metrics = snap_metrics_new(mv, 4),
+            .clusters = snap_build_clusters(mv, 4),
             .apps = snap_apps_new(av, 4),
             .hosts = snap_hosts_new(hv, 3),
             .recents = snap_recents_new(rv, 2),
@@ -314,7 +305,7 @@ static void test_check_passed_lease(void **state)
                             .lease_until_boot_ms = 1,
                             .leader_id = xstrdup("me:1"),
                             .state = xstrdup("Leader")};
-    struct snapshot s = {.metrics = snap_metrics_new(mv, 1), .leader = snap_leaders_new(&l)};
+    struct snapshot s = {.clusters = snap_build_clusters(mv, 1), .leader = snap_leaders_new(&l)};
     publish(&s);
     expect_get(
             "/check/app/mysql/high", 500, true,

@@ -24,6 +24,7 @@
 #include "core/xalloc.h"
 #include "http/http_api.h"
 #include "loop/loop.h"
+#include "snap_build.h"
 #include "snapshot/check.h"
 #include "snapshot/events.h"
 #include "snapshot/snapshot.h"
@@ -38,18 +39,8 @@ static uint64_t stale_after_ms; /* of the snapshots published next */
 static struct snap_metric metric(const char *cluster, bool ok, double v, double thr,
                                  const char *err, uint64_t healthy_at_ms)
 {
-    struct snap_metric m = {0};
-    m.name = xasprintf("mysql/%s", cluster);
-    m.cluster = m.name + 6;
-    m.has_value = true;
-    m.ok = ok;
-    m.value = v;
-    m.threshold = thr;
-    m.err = err ? xstrdup(err) : NULL;
+    struct snap_metric m = snap_build_metric(cluster, FRENO_METRIC_DEFAULT, true, ok, v, thr, err);
     m.last_healthy_at_ms = healthy_at_ms;
-    m.live = metric_live_new();
-    jsonfmt_number(m.value_json, sizeof(m.value_json), v);
-    jsonfmt_number(m.threshold_json, sizeof(m.threshold_json), thr);
     return m;
 }
 
@@ -94,7 +85,7 @@ static void publish_generation(int gen)
             .stale_after_ms = stale_after_ms,
             .hostname = gen == 1 ? "hostname-gen1" : "hostname-gen2",
             .memcache_json = gen == 1 ? "{\"gen\":1}\n" : "{\"gen\":2}\n",
-            .metrics = snap_metrics_new(mv, 2),
+            .clusters = snap_build_clusters(mv, 2),
             .apps = snap_apps_new(av, 1),
             .hosts = snap_hosts_new(hv, 1),
             .recents = snap_recents_new(rv, 1),
@@ -102,7 +93,7 @@ static void publish_generation(int gen)
             .leader = snap_leaders_new(&l),
     };
     snapshot_publish(&s);
-    snap_metrics_unref(s.metrics);
+    snap_clusters_unref(s.clusters);
     snap_apps_unref(s.apps);
     snap_hosts_unref(s.hosts);
     snap_recents_unref(s.recents);

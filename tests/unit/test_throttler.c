@@ -232,7 +232,8 @@ static struct seen look(void)
     const struct snapshot *s = snapshot_acquire();
     assert_non_null(s);
     v.built_at_ms = s->built_at_ms;
-    const struct snap_metric *m = snapshot_find_metric(s, "c1");
+    const struct snap_cluster *c = snapshot_find_cluster(s, "c1");
+    const struct snap_metric *m = c != NULL ? &c->metrics[0] : NULL;
     if (m != NULL) {
         v.has_metric = true;
         v.has_value = m->has_value;
