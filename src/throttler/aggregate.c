@@ -36,8 +36,8 @@ struct agg_value {
 
 /* Ascending order, with NaN before every number, as Go's sort.Float64s has
  * it, so a NaN value is never taken for the worst host while a number is
- * left. Equal values keep the host order with the later host higher, so the
- * host listed first is the one that stays. */
+ * left. Equal values keep the host order, so of hosts with the same value
+ * the one listed last is left out first. */
 static int cmp_value(const void *a, const void *b)
 {
     const struct agg_value *x = a;
@@ -51,7 +51,12 @@ static int cmp_value(const void *a, const void *b)
         c = (x->v > y->v) - (x->v < y->v);
     if (c != 0)
         return c;
-    return (x->host < y->host) - (x->host > y->host);
+    return (x->host > y->host) - (x->host < y->host);
+}
+
+static bool same_value(double a, double b)
+{
+    return a == b || (isnan(a) && isnan(b));
 }
 
 int64_t aggregate_allowance(int64_t count, double percent, size_t nhosts)
@@ -134,7 +139,11 @@ void aggregate_hosts(const struct agg_host *hosts, size_t n, const struct agg_pa
     }
     out->ok = true;
     out->value = values[nvalues - 1].v;
+    /* The host named is the first listed of those kept with that value:
+     * equal values sort in host order, so it is the lowest of them. */
     out->host = values[nvalues - 1].host;
+    for (size_t i = nvalues - 1; i-- > 0 && same_value(values[i].v, out->value);)
+        out->host = values[i].host;
     out->msg[0] = '\0';
 out:
     free(values);
