@@ -52,6 +52,16 @@ static void out_fmt(struct out *o, const char *fmt, ...)
     o->len += (size_t)n;
 }
 
+/* Whether the first @max bytes of @s (or all of it) are printable ASCII,
+ * which needs no repair: names and hosts always are. */
+static bool is_plain(const char *s, size_t max)
+{
+    for (size_t i = 0; i < max && s[i] != '\0'; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
+            return false;
+    return true;
+}
+
 /* @s as a JSON string: at most @max bytes of it, made printable UTF-8 first
  * (so no control character is left to escape), quotes and backslashes
  * escaped. */
@@ -60,12 +70,26 @@ static void out_str(struct out *o, const char *s, size_t max)
     char t[CHECK_BODY_REASON_MAX + 1];
     if (max > sizeof(t) - 1)
         max = sizeof(t) - 1;
-    text_printable(t, max + 1, s != NULL ? s : "");
+    if (s == NULL)
+        s = "";
+    const char *p = s;
+    size_t len = strnlen(s, max);
+    if (!is_plain(s, max)) {
+        len = text_printable(t, max + 1, s);
+        p = t;
+    }
     out_raw(o, "\"", 1);
-    for (const char *p = t; *p != '\0'; p++) {
-        if (*p == '"' || *p == '\\')
-            out_raw(o, "\\", 1);
-        out_raw(o, p, 1);
+    const char *end = p + len;
+    while (p < end) {
+        size_t n = 0;
+        while (p + n < end && p[n] != '"' && p[n] != '\\')
+            n++;
+        out_raw(o, p, n);
+        p += n;
+        if (p < end) {
+            char esc[2] = {'\\', *p++};
+            out_raw(o, esc, 2);
+        }
     }
     out_raw(o, "\"", 1);
 }
