@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* The throttler: per-cluster host sets and probes (one per host and metric),
- * aggregation of each metric every 25 ms,
- * self checks every 100 ms, operator state (app throttles, skipped hosts),
- * recent apps and named counters, and the snapshot it publishes for HTTP
- * threads. Only probes while this node leads. Loop thread. */
+ * aggregation of each metric every 25 ms, self checks every 100 ms, operator
+ * state (app throttles, skipped hosts), recent apps and named counters, and
+ * the snapshot it publishes for HTTP threads. Only probes while this node
+ * leads. Loop thread. */
 #pragma once
 
 #include <stdbool.h>
