@@ -84,6 +84,13 @@ static uint64_t fd_reserve(const struct app *a, size_t hosts)
     return fdlimit_reserve(base, FDS_PER_HOST, hosts);
 }
 
+/* A host has a connection per metric of its cluster: descriptors are
+ * counted per probe, each as a host was. */
+static size_t probes_per_host(const struct config_cluster *c)
+{
+    return 1 + c->metrics.len;
+}
+
 static void count_host(const char *host, uint16_t port, void *arg)
 {
     (void)host;
@@ -97,8 +104,11 @@ static void on_budget_timer(uv_timer_t *h)
 {
     struct app *a = h->data;
     size_t hosts = 0;
-    for (size_t i = 0; i < a->cfg->clusters_len; i++)
-        throttler_each_cluster_host(a->throttler, i, count_host, &hosts);
+    for (size_t i = 0; i < a->cfg->clusters_len; i++) {
+        size_t n = 0;
+        throttler_each_cluster_host(a->throttler, i, count_host, &n);
+        hosts += n * probes_per_host(&a->cfg->clusters[i]);
+    }
     if (hosts == a->probed_hosts)
         return;
     a->probed_hosts = hosts;
@@ -126,7 +136,7 @@ static struct http_server *http_start(struct app *a, struct err *err)
     a->http_threads = http_server_thread_count(0);
     size_t hosts = 0;
     for (size_t i = 0; i < c->clusters_len; i++)
-        hosts += c->clusters[i].static_hosts_len;
+        hosts += c->clusters[i].static_hosts_len * probes_per_host(&c->clusters[i]);
     uint64_t reserve = fd_reserve(a, hosts);
     unsigned conns =
             fdlimit_http_connections(a->nofile, reserve, (unsigned)c->http_max_connections);

@@ -123,6 +123,8 @@ static void finish_top_level(struct config_loader *ld)
         cfg->control_token = NULL;
     }
     config_cluster_fill_strings(&cfg->mysql_defaults);
+    const struct config_key *mk = config_key_by_name("Stores.MySQL.Metrics");
+    config_metrics_finish_defaults(ld, &cfg->mysql_defaults.metrics, ld->origin[mk - ld->keys]);
 
     if (!ld->unparsed) {
         if (cfg->raft_data_dir[0] == '\0' && cfg->backend_host[0] == '\0')

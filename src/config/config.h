@@ -36,6 +36,23 @@ struct config_hostport {
     uint16_t port;
 };
 
+/* One of a cluster's extra metrics (Stores.MySQL.Metrics and a cluster's
+ * Metrics, docs/config.md#metrics), inheritance applied. */
+struct config_metric {
+    char *name;                    /* 1..FRENO_METRIC_NAME_MAX of [A-Za-z0-9_-], not "default" */
+    char *query;                   /* "" means replication lag, as for MetricQuery */
+    double threshold;              /* checks answer 429 above it */
+    int64_t cache_millis;          /* 0: no cache */
+    double ignore_hosts_threshold; /* in the metric's own unit; 0: any value may be left out */
+    bool drop;                     /* while loading: a null entry, which drops the metric */
+};
+
+/* Sorted by name once loaded, at most FRENO_METRICS_MAX - 1 entries. */
+struct config_metrics {
+    struct config_metric *v;
+    size_t len;
+};
+
 /* One cluster with inheritance from Stores.MySQL already applied. Every string
  * is non-NULL ("" when unset), whatever the host source. */
 struct config_cluster {
@@ -48,11 +65,13 @@ struct config_cluster {
     double throttle_threshold;
     uint16_t port;
     int64_t ignore_hosts_count;
+    double ignore_hosts_percent; /* extension: 0..100, see aggregate.h */
     double ignore_hosts_threshold;
     bool ignore_dial_tcp_errors;
     int64_t http_check_port; /* <= 0: disabled */
     char *http_check_path;
     struct config_strv ignore_hosts; /* substrings of "host:port" */
+    struct config_metrics metrics;   /* extension: metrics besides MetricQuery's */
 
     enum config_host_source source;
     /* CONFIG_SOURCE_STATIC */
@@ -101,6 +120,7 @@ struct config {
     int64_t backend_election_expiry_secs; /* BackendElectionExpirySecs, default 5 */
     char *control_token; /* ControlToken: required on control requests if set; NULL if unset */
     int64_t check_stale_after_ms; /* CheckStaleAfterMillis, default 2000 */
+    bool check_details;           /* CheckDetails: every check answer explains itself */
     /* HTTP and control limits (extensions); defaults in config_keys.c. */
     int64_t http_max_connections;             /* HttpMaxConnections, 4096 */
     int64_t http_max_connections_per_address; /* HttpMaxConnectionsPerAddress, 256 */

@@ -95,15 +95,20 @@ static bool expand_cluster(struct config_loader *ld, struct config_cluster_raw *
 }
 
 /* Fills zero values from Stores.MySQL (keys of other host sources than
- * @source excepted), then zero-means-default keys from their defaults. */
+ * @source excepted), then zero-means-default keys from their defaults.
+ * Metrics are merged by name instead. */
 static void inherit(struct config_loader *ld, struct config_cluster_raw *cr,
-                    enum config_host_source source)
+                    enum config_host_source source, const char *cpath)
 {
     for (size_t i = 0; i < ld->keys_len; i++) {
         const struct config_key *k = &ld->keys[i];
         if (k->base != CONFIG_BASE_CLUSTER)
             continue;
         void *f = config_key_field(k, NULL, cr);
+        if (k->type == CONFIG_KEY_METRICS) {
+            config_metrics_finish_cluster(ld, f, &ld->cfg->mysql_defaults.metrics, cr->file, cpath);
+            continue;
+        }
         if (k->inherit != NULL && (k->source == CONFIG_SOURCE_NONE || k->source == source) &&
             config_key_is_zero(k, f)) {
             const struct config_key *from = config_key_by_name(k->inherit);
@@ -132,7 +137,7 @@ void config_finish_cluster(struct config_loader *ld, struct config_cluster_raw *
 
     c->source = config_source_pick(ld, cr, cpath);
     cr->proxysql_addresses_inherited = c->proxysql_addresses.len == 0;
-    inherit(ld, cr, c->source);
+    inherit(ld, cr, c->source, cpath);
     if (expanded)
         config_source_finish(ld, cr, cpath);
 

@@ -82,6 +82,8 @@ void config_key_deinit(const struct config_key *k, void *f)
         *(char **)f = NULL;
     } else if (k->type == CONFIG_KEY_STRV) {
         config_strv_clear(f);
+    } else if (k->type == CONFIG_KEY_METRICS) {
+        config_metrics_clear(f);
     }
 }
 
@@ -91,6 +93,8 @@ bool config_key_is_zero(const struct config_key *k, const void *f)
         return *(char *const *)f == NULL || **(char *const *)f == '\0';
     if (k->type == CONFIG_KEY_STRV)
         return ((const struct config_strv *)f)->len == 0;
+    if (k->type == CONFIG_KEY_METRICS)
+        return ((const struct config_metrics *)f)->len == 0;
     if (is_scalar(k->type))
         return scalar_get(k, f) == 0;
     return true;
@@ -103,6 +107,8 @@ void config_key_copy(const struct config_key *k, void *dst, const void *src)
         *(char **)dst = xstrdup(*(char *const *)src);
     } else if (k->type == CONFIG_KEY_STRV) {
         config_strv_copy(dst, src);
+    } else if (k->type == CONFIG_KEY_METRICS) {
+        config_metrics_copy(dst, src);
     } else if (is_scalar(k->type)) {
         scalar_set(k, dst, scalar_get(k, src));
     }
@@ -152,7 +158,7 @@ static char *render(const json_t *v, bool secret)
     return out;
 }
 
-static void type_error(struct config_loader *ld, const struct config_key *k, const json_t *v,
+void config_type_error(struct config_loader *ld, const struct config_key *k, const json_t *v,
                        const char *path, const char *expected)
 {
     char *got = render(v, k && (k->flags & CONFIG_KEY_SECRET));
@@ -169,12 +175,12 @@ static void decode_number(struct config_loader *ld, const struct config_key *k, 
     const char *expected = integer ? "an integer" : "a number";
 
     if (!json_is_number(v)) {
-        type_error(ld, k, v, path, expected);
+        config_type_error(ld, k, v, path, expected);
         return;
     }
     double d = json_number_value(v);
     if (integer && d != floor(d)) {
-        type_error(ld, k, v, path, expected);
+        config_type_error(ld, k, v, path, expected);
         return;
     }
     if (d < k->min || d > k->max) {
@@ -193,7 +199,7 @@ static void decode_strv(struct config_loader *ld, const struct config_key *k, js
                         struct config_strv *f, const char *path)
 {
     if (!json_is_array(v)) {
-        type_error(ld, k, v, path, "an array of strings");
+        config_type_error(ld, k, v, path, "an array of strings");
         return;
     }
     struct config_strv tmp = {0};
@@ -217,22 +223,21 @@ static void decode_strv(struct config_loader *ld, const struct config_key *k, js
     }
 }
 
-/* Stores one scalar or array value other than null. */
-static void decode_value(struct config_loader *ld, const struct config_key *k, json_t *v, void *f,
+void config_decode_value(struct config_loader *ld, const struct config_key *k, json_t *v, void *f,
                          const char *path)
 {
     if (k->type == CONFIG_KEY_STRV) {
         decode_strv(ld, k, v, f, path);
     } else if (k->type == CONFIG_KEY_STRING) {
         if (!json_is_string(v)) {
-            type_error(ld, k, v, path, "a string");
+            config_type_error(ld, k, v, path, "a string");
             return;
         }
         config_key_deinit(k, f);
         *(char **)f = xstrdup(json_string_value(v));
     } else if (k->type == CONFIG_KEY_BOOL) {
         if (!json_is_boolean(v))
-            type_error(ld, k, v, path, "true or false");
+            config_type_error(ld, k, v, path, "true or false");
         else
             scalar_set(k, f, json_is_true(v));
     } else {
@@ -303,7 +308,7 @@ static void decode_object(struct config_loader *ld, json_t *obj, const char *tpa
 static void decode_clusters(struct config_loader *ld, json_t *v, const char *path)
 {
     if (!json_is_object(v)) {
-        type_error(ld, NULL, v, path, "an object");
+        config_type_error(ld, NULL, v, path, "an object");
         return;
     }
     const char *name;
@@ -317,7 +322,7 @@ static void decode_clusters(struct config_loader *ld, json_t *v, const char *pat
             decode_object(ld, cv, CONFIG_CLUSTERS_PATH ".*", cpath, cr);
             loader_put_cluster(ld, cr);
         } else {
-            type_error(ld, NULL, cv, cpath, "an object");
+            config_type_error(ld, NULL, cv, cpath, "an object");
         }
         free(cpath);
         free(cname);
@@ -329,10 +334,7 @@ static char *join_path(const char *parent, const char *leaf)
     return parent[0] ? xasprintf("%s.%s", parent, leaf) : xstrdup(leaf);
 }
 
-/* Finds the key of member @name of the object at table path @tpath, shown as
- * @dpath; warns about an unknown key or one matched ignoring case. Returns
- * the key and its display path (caller frees), or NULL. */
-static const struct config_key *member_key(struct config_loader *ld, const char *tpath,
+const struct config_key *config_member_key(struct config_loader *ld, const char *tpath,
                                            const char *dpath, const char *name, char **path)
 {
     bool exact;
@@ -353,8 +355,8 @@ static const struct config_key *member_key(struct config_loader *ld, const char 
     return k;
 }
 
-/* A JSON null, as Go's decoder takes it: a slice or a map becomes nil
- * (empty), a struct or a scalar keeps its value. */
+/* A JSON null, as Go's decoder takes it: a slice or a map (Metrics too)
+ * becomes nil (empty), a struct or a scalar keeps its value. */
 static void decode_null(struct config_loader *ld, const struct config_key *k,
                         struct config_cluster_raw *cr)
 {
@@ -362,6 +364,8 @@ static void decode_null(struct config_loader *ld, const struct config_key *k,
         config_loader_clear_clusters(ld);
     else if (k->type == CONFIG_KEY_STRV)
         config_strv_clear(config_key_field(k, ld->cfg, cr));
+    else if (k->type == CONFIG_KEY_METRICS)
+        config_metrics_clear(config_key_field(k, ld->cfg, cr));
 }
 
 /* Decodes the members of @obj, which sits at table path @tpath and is shown
@@ -375,7 +379,7 @@ static void decode_object(struct config_loader *ld, json_t *obj, const char *tpa
     json_object_foreach(obj, name, v)
     {
         char *path = NULL;
-        const struct config_key *k = member_key(ld, tpath, dpath, name, &path);
+        const struct config_key *k = config_member_key(ld, tpath, dpath, name, &path);
         if (k == NULL)
             continue;
         if (json_is_null(v))
@@ -383,11 +387,13 @@ static void decode_object(struct config_loader *ld, json_t *obj, const char *tpa
         else if (k->type == CONFIG_KEY_OBJECT && json_is_object(v))
             decode_object(ld, v, k->name, path, cr);
         else if (k->type == CONFIG_KEY_OBJECT)
-            type_error(ld, k, v, path, "an object");
+            config_type_error(ld, k, v, path, "an object");
         else if (k->type == CONFIG_KEY_CLUSTERS)
             decode_clusters(ld, v, path);
+        else if (k->type == CONFIG_KEY_METRICS)
+            config_metrics_decode(ld, v, path, config_key_field(k, ld->cfg, cr));
         else
-            decode_value(ld, k, v, config_key_field(k, ld->cfg, cr), path);
+            config_decode_value(ld, k, v, config_key_field(k, ld->cfg, cr), path);
         if (k->base == CONFIG_BASE_CONFIG)
             ld->origin[k - ld->keys] = ld->file;
         free(path);

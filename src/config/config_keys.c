@@ -2,8 +2,9 @@
 /* The source of truth for every configuration key. Names, defaults and
  * inheritance follow the Go original so that its configs keep loading; bounds
  * and the extensions (BackendElectionExpirySecs, ControlToken,
- * CheckStaleAfterMillis, the Http* and Control* limits, the Max* caps, plus
- * cluster-level IgnoreDialTcpErrors and Collation) are ours. Constant data. */
+ * CheckStaleAfterMillis, CheckDetails, the Http* and Control* limits, the
+ * Max* caps, Metrics, IgnoreHostsPercent, plus cluster-level
+ * IgnoreDialTcpErrors and Collation) are ours. Constant data. */
 #include "config/config_keys.h"
 
 #include <float.h>
@@ -13,7 +14,9 @@
 #define IN_CONFIG(field) .base = CONFIG_BASE_CONFIG, .offset = offsetof(struct config, field)
 #define IN_CLUSTER(field)                                                                          \
     .base = CONFIG_BASE_CLUSTER, .offset = offsetof(struct config_cluster_raw, field)
-#define OBJECT .type = CONFIG_KEY_OBJECT, .base = CONFIG_BASE_NONE
+#define IN_METRIC(field) .base = CONFIG_BASE_METRIC, .offset = offsetof(struct config_metric, field)
+#define OBJECT           .type = CONFIG_KEY_OBJECT, .base = CONFIG_BASE_NONE
+#define METRICS          .type = CONFIG_KEY_METRICS
 
 #define STRING         .type = CONFIG_KEY_STRING
 #define STRV           .type = CONFIG_KEY_STRV
@@ -21,12 +24,14 @@
 #define INT(lo, hi)    .type = CONFIG_KEY_INT, .min = (lo), .max = (hi)
 #define PORT(lo)       .type = CONFIG_KEY_PORT, .min = (lo), .max = 65535
 #define DOUBLE_MIN(lo) .type = CONFIG_KEY_DOUBLE, .min = (lo), .max = DBL_MAX
+#define DOUBLE(lo, hi) .type = CONFIG_KEY_DOUBLE, .min = (lo), .max = (hi)
 
 #define CLUSTER  "Stores.MySQL.Clusters.*."
 #define STATIC   CLUSTER "StaticHostsSettings"
 #define HAPROXY  CLUSTER "HAProxySettings"
 #define PROXYSQL CLUSTER "ProxySQLSettings"
 #define VITESS   CLUSTER "VitessSettings"
+#define METRIC   "Stores.MySQL.Metrics.*."
 
 static const struct config_key keys[] = {
         /* Top level. */
@@ -131,6 +136,10 @@ static const struct config_key keys[] = {
          IN_CONFIG(check_stale_after_ms),
          .def_num = 2000,
          .desc = "checks answer 500 once the event loop has shown no life for this many ms"},
+        {.name = "CheckDetails",
+         BOOL,
+         IN_CONFIG(check_details),
+         .desc = "every check answer says why and per metric, refusals carry Retry-After"},
         /* HTTP and control limits (extensions); see the README's limits. */
         {.name = "HttpMaxConnections",
          INT(16, 1000000),
@@ -232,6 +241,10 @@ static const struct config_key keys[] = {
          INT(0, 1000000),
          IN_CONFIG(mysql_defaults.ignore_hosts_count),
          .desc = "number of failing or worst hosts a cluster may ignore"},
+        {.name = "Stores.MySQL.IgnoreHostsPercent",
+         DOUBLE(0, 100),
+         IN_CONFIG(mysql_defaults.ignore_hosts_percent),
+         .desc = "percentage of a cluster's hosts it may ignore, rounded down (extension)"},
         {.name = "Stores.MySQL.IgnoreHostsThreshold",
          DOUBLE_MIN(0),
          IN_CONFIG(mysql_defaults.ignore_hosts_threshold),
@@ -270,6 +283,26 @@ static const struct config_key keys[] = {
          STRING,
          IN_CONFIG(mysql_defaults.collation),
          .desc = "collation for probe connections instead of the default charset"},
+        {.name = "Stores.MySQL.Metrics",
+         METRICS,
+         IN_CONFIG(mysql_defaults.metrics),
+         .desc = "metric name -> metric every cluster has besides MetricQuery's (extension)"},
+        {.name = METRIC "Query",
+         STRING,
+         IN_METRIC(query),
+         .desc = "what the metric's probe runs; empty means replication lag"},
+        {.name = METRIC "Threshold",
+         DOUBLE_MIN(0),
+         IN_METRIC(threshold),
+         .desc = "checks answer 429 when the metric is above this"},
+        {.name = METRIC "CacheMillis",
+         INT(0, 86400000),
+         IN_METRIC(cache_millis),
+         .desc = "reuse a probe result of the metric for this many ms (0: no cache)"},
+        {.name = METRIC "IgnoreHostsThreshold",
+         DOUBLE_MIN(0),
+         IN_METRIC(ignore_hosts_threshold),
+         .desc = "only values of the metric above this may be ignored (0: any)"},
         {.name = "Stores.MySQL.Clusters",
          .type = CONFIG_KEY_CLUSTERS,
          .base = CONFIG_BASE_NONE,
@@ -313,6 +346,11 @@ static const struct config_key keys[] = {
          IN_CLUSTER(c.ignore_hosts_count),
          .inherit = "Stores.MySQL.IgnoreHostsCount",
          .desc = "hosts the cluster may ignore"},
+        {.name = CLUSTER "IgnoreHostsPercent",
+         DOUBLE(0, 100),
+         IN_CLUSTER(c.ignore_hosts_percent),
+         .inherit = "Stores.MySQL.IgnoreHostsPercent",
+         .desc = "percentage of the hosts the cluster may ignore (extension)"},
         {.name = CLUSTER "IgnoreHostsThreshold",
          DOUBLE_MIN(0),
          IN_CLUSTER(c.ignore_hosts_threshold),
@@ -343,6 +381,11 @@ static const struct config_key keys[] = {
          IN_CLUSTER(c.collation),
          .inherit = "Stores.MySQL.Collation",
          .desc = "collation for probe connections (extension)"},
+        {.name = CLUSTER "Metrics",
+         METRICS,
+         IN_CLUSTER(c.metrics),
+         .inherit = "Stores.MySQL.Metrics",
+         .desc = "the cluster's metrics besides MetricQuery's, merged by name (extension)"},
 
         {.name = STATIC, OBJECT, .desc = "host source: a fixed list of hosts"},
         {.name = STATIC ".Hosts",

@@ -20,6 +20,7 @@ enum config_key_type {
     CONFIG_KEY_STRV,     /* struct config_strv, from an array of strings */
     CONFIG_KEY_OBJECT,   /* a JSON object whose members are keys of their own */
     CONFIG_KEY_CLUSTERS, /* Stores.MySQL.Clusters: cluster name -> cluster object */
+    CONFIG_KEY_METRICS,  /* struct config_metrics, from metric name -> metric object */
 };
 
 /* Which struct a key's offset points into. */
@@ -27,6 +28,7 @@ enum config_key_base {
     CONFIG_BASE_NONE,    /* objects: nothing stored */
     CONFIG_BASE_CONFIG,  /* struct config (top level and Stores.MySQL) */
     CONFIG_BASE_CLUSTER, /* struct config_cluster_raw (one cluster) */
+    CONFIG_BASE_METRIC,  /* struct config_metric (one entry of a Metrics object) */
 };
 
 /* The value may be a password or token: never echo it in messages. */

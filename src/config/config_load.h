@@ -12,7 +12,16 @@
 #include "config/config.h"
 #include "config/config_keys.h"
 
+/* jansson's value type, named without its header. */
+struct json_t;
+
 #define CONFIG_CLUSTERS_PATH "Stores.MySQL.Clusters"
+/* The table path of a Metrics entry's members, whichever Metrics holds it. */
+#define CONFIG_METRIC_PATH "Stores.MySQL.Metrics.*"
+/* Entries one Metrics object may hold, null ones included: it bounds the
+ * work of decoding, while the bound on metrics (FRENO_METRICS_MAX) is
+ * checked once inheritance is done. */
+#define CONFIG_METRICS_ENTRIES_MAX 64
 
 struct config_loader {
     struct config *cfg;
@@ -67,6 +76,17 @@ void config_key_deinit(const struct config_key *k, void *f);
 bool config_key_is_zero(const struct config_key *k, const void *f);
 /* Copies the value of field @src into field @dst, both of @k's type. */
 void config_key_copy(const struct config_key *k, void *dst, const void *src);
+/* Reports a value of the wrong type: "<path>: expected <expected>, got <v>". */
+void config_type_error(struct config_loader *ld, const struct config_key *k, const struct json_t *v,
+                       const char *path, const char *expected);
+/* Finds the key of member @name of the object at table path @tpath, shown as
+ * @dpath; warns about an unknown key or one matched ignoring case. Returns
+ * the key and sets *@path to its display path (caller frees), or NULL. */
+const struct config_key *config_member_key(struct config_loader *ld, const char *tpath,
+                                           const char *dpath, const char *name, char **path);
+/* Stores one scalar or array value other than null into field @f of @k. */
+void config_decode_value(struct config_loader *ld, const struct config_key *k, struct json_t *v,
+                         void *f, const char *path);
 /* Decodes the JSON text @text (@len bytes) labelled @label onto the settings
  * decoded so far, as Go's encoding/json does. */
 void config_decode_text(struct config_loader *ld, const char *text, size_t len, const char *label);
@@ -79,6 +99,29 @@ void config_loader_clear_clusters(struct config_loader *ld);
  * unset variables against @file and the display path @path. */
 void config_expand_key(struct config_loader *ld, const struct config_key *k, void *f,
                        const char *file, const char *path);
+
+/* ---- Metrics (config_metrics.c) ---- */
+
+/* Decodes the Metrics object @v shown at @path onto @ms: an entry replaces
+ * the entry of the same name (a later file's included), null marks the name
+ * dropped. */
+void config_metrics_decode(struct config_loader *ld, struct json_t *v, const char *path,
+                           struct config_metrics *ms);
+/* Frees every entry; the list is empty and reusable. */
+void config_metrics_clear(struct config_metrics *ms);
+/* Makes @dst a copy of @src. */
+void config_metrics_copy(struct config_metrics *dst, const struct config_metrics *src);
+/* Finishes Stores.MySQL.Metrics (last set in @file): drops the null entries,
+ * sorts by name and checks the count. */
+void config_metrics_finish_defaults(struct config_loader *ld, struct config_metrics *ms,
+                                    const char *file);
+/* Finishes a cluster's Metrics shown at @cpath: every Stores.MySQL metric,
+ * then the cluster's own entries by name (a zero member takes the inherited
+ * one's value, null drops the inherited metric), sorted by name; checks the
+ * count and warns about a metric without a query. */
+void config_metrics_finish_cluster(struct config_loader *ld, struct config_metrics *ms,
+                                   const struct config_metrics *defaults, const char *file,
+                                   const char *cpath);
 
 /* ---- per-cluster finishing (config_cluster.c) ---- */
 

@@ -22,6 +22,7 @@
 #include "core/jsonfmt.h"
 #include "core/limits.h"
 #include "core/parse.h"
+#include "http/check_body.h"
 #include "http/router.h"
 #include "loop/loop.h"
 #include "metrics/metrics.h"
@@ -30,6 +31,16 @@
 #include "snapshot/snapshot.h"
 
 /* ---- small formatting helpers ---- */
+
+/* An empty answer: every field zero but the buffer itself, which the answer
+ * writes into (clearing its kilobytes for each request would cost more than
+ * answering a check). */
+static void resp_reset(struct http_resp *resp)
+{
+    memset(resp, 0, offsetof(struct http_resp, small));
+    resp->small[0] = '\0';
+    resp->body = resp->small;
+}
 
 static void resp_text(struct http_resp *resp, int status, bool json, const char *text)
 {
@@ -158,26 +169,20 @@ struct api_route {
     enum loop_cmd_kind command; /* what a control route queues */
 };
 
-/* Formats the check answer for @res into @resp's own buffer. */
-static void check_body(struct http_resp *resp, const struct check_result *res)
+/* The check body fits the answer's own buffer, whatever the snapshot holds. */
+_Static_assert(CHECK_BODY_MAX <= HTTP_RESP_SMALL, "a check answer fits http_resp.small");
+
+/* Formats the answer @res to @r into @resp's own buffer; a refusal that
+ * explains itself says when to come back. */
+static void check_answer(struct http_resp *resp, const struct check_request *r,
+                         const struct check_result *res)
 {
-    char vbuf[40], tbuf[40], m[600];
-    const char *v = res->value_json;
-    const char *t = res->threshold_json;
-    if (v == NULL)
-        v = jsonfmt_number(vbuf, sizeof(vbuf), res->value) ? vbuf : "0";
-    if (t == NULL)
-        t = jsonfmt_number(tbuf, sizeof(tbuf), res->threshold) ? tbuf : "0";
-    if (jsonfmt_string(m, sizeof(m), res->message ? res->message : "") == 0)
-        snprintf(m, sizeof(m), "\"error message too long\"");
-    int n = snprintf(resp->small, sizeof(resp->small),
-                     "{\"StatusCode\":%d,\"Value\":%s,\"Threshold\":%s,\"Message\":%s}\n",
-                     res->status, v, t, m);
     resp->status = res->status;
     resp->json = true;
     resp->body = resp->small;
-    resp->len = (n > 0 && (size_t)n < sizeof(resp->small)) ? (size_t)n : strlen(resp->small);
+    resp->len = check_body_render(resp->small, sizeof(resp->small), r, res);
     resp->heap = false;
+    resp->retry_after_s = res->details ? res->retry_after_s : 0;
 }
 
 static void handle_check(const struct api_call *c, struct http_resp *resp)
@@ -188,6 +193,7 @@ static void handle_check(const struct api_call *c, struct http_resp *resp)
             .app = route_param(c->rt, "app"),
             .store_type = route_param(c->rt, "storeType"),
             .store_name = route_param(c->rt, "storeName"),
+            .metric = req->query(req->ctx, "metric"),
             .ok_if_not_exists = id == ROUTE_CHECK_IF_EXISTS || id == ROUTE_CHECK_READ_IF_EXISTS,
             .read_check = id == ROUTE_CHECK_READ || id == ROUTE_CHECK_READ_IF_EXISTS,
     };
@@ -210,7 +216,7 @@ static void handle_check(const struct api_call *c, struct http_resp *resp)
     check_decide(s, &cr, now_ms, rng_uniform(), &res);
     /* The result's strings may point into the snapshot, which can be freed
      * as soon as the section ends: the body is complete before it does. */
-    check_body(resp, &res);
+    check_answer(resp, &cr, &res);
     snapshot_release(s);
 
     if (res.known_store) {
@@ -313,38 +319,43 @@ static void handle_aggregated(const struct api_call *c, struct http_resp *resp)
 {
     const char *b = c->req->query(c->req->ctx, "brief");
     bool brief = b != NULL && strcmp(b, "true") == 0;
-    const struct snap_metrics *ms = c->s ? c->s->metrics : NULL;
+    const struct snap_clusters *cs = c->s ? c->s->clusters : NULL;
     json_t *o = json_object();
-    for (size_t i = 0; ms && i < ms->len; i++) {
-        const struct snap_metric *m = &ms->v[i];
-        if (!m->has_value)
-            continue;
-        char buf[400];
-        if (m->ok)
-            snprintf(buf, sizeof(buf), brief ? "%.3f" : "%f", m->value);
-        else
-            snprintf(buf, sizeof(buf), "error: %s", m->err ? m->err : "");
-        json_object_set_new(o, m->name, json_string(buf));
+    for (size_t i = 0; cs && i < cs->len; i++) {
+        for (size_t j = 0; j < cs->v[i].nmetrics; j++) {
+            const struct snap_metric *m = &cs->v[i].metrics[j];
+            if (!m->has_value)
+                continue;
+            char buf[400];
+            if (m->ok)
+                snprintf(buf, sizeof(buf), brief ? "%.3f" : "%f", m->value);
+            else
+                snprintf(buf, sizeof(buf), "error: %s", m->err ? m->err : "");
+            json_object_set_new(o, m->name, json_string(buf));
+        }
     }
     resp_json(resp, 200, o, JSON_SORT_KEYS);
 }
 
 static void handle_metrics_health(const struct api_call *c, struct http_resp *resp)
 {
-    const struct snap_metrics *ms = c->s ? c->s->metrics : NULL;
+    const struct snap_clusters *cs = c->s ? c->s->clusters : NULL;
     json_t *o = json_object();
-    for (size_t i = 0; ms && i < ms->len; i++) {
-        const struct snap_metric *m = &ms->v[i];
-        if (m->last_healthy_at_ms == 0)
-            continue;
-        char ts[40];
-        json_t *h = json_object();
-        json_object_set_new(h, "LastHealthyAt",
-                            json_string(clock_rfc3339(m->last_healthy_at_ms, ts, sizeof(ts))));
-        uint64_t at = m->last_healthy_at_ms;
-        uint64_t since = c->now_ms > at ? c->now_ms - at : 0;
-        json_object_set_new(h, "SecondsSinceLastHealthy", json_integer((json_int_t)(since / 1000)));
-        json_object_set_new(o, m->name, h);
+    for (size_t i = 0; cs && i < cs->len; i++) {
+        for (size_t j = 0; j < cs->v[i].nmetrics; j++) {
+            const struct snap_metric *m = &cs->v[i].metrics[j];
+            if (m->last_healthy_at_ms == 0)
+                continue;
+            char ts[40];
+            json_t *h = json_object();
+            json_object_set_new(h, "LastHealthyAt",
+                                json_string(clock_rfc3339(m->last_healthy_at_ms, ts, sizeof(ts))));
+            uint64_t at = m->last_healthy_at_ms;
+            uint64_t since = c->now_ms > at ? c->now_ms - at : 0;
+            json_object_set_new(h, "SecondsSinceLastHealthy",
+                                json_integer((json_int_t)(since / 1000)));
+            json_object_set_new(o, m->name, h);
+        }
     }
     resp_json(resp, 200, o, JSON_SORT_KEYS | JSON_PRESERVE_ORDER);
 }
@@ -598,8 +609,7 @@ static void handle_control(const struct api_call *c, struct http_resp *resp)
 void http_api_control_answer(const struct http_api_ctx *ctx, const struct loop_cmd *cmd,
                              int submit_rc, enum loop_cmd_outcome outcome, struct http_resp *resp)
 {
-    memset(resp, 0, sizeof(*resp));
-    resp->body = resp->small;
+    resp_reset(resp);
     const struct control_kind *k = control_kind_of(cmd->kind);
     const char *what = k ? k->what : "control request";
     /* By then the queue has moved on: a command either ran or timed out. */
@@ -685,8 +695,7 @@ void http_api_handle(const struct http_api_ctx *ctx, const struct http_req *req,
                      struct http_resp *resp)
 {
     struct route rt;
-    memset(resp, 0, sizeof(*resp));
-    resp->body = resp->small;
+    resp_reset(resp);
     enum route_status rs = router_match(req->method, req->path, &rt);
     const struct api_route *route = api_route_of(rs, &rt);
     if (route == NULL) {

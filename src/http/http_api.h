@@ -22,7 +22,10 @@ struct http_req {
     struct loop_cmd *park;
 };
 
-#define HTTP_RESP_SMALL 1536
+/* Room for any answer written in place: the longest check answer, which
+ * lists every metric of a cluster (http/check_body.h, CHECK_BODY_MAX), and
+ * the general response. It lives on the answering thread's stack. */
+#define HTTP_RESP_SMALL 16384
 
 struct http_resp {
     int status;

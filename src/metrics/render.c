@@ -229,6 +229,81 @@ static void prom_hosts(struct expo *e, const struct metrics_state *st)
     }
 }
 
+/* The figures of stores' Metrics, in families of their own so that the
+ * store families keep meaning MetricQuery's metric: per metric the gauges
+ * of store_gauges but the host count, per metric and host the families of
+ * host_families. */
+#define METRIC_GAUGES 4
+static const struct {
+    const char *name;
+    const char *help;
+} metric_gauges[METRIC_GAUGES] = {
+        {"freno_store_metric_threshold", "Threshold of each of a store's Metrics."},
+        {"freno_store_metric_value",
+         "Aggregated value of each of a store's Metrics (its worst host), while it is healthy."},
+        {"freno_store_metric_healthy",
+         "1 when the metric has an aggregated value that is not an error, else 0."},
+        {"freno_store_metric_seconds_since_healthy",
+         "Seconds since the metric was last within its threshold in a self check, for metrics that ever were."},
+};
+
+static const struct {
+    const char *name;
+    enum expo_type type;
+    const char *help;
+} host_metric_families[HOST_FAMILIES] = {
+        {"freno_host_metric_up", EXPO_GAUGE,
+         "1 when the last probe of the host for the metric succeeded, else 0."},
+        {"freno_host_metric_value", EXPO_GAUGE,
+         "Value of the last successful probe of the host for the metric, while it succeeded."},
+        {"freno_host_metric_probe_errors_total", EXPO_COUNTER,
+         "Failed probes of the host for the metric since it joined the store's probed set."},
+};
+
+static void metric_figures(const struct metrics_metric *m, struct figure f[METRIC_GAUGES])
+{
+    bool healthy = m->has_value && m->ok;
+    f[0] = (struct figure){true, m->threshold};
+    f[1] = (struct figure){healthy, m->value};
+    f[2] = (struct figure){true, healthy ? 1 : 0};
+    f[3] = (struct figure){m->ever_healthy, (double)m->seconds_since_healthy};
+}
+
+static void prom_store_metrics(struct expo *e, const struct metrics_state *st)
+{
+    for (int g = 0; g < METRIC_GAUGES; g++) {
+        expo_family(e, metric_gauges[g].name, EXPO_GAUGE, metric_gauges[g].help);
+        for (size_t i = 0; i < st->nstores; i++) {
+            const struct metrics_store *s = &st->stores[i];
+            for (size_t j = 0; j < s->nmetrics; j++) {
+                struct figure f[METRIC_GAUGES];
+                metric_figures(&s->metrics[j], f);
+                struct expo_label l[] = {{"store", s->name}, {"metric", s->metrics[j].metric}};
+                if (f[g].has)
+                    expo_sample(e, NULL, l, 2, f[g].value);
+            }
+        }
+    }
+    for (int g = 0; g < HOST_FAMILIES; g++) {
+        expo_family(e, host_metric_families[g].name, host_metric_families[g].type,
+                    host_metric_families[g].help);
+        for (size_t i = 0; i < st->nstores; i++) {
+            const struct metrics_store *s = &st->stores[i];
+            for (size_t j = 0; j < s->nmetrics; j++) {
+                for (size_t k = 0; k < s->nhosts; k++) {
+                    const struct metrics_host *h = &s->metrics[j].hosts[k];
+                    struct figure f[HOST_FAMILIES];
+                    host_figures(h, f);
+                    struct expo_label l[] = {
+                            {"store", s->name}, {"metric", s->metrics[j].metric}, {"host", h->key}};
+                    if (f[g].has)
+                        expo_sample(e, NULL, l, 3, f[g].value);
+                }
+            }
+        }
+    }
+}
+
 /* Check counters by app or by app and store: three families (total, error,
  * internal error), the samples of each from @each. */
 struct count_families {
@@ -340,6 +415,7 @@ char *metrics_render_prometheus(const struct metrics_state *st, size_t *len)
                 st->is_healthy ? 1 : 0);
     prom_stores(e, st);
     prom_hosts(e, st);
+    prom_store_metrics(e, st);
     prom_apps(e, st);
     prom_operator(e, st);
     char *text = expo_take(e, len);
@@ -415,6 +491,20 @@ char *metrics_render_debug_vars(const struct metrics_state *st, size_t *len)
             key = xasprintf("check.mysql.%s.seconds_since_healthy", s->name);
             set_new(vars, key, json_integer(s->seconds_since_healthy));
             free(key);
+        }
+        /* A metric's name after "mysql/" stands where a cluster's does. */
+        for (size_t j = 0; j < s->nmetrics; j++) {
+            const struct metrics_metric *m = &s->metrics[j];
+            if (m->has_value && m->ok) {
+                key = xasprintf("aggregated.mysql.%s/%s", s->name, m->metric);
+                set_new(vars, key, json_real(m->value));
+                free(key);
+            }
+            if (m->ever_healthy) {
+                key = xasprintf("check.mysql.%s/%s.seconds_since_healthy", s->name, m->metric);
+                set_new(vars, key, json_integer(m->seconds_since_healthy));
+                free(key);
+            }
         }
     }
     struct vars_ctx x = {.vars = vars, .kind = 1};

@@ -19,6 +19,19 @@ struct metrics_host {
     uint64_t probe_errors; /* failed probes seen since the host was added */
 };
 
+/* One of a store's Metrics (docs/config.md#metrics); MetricQuery's metric
+ * is the store's own figures. */
+struct metrics_metric {
+    const char *metric; /* its name in Metrics */
+    double threshold;
+    bool has_value;
+    bool ok;
+    double value;
+    bool ever_healthy;
+    int64_t seconds_since_healthy;
+    const struct metrics_host *hosts; /* the store's nhosts, with this metric's results */
+};
+
 struct metrics_store {
     const char *name; /* cluster name */
     double threshold;
@@ -29,6 +42,8 @@ struct metrics_store {
     int64_t seconds_since_healthy; /* when ever_healthy */
     const struct metrics_host *hosts;
     size_t nhosts;
+    const struct metrics_metric *metrics;
+    size_t nmetrics;
 };
 
 struct metrics_throttle {

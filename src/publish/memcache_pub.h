@@ -23,7 +23,8 @@ struct memcache_pub *memcache_pub_new(struct loop *loop, const struct config *cf
 /* Frees now, or once the batch in flight has finished. NULL is fine. */
 void memcache_pub_free(struct memcache_pub *m);
 
-/* Records the latest aggregate of @metric ("mysql/<cluster>"): a value when
+/* Records the latest aggregate of @metric ("mysql/<cluster>", or
+ * "mysql/<cluster>/<metric>" for one of its Metrics): a value when
  * @has_value and @ok, otherwise the key is to be deleted (once per change).
  * Starts a batch unless one is in flight. */
 void memcache_pub_put(struct memcache_pub *m, const char *metric, bool has_value, bool ok,

@@ -1,31 +1,41 @@
 /* SPDX-License-Identifier: MIT */
 /* Check decision, mirroring the original's order: unknown store type, then
  * low-priority denial, then operator throttles ("app/store" then "app"),
- * then the metric itself, which must first be fresh. Any thread; reads only
- * the snapshot. */
+ * then the metrics themselves, which must first be fresh. Each metric that
+ * applies is judged alone; the worst one decides. Any thread; reads only the
+ * snapshot. */
 #include "snapshot/check.h"
 
 #include <stdio.h>
 #include <string.h>
 
-static bool app_denied(const struct snapshot *s, const char *key, uint64_t now_ms, double rnd)
+#define MSG_NO_METRIC "No such metric"
+#define MSG_DENIED    "App denied"
+#define MSG_EXCEEDED  "Threshold exceeded"
+#define MSG_NO_APP    "no app indicated"
+#define SECOND_MS     1000u
+
+/* The entry @key if it exists, has not expired and denies the draw @rnd. */
+static const struct snap_app *app_denied(const struct snapshot *s, const char *key, uint64_t now_ms,
+                                         double rnd)
 {
     const struct snap_app *a = snapshot_find_app(s, key);
     if (a == NULL)
-        return false;
+        return NULL;
     if (a->expire_at_ms != 0 && a->expire_at_ms <= now_ms)
-        return false;
-    return rnd < a->ratio;
+        return NULL;
+    return rnd < a->ratio ? a : NULL;
 }
 
-static bool app_throttled(const struct snapshot *s, const char *app, const char *store,
-                          uint64_t now_ms, double rnd)
+static const struct snap_app *app_throttled(const struct snapshot *s, const char *app,
+                                            const char *store, uint64_t now_ms, double rnd)
 {
     char key[512];
     int n = snprintf(key, sizeof(key), "%s/%s", app, store);
-    if (n > 0 && (size_t)n < sizeof(key) && app_denied(s, key, now_ms, rnd))
-        return true;
-    return app_denied(s, app, now_ms, rnd);
+    const struct snap_app *a = NULL;
+    if (n > 0 && (size_t)n < sizeof(key))
+        a = app_denied(s, key, now_ms, rnd);
+    return a != NULL ? a : app_denied(s, app, now_ms, rnd);
 }
 
 /* Why the metrics of @s cannot be trusted now, or NULL if they can. A
@@ -45,75 +55,244 @@ static const char *stale_reason(const struct snapshot *s, const struct check_req
     return NULL;
 }
 
-void check_decide(const struct snapshot *s, const struct check_request *r, uint64_t now_ms,
-                  double rnd, struct check_result *out)
+/* Whole seconds from @now_ms until @at_ms, rounded up, at least 1. */
+static unsigned seconds_until(uint64_t at_ms, uint64_t now_ms)
 {
-    memset(out, 0, sizeof(*out));
-    out->value_json = "0";
-    out->threshold_json = "0";
-    if (strcmp(r->store_type, "mysql") != 0) {
-        out->status = 404;
-        out->message = "No such metric";
-        goto out;
-    }
-    out->known_store = true;
-    const struct snap_metric *m = snapshot_find_metric(s, r->store_name);
+    if (at_ms <= now_ms)
+        return 1;
+    uint64_t s = (at_ms - now_ms + SECOND_MS - 1) / SECOND_MS;
+    return s > UINT32_MAX ? UINT32_MAX : (unsigned)s;
+}
 
-    if (r->app[0] == '\0') {
-        out->status = 417;
-        out->message = "no app indicated";
-        goto out;
+/* Retry-After of a refusal by throttle @a: the time it has left when it
+ * always denies, else a second (the next check may pass). */
+static unsigned throttle_retry_after(const struct snap_app *a, uint64_t now_ms)
+{
+    if (a->ratio < 1)
+        return 1;
+    if (a->expire_at_ms == 0)
+        return CHECK_RETRY_UNTIL_UNTHROTTLED_S;
+    return seconds_until(a->expire_at_ms, now_ms);
+}
+
+/* The place per-app rules plug in: whether metric @m applies to the app of
+ * @r, and the threshold it is held to there (@reads_override: @m is the
+ * metric a /check-read threshold replaces). Today every metric applies to
+ * every app at the cluster's threshold for it. @s is where rules will be
+ * read from. */
+static bool metric_rule(const struct snapshot *s, const struct check_request *r,
+                        const struct snap_metric *m, bool reads_override, struct check_metric *out)
+{
+    (void)s;
+    if (reads_override && r->override_threshold > 0) {
+        out->threshold = r->override_threshold;
+        out->threshold_json = NULL;
+    } else {
+        out->threshold = m->threshold;
+        out->threshold_json = m->threshold_json;
     }
-    if (r->low_priority && m != NULL) {
-        uint64_t at = atomic_load_explicit(&m->live->normal_throttled_at_ms, memory_order_relaxed);
-        if (at != 0 && now_ms < at + CHECK_LOW_PRIORITY_WINDOW_MS) {
-            out->status = 417;
-            out->message = "App denied";
-            goto out;
-        }
-    }
-    if (s != NULL && app_throttled(s, r->app, r->store_name, now_ms, rnd)) {
-        out->status = 417;
-        out->message = "App denied";
-        goto out;
-    }
-    if (m != NULL) {
-        const char *stale = stale_reason(s, r);
-        if (stale != NULL) {
-            out->status = 500;
-            out->message = stale;
-            goto out;
-        }
-    }
-    if (m == NULL || !m->has_value) {
-        out->status = 404;
-        out->message = "No such metric";
-        goto out;
-    }
-    out->threshold = r->override_threshold > 0 ? r->override_threshold : m->threshold;
-    out->threshold_json = r->override_threshold > 0 ? NULL : m->threshold_json;
-    if (!m->ok) {
-        out->status = 500;
-        out->message = m->err;
-        goto out;
-    }
-    out->value = m->value;
-    out->value_json = m->value_json;
-    if (m->value > out->threshold) {
-        out->status = 429;
-        out->message = "Threshold exceeded";
-        if (!r->low_priority && !r->read_check && strcmp(r->app, CHECK_APP_FRENO) != 0)
-            atomic_store_explicit(&m->live->normal_throttled_at_ms, now_ms, memory_order_relaxed);
+    return true;
+}
+
+/* Judges metric @cm->m against its threshold (rules 5 to 8 for one metric). */
+static void metric_judge(const struct check_request *r, struct check_metric *cm)
+{
+    const struct snap_metric *m = cm->m;
+    cm->over = false;
+    if (!m->has_value) {
+        cm->status = 404;
+        cm->message = MSG_NO_METRIC;
+    } else if (!m->ok) {
+        cm->status = 500;
+        cm->message = m->err;
+    } else if (m->value > cm->threshold) {
+        cm->status = 429;
+        cm->over = true;
+        cm->message = MSG_EXCEEDED;
     } else if (strcmp(r->app, CHECK_APP_FRENO) != 0 && m->share_known &&
                m->share_seconds_since_healthy >= 1) {
         /* The freno app produces the health others read; letting it depend on
          * them would let two domains keep each other unhealthy forever. */
-        out->status = 429;
-        out->message = "Threshold exceeded";
+        cm->status = 429;
+        cm->message = MSG_EXCEEDED;
     } else {
+        cm->status = 200;
+        cm->message = "";
+    }
+}
+
+/* How bad a metric's status is: the worst metric decides. */
+static int severity(int status)
+{
+    switch (status) {
+    case 500:
+        return 3;
+    case 429:
+        return 2;
+    case 404:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Fills out->metrics with the metrics of @c that apply to @r (only the one
+ * @r names, if it names one). Returns false when @r names a metric @c does
+ * not have. */
+static bool select_metrics(const struct snapshot *s, const struct check_request *r,
+                           const struct snap_cluster *c, struct check_result *out)
+{
+    for (size_t i = 0; i < c->nmetrics && out->nmetrics < FRENO_METRICS_MAX; i++) {
+        const struct snap_metric *m = &c->metrics[i];
+        if (r->metric != NULL && strcmp(r->metric, m->metric) != 0)
+            continue;
+        struct check_metric *cm = &out->metrics[out->nmetrics];
+        cm->m = m;
+        bool reads_override = r->metric != NULL || i == 0;
+        if (!metric_rule(s, r, m, reads_override, cm))
+            continue;
+        metric_judge(r, cm);
+        out->nmetrics++;
+    }
+    return r->metric == NULL || snap_cluster_metric(c, r->metric) != NULL;
+}
+
+/* The first metric that applies and refused a normal check within the
+ * low-priority window, or -1. */
+static int low_priority_denial(const struct check_result *out, uint64_t now_ms)
+{
+    for (size_t i = 0; i < out->nmetrics; i++) {
+        uint64_t at = atomic_load_explicit(&out->metrics[i].m->live->normal_throttled_at_ms,
+                                           memory_order_relaxed);
+        if (at != 0 && now_ms < at + CHECK_LOW_PRIORITY_WINDOW_MS)
+            return (int)i;
+    }
+    return -1;
+}
+
+/* Rules 5 to 8 over the metrics that apply: the worst one decides. */
+static void decide_by_metrics(const struct check_request *r, uint64_t now_ms,
+                              struct check_result *out)
+{
+    if (out->nmetrics == 0) {
+        /* No metric applies to this app: only operator throttles hold it. */
         out->status = 200;
         out->message = "";
+        return;
     }
+    size_t w = 0;
+    unsigned retry_s = 0;
+    for (size_t i = 0; i < out->nmetrics; i++) {
+        const struct check_metric *cm = &out->metrics[i];
+        if (severity(cm->status) > severity(out->metrics[w].status))
+            w = i;
+        if ((cm->status == 429 || cm->status == 500) && cm->m->retry_after_s > retry_s)
+            retry_s = cm->m->retry_after_s;
+    }
+    const struct check_metric *cm = &out->metrics[w];
+    out->decided_by = (int)w;
+    out->reason = cm->status == 200 ? CHECK_REASON_NONE : CHECK_REASON_METRIC;
+    out->status = cm->status;
+    out->message = cm->message;
+    if (cm->status != 404) {
+        out->threshold = cm->threshold;
+        out->threshold_json = cm->threshold_json;
+    }
+    if (cm->status == 200 || cm->status == 429) {
+        out->value = cm->m->value;
+        out->value_json = cm->m->value_json;
+    }
+    if (cm->status == 429 || cm->status == 500)
+        out->retry_after_s = retry_s > 0 ? retry_s : 1;
+    if (cm->status != 429 || r->low_priority || r->read_check ||
+        strcmp(r->app, CHECK_APP_FRENO) == 0)
+        return;
+    /* A normal check refused with 429 opens the low-priority window of each
+     * metric above its threshold. */
+    for (size_t i = 0; i < out->nmetrics; i++)
+        if (out->metrics[i].over)
+            atomic_store_explicit(&out->metrics[i].m->live->normal_throttled_at_ms, now_ms,
+                                  memory_order_relaxed);
+}
+
+static void answer(struct check_result *out, int status, enum check_reason reason,
+                   const char *message)
+{
+    out->status = status;
+    out->reason = reason;
+    out->message = message;
+}
+
+void check_decide(const struct snapshot *s, const struct check_request *r, uint64_t now_ms,
+                  double rnd, struct check_result *out)
+{
+    out->status = 0;
+    out->value = 0;
+    out->threshold = 0;
+    out->message = NULL;
+    out->value_json = "0";
+    out->threshold_json = "0";
+    out->known_store = false;
+    out->details = (s != NULL && s->check_details) || r->metric != NULL;
+    out->reason = CHECK_REASON_NONE;
+    out->cluster = NULL;
+    out->decided_by = -1;
+    out->throttle = NULL;
+    out->retry_after_s = 0;
+    out->nmetrics = 0;
+    if (strcmp(r->store_type, "mysql") != 0) {
+        answer(out, 404, CHECK_REASON_NOT_MYSQL, MSG_NO_METRIC);
+        goto out;
+    }
+    out->known_store = true;
+    const struct snap_cluster *c = snapshot_find_cluster(s, r->store_name);
+    bool has_metric = true;
+    if (c != NULL) {
+        out->cluster = c;
+        out->details = out->details || c->nmetrics > 1;
+        has_metric = select_metrics(s, r, c, out);
+    }
+
+    if (r->app[0] == '\0') {
+        answer(out, 417, CHECK_REASON_NO_APP, MSG_NO_APP);
+        goto out;
+    }
+    if (r->low_priority) {
+        int i = low_priority_denial(out, now_ms);
+        if (i >= 0) {
+            answer(out, 417, CHECK_REASON_LOW_PRIORITY, MSG_DENIED);
+            out->decided_by = i;
+            uint64_t at = atomic_load_explicit(&out->metrics[i].m->live->normal_throttled_at_ms,
+                                               memory_order_relaxed);
+            out->retry_after_s = seconds_until(at + CHECK_LOW_PRIORITY_WINDOW_MS, now_ms);
+            goto out;
+        }
+    }
+    const struct snap_app *a =
+            s != NULL ? app_throttled(s, r->app, r->store_name, now_ms, rnd) : NULL;
+    if (a != NULL) {
+        answer(out, 417, CHECK_REASON_THROTTLED, MSG_DENIED);
+        out->throttle = a;
+        out->retry_after_s = throttle_retry_after(a, now_ms);
+        goto out;
+    }
+    if (c != NULL) {
+        const char *stale = stale_reason(s, r);
+        if (stale != NULL) {
+            answer(out, 500, CHECK_REASON_STALE, stale);
+            out->retry_after_s = 1;
+            goto out;
+        }
+    }
+    if (c == NULL) {
+        answer(out, 404, CHECK_REASON_NO_CLUSTER, MSG_NO_METRIC);
+        goto out;
+    }
+    if (!has_metric) {
+        answer(out, 404, CHECK_REASON_NO_METRIC, MSG_NO_METRIC);
+        goto out;
+    }
+    decide_by_metrics(r, now_ms, out);
 out:
     if (out->status == 404 && r->ok_if_not_exists)
         out->status = 200;

@@ -91,24 +91,56 @@ static void part_unref(void *part)
 
 /* ---- each part type: what it owns, its constructors, its release ---- */
 
-static void metrics_free(struct snap_part *part)
+static void clusters_free(struct snap_part *part)
 {
-    struct snap_metrics *p = (struct snap_metrics *)part;
+    struct snap_clusters *p = (struct snap_clusters *)part;
     for (size_t i = 0; i < p->len; i++) {
-        free(p->v[i].name);
-        free(p->v[i].err);
-        metric_live_unref(p->v[i].live);
+        struct snap_cluster *c = &p->v[i];
+        for (size_t j = 0; j < c->nmetrics; j++) {
+            free(c->metrics[j].name);
+            free(c->metrics[j].err);
+            free(c->metrics[j].host);
+            metric_live_unref(c->metrics[j].live);
+        }
+        free(c->metrics);
+        free(c->name);
     }
     free(p->v);
 }
 
-struct snap_metrics *snap_metrics_new(struct snap_metric *v, size_t len)
+struct snap_clusters *snap_clusters_new(struct snap_cluster *v, size_t len)
 {
-    struct snap_metrics p = {.v = v, .len = len};
-    return part_dup(&p, sizeof(p), metrics_free);
+    struct snap_clusters p = {.v = v, .len = len};
+    return part_dup(&p, sizeof(p), clusters_free);
 }
 
-void snap_metrics_unref(struct snap_metrics *p)
+void snap_clusters_unref(struct snap_clusters *p)
+{
+    part_unref(p);
+}
+
+static void probes_free(struct snap_part *part)
+{
+    struct snap_probes *p = (struct snap_probes *)part;
+    for (size_t i = 0; i < p->len; i++) {
+        struct snap_probe_set *set = &p->v[i];
+        for (size_t j = 0; j < set->len; j++) {
+            free(set->v[j].host);
+            free(set->v[j].err);
+        }
+        free(set->v);
+        free(set->metric);
+    }
+    free(p->v);
+}
+
+struct snap_probes *snap_probes_new(struct snap_probe_set *v, size_t len)
+{
+    struct snap_probes p = {.v = v, .len = len};
+    return part_dup(&p, sizeof(p), probes_free);
+}
+
+void snap_probes_unref(struct snap_probes *p)
 {
     part_unref(p);
 }
@@ -259,7 +291,7 @@ void snap_leaders_unref(struct snap_leaders *p)
 /* Calls @fn on each part of @s (NULL ones included). */
 static void each_part(const struct snapshot *s, void (*fn)(void *part))
 {
-    void *parts[] = {s->metrics, s->apps, s->hosts, s->recents, s->text, s->leader};
+    void *parts[] = {s->clusters, s->probes, s->apps, s->hosts, s->recents, s->text, s->leader};
     for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
         fn(parts[i]);
 }
@@ -321,9 +353,14 @@ void snapshot_release(const struct snapshot *s)
     rcu_read_unlock();
 }
 
-static int cmp_metric_cluster(const void *cluster, const void *m)
+static int cmp_cluster_name(const void *name, const void *c)
 {
-    return strcmp(cluster, ((const struct snap_metric *)m)->cluster);
+    return strcmp(name, ((const struct snap_cluster *)c)->name);
+}
+
+static int cmp_probes_metric(const void *metric, const void *set)
+{
+    return strcmp(metric, ((const struct snap_probe_set *)set)->metric);
 }
 
 static int cmp_app_key(const void *key, const void *a)
@@ -331,12 +368,27 @@ static int cmp_app_key(const void *key, const void *a)
     return strcmp(key, ((const struct snap_app *)a)->key);
 }
 
-const struct snap_metric *snapshot_find_metric(const struct snapshot *s, const char *cluster)
+const struct snap_cluster *snapshot_find_cluster(const struct snapshot *s, const char *name)
 {
-    if (s == NULL || s->metrics == NULL)
+    if (s == NULL || s->clusters == NULL)
         return NULL;
-    return bsearch(cluster, s->metrics->v, s->metrics->len, sizeof(*s->metrics->v),
-                   cmp_metric_cluster);
+    return bsearch(name, s->clusters->v, s->clusters->len, sizeof(*s->clusters->v),
+                   cmp_cluster_name);
+}
+
+const struct snap_probe_set *snapshot_find_probes(const struct snapshot *s, const char *metric)
+{
+    if (s == NULL || s->probes == NULL)
+        return NULL;
+    return bsearch(metric, s->probes->v, s->probes->len, sizeof(*s->probes->v), cmp_probes_metric);
+}
+
+const struct snap_metric *snap_cluster_metric(const struct snap_cluster *c, const char *metric)
+{
+    for (size_t i = 0; c != NULL && i < c->nmetrics; i++)
+        if (strcmp(c->metrics[i].metric, metric) == 0)
+            return &c->metrics[i];
+    return NULL;
 }
 
 const struct snap_app *snapshot_find_app(const struct snapshot *s, const char *key)

@@ -22,20 +22,53 @@ struct metric_live *metric_live_new(void);
 struct metric_live *metric_live_ref(struct metric_live *m);
 void metric_live_unref(struct metric_live *m);
 
+/* One metric of one cluster: the one its MetricQuery measures, or one of its
+ * Metrics (docs/config.md#metrics). Rebuilt whenever an aggregate changes. */
 struct snap_metric {
-    char *name;    /* "mysql/<cluster>" */
-    char *cluster; /* points into name */
+    char *name; /* "mysql/<cluster>", or "mysql/<cluster>/<metric>" for one of its Metrics */
+    const char *metric; /* FRENO_METRIC_DEFAULT (static), or the Metrics name (points into name) */
     double threshold;
     char threshold_json[32]; /* threshold as the check body prints it */
     char value_json[32];     /* value likewise, so checks do not format floats */
     bool has_value;          /* an unexpired aggregate exists */
     bool ok;
     double value;
-    char *err;                   /* when has_value && !ok */
+    char *err;  /* when has_value && !ok */
+    char *host; /* "host:port" whose value or error the aggregate is; NULL when no one host's */
+    /* Retry-After of a refusal this metric decides: its CacheMillis in
+     * whole seconds rounded up, at least 1 (docs/api.md#retry-after). */
+    unsigned retry_after_s;
     uint64_t last_healthy_at_ms; /* 0: never healthy */
     bool share_known;            /* a ShareDomain peer reported this metric */
     int64_t share_seconds_since_healthy;
     struct metric_live *live; /* one reference held */
+};
+
+/* A cluster and its metrics. */
+struct snap_cluster {
+    char *name;
+    /* [0] is MetricQuery's metric, then the Metrics by name; 1 to
+     * FRENO_METRICS_MAX of them. */
+    struct snap_metric *metrics;
+    size_t nmetrics;
+};
+
+/* One host's last probe result of one metric. */
+struct snap_probe {
+    char *host;     /* "host:port" */
+    uint64_t at_ms; /* when the result came; 0: none yet */
+    bool ok;
+    double value;          /* when ok */
+    char *err;             /* when at_ms != 0 && !ok */
+    bool http_404;         /* left out of aggregation by its HTTP check */
+    uint64_t probe_errors; /* failed probes since the host joined the probed set */
+};
+
+/* Every probed host of one metric. */
+struct snap_probe_set {
+    char *metric; /* the metric's name, as struct snap_metric.name */
+    struct snap_probe *v;
+    size_t len;
 };
 
 struct snap_app {
@@ -85,9 +118,17 @@ struct snap_part {
     _Atomic int refs;
     void (*free_contents)(struct snap_part *p);
 };
-struct snap_metrics {
+struct snap_clusters {
     struct snap_part part;
-    struct snap_metric *v; /* sorted by cluster name */
+    struct snap_cluster *v; /* sorted by name */
+    size_t len;
+};
+/* The hosts behind each metric, rebuilt once a second (for pages that show
+ * them and for /metrics), so that a value changing every probe does not copy
+ * every host every 25 ms. */
+struct snap_probes {
+    struct snap_part part;
+    struct snap_probe_set *v; /* sorted by metric name */
     size_t len;
 };
 struct snap_apps {
@@ -131,7 +172,10 @@ struct snapshot {
     /* Checks stop vouching for metrics once the loop's heartbeat is older
      * than this (CheckStaleAfterMillis); 0: no such test. */
     uint64_t stale_after_ms;
-    struct snap_metrics *metrics;
+    /* CheckDetails: every check answer explains itself (process lifetime). */
+    bool check_details;
+    struct snap_clusters *clusters;
+    struct snap_probes *probes;
     struct snap_apps *apps;
     struct snap_hosts *hosts;
     struct snap_recents *recents;
@@ -142,8 +186,10 @@ struct snapshot {
 /* Part constructors return one reference; *_unref drops one and frees the
  * part at zero (NULL is fine). The constructors take ownership of @v arrays
  * (and their strings). */
-struct snap_metrics *snap_metrics_new(struct snap_metric *v, size_t len);
-void snap_metrics_unref(struct snap_metrics *p);
+struct snap_clusters *snap_clusters_new(struct snap_cluster *v, size_t len);
+void snap_clusters_unref(struct snap_clusters *p);
+struct snap_probes *snap_probes_new(struct snap_probe_set *v, size_t len);
+void snap_probes_unref(struct snap_probes *p);
 /* Apps and hosts: with the _packed constructors every string of @v lies
  * inside @block (owned too), so that a part of 100,000 entries costs two
  * allocations, not 100,002. */
@@ -186,5 +232,9 @@ const struct snapshot *snapshot_acquire(void);
 void snapshot_release(const struct snapshot *s);
 
 /* Lookups (binary search). NULL when absent. */
-const struct snap_metric *snapshot_find_metric(const struct snapshot *s, const char *cluster);
+const struct snap_cluster *snapshot_find_cluster(const struct snapshot *s, const char *name);
 const struct snap_app *snapshot_find_app(const struct snapshot *s, const char *key);
+const struct snap_probe_set *snapshot_find_probes(const struct snapshot *s, const char *metric);
+/* The metric of @c named @metric (FRENO_METRIC_DEFAULT or a Metrics name),
+ * or NULL. */
+const struct snap_metric *snap_cluster_metric(const struct snap_cluster *c, const char *metric);

@@ -106,22 +106,14 @@ static void clusters_init(struct throttler *t, uint64_t now_ms)
 {
     t->nclusters = t->cfg->clusters_len;
     t->clusters = xcalloc(t->nclusters ? t->nclusters : 1, sizeof(*t->clusters));
-    for (size_t i = 0; i < t->nclusters; i++) {
-        struct cluster *c = &t->clusters[i];
-        c->cfg = &t->cfg->clusters[i];
-        c->metric_name = xasprintf("mysql/%s", c->cfg->name);
-        c->live = metric_live_new();
-        throttler_cluster_init(t, c, now_ms);
-    }
+    for (size_t i = 0; i < t->nclusters; i++)
+        throttler_cluster_init(t, &t->clusters[i], &t->cfg->clusters[i], now_ms);
 }
 
 static void clusters_deinit(struct throttler *t)
 {
-    for (size_t i = 0; i < t->nclusters; i++) {
+    for (size_t i = 0; i < t->nclusters; i++)
         throttler_cluster_deinit(&t->clusters[i]);
-        free(t->clusters[i].metric_name);
-        metric_live_unref(t->clusters[i].live);
-    }
     free(t->clusters);
 }
 
@@ -187,7 +179,8 @@ void throttler_set_leader(struct throttler *t, bool is_leader)
         return;
     }
     for (size_t i = 0; i < t->nclusters; i++)
-        t->clusters[i].has_value = false;
+        for (size_t j = 0; j < t->clusters[i].nmetrics; j++)
+            t->clusters[i].metrics[j].has_value = false;
     throttler_rebuild_metrics(t);
     throttler_publish_at(t, now_ms);
 }

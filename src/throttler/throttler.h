@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* The throttler: per-cluster host sets and probes, aggregation every 25 ms,
- * self checks every 100 ms, operator state (app throttles, skipped hosts),
- * recent apps and named counters, and the snapshot it publishes for HTTP
- * threads. Only probes while this node leads. Loop thread. */
+/* The throttler: per-cluster host sets and probes (one per host and metric),
+ * aggregation of each metric every 25 ms, self checks every 100 ms, operator
+ * state (app throttles, skipped hosts), recent apps and named counters, and
+ * the snapshot it publishes for HTTP threads. Only probes while this node
+ * leads. Loop thread. */
 #pragma once
 
 #include <stdbool.h>
@@ -67,9 +68,11 @@ void throttler_each_cluster_host(struct throttler *t, size_t cluster_idx,
 void throttler_set_host_http_404(struct throttler *t, size_t cluster_idx, const char *host,
                                  bool is_404);
 
-/* Called on the leader after each aggregation of each cluster, with the
- * metric name ("mysql/<cluster>") and the aggregate: has_value false means
- * none (not collected yet or expired); otherwise ok says value or error. */
+/* Called on the leader after each aggregation, once per metric of each
+ * cluster, with the metric name ("mysql/<cluster>", or
+ * "mysql/<cluster>/<metric>" for one of its Metrics) and the aggregate:
+ * has_value false means none (not collected yet or expired); otherwise ok
+ * says value or error. */
 typedef void throttler_aggregate_fn(const char *metric, bool has_value, bool ok, double value,
                                     uint64_t now_ms, void *arg);
 /* Installs @fn (NULL removes it). */

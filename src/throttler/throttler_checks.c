@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The throttler's aggregation and checks: starting probes, turning each
- * cluster's host results into its aggregate (which expires when not
- * recomputed for 5 s), the self checks that record when a cluster was last
+ * metric's host results into its aggregate (which expires when not
+ * recomputed for 5 s), the self checks that record when a metric was last
  * healthy, and the check records HTTP threads send through the event rings.
  * Loop thread. */
 #include "throttler/throttler_impl.h"
@@ -67,20 +67,21 @@ void throttler_take_check_records(struct throttler *t)
 
 /* ---- aggregation ---- */
 
-/* Fills @hs with @c's last host results, counting each failed one once.
- * Returns false while a host has no result yet. */
-static bool gather_results(struct cluster *c, struct agg_host *hs)
+/* Fills @hs with @c's last host results of metric @mi, counting each failed
+ * one once. Returns false while a host has no result yet. */
+static bool gather_results(struct cluster *c, size_t mi, struct agg_host *hs)
 {
     bool collected = true;
     for (size_t i = 0; i < c->nhosts; i++) {
         struct host_probe *h = c->hosts[i];
-        const struct probe_result *r = probe_last(h->probe);
+        struct host_metric *hm = &h->m[mi];
+        const struct probe_result *r = probe_last(hm->probe);
         /* Probes start every 50 ms and this runs every 25 ms on the same
          * loop, so each completed result is seen here once. */
-        if (r->at_ms != h->seen_at_ms) {
-            h->seen_at_ms = r->at_ms;
+        if (r->at_ms != hm->seen_at_ms) {
+            hm->seen_at_ms = r->at_ms;
             if (r->status == PROBE_ERR || r->status == PROBE_ERR_DIAL)
-                h->probe_errors++;
+                hm->probe_errors++;
         }
         hs[i] = (struct agg_host){
                 .status = r->status, .value = r->value, .msg = r->msg, .http_404 = h->http_404};
@@ -90,52 +91,70 @@ static bool gather_results(struct cluster *c, struct agg_host *hs)
     return collected;
 }
 
-static void set_aggregate(struct cluster *c, const struct agg_host *hs, uint64_t now_ms)
+static void set_aggregate(const struct cluster *c, struct cluster_metric *cm,
+                          const struct agg_host *hs, uint64_t now_ms)
 {
     struct agg_params ap = {
             .ignore_hosts_count = c->cfg->ignore_hosts_count,
-            .ignore_hosts_threshold = c->cfg->ignore_hosts_threshold,
+            .ignore_hosts_percent = c->cfg->ignore_hosts_percent,
+            .ignore_hosts_threshold = cm->ignore_hosts_threshold,
             .ignore_dial_tcp_errors = c->cfg->ignore_dial_tcp_errors,
     };
     struct agg_result res;
     aggregate_hosts(hs, c->nhosts, &ap, &res);
-    c->has_value = true;
-    c->ok = res.ok;
-    c->value = res.ok ? res.value : 0;
-    snprintf(c->err, sizeof(c->err), "%s", res.ok ? "" : res.msg);
-    c->aggregated_at_ms = now_ms;
+    cm->has_value = true;
+    cm->ok = res.ok;
+    cm->value = res.ok ? res.value : 0;
+    snprintf(cm->err, sizeof(cm->err), "%s", res.ok ? "" : res.msg);
+    snprintf(cm->host, sizeof(cm->host), "%s", res.host < c->nhosts ? c->hosts[res.host]->key : "");
+    cm->aggregated_at_ms = now_ms;
 }
 
-/* Aggregates @c at @now_ms; returns whether what the snapshot shows of it
- * changed. */
+/* Aggregates metric @mi of @c at @now_ms, with @hs room for every host;
+ * returns whether what the snapshot shows of it changed. */
+static bool aggregate_metric(struct cluster *c, size_t mi, struct agg_host *hs, uint64_t now_ms)
+{
+    struct cluster_metric *cm = &c->metrics[mi];
+    bool had = cm->has_value, was_ok = cm->ok;
+    double old_value = cm->value;
+    char old_err[sizeof(cm->err)], old_host[sizeof(cm->host)];
+    memcpy(old_err, cm->err, sizeof(old_err));
+    memcpy(old_host, cm->host, sizeof(old_host));
+
+    if (gather_results(c, mi, hs))
+        set_aggregate(c, cm, hs, now_ms);
+    else if (cm->has_value && now_ms - cm->aggregated_at_ms > THROTTLER_AGGREGATE_EXPIRY_MS)
+        cm->has_value = false;
+    if (cm->has_value && !cm->ok && (!had || was_ok || strcmp(old_err, cm->err) != 0))
+        log_warn("throttler: %s: %s", cm->name, cm->err);
+    else if (cm->has_value && cm->ok && had && !was_ok)
+        log_info("throttler: %s: healthy again, value %f", cm->name, cm->value);
+    return had != cm->has_value || was_ok != cm->ok || old_value != cm->value ||
+           strcmp(old_err, cm->err) != 0 || strcmp(old_host, cm->host) != 0;
+}
+
+/* Aggregates every metric of @c; returns whether the snapshot must show a
+ * change. */
 static bool aggregate_cluster(struct cluster *c, uint64_t now_ms)
 {
-    bool had = c->has_value, was_ok = c->ok;
-    double old_value = c->value;
-    char old_err[sizeof(c->err)];
-    memcpy(old_err, c->err, sizeof(old_err));
-
     struct agg_host stack_hosts[16];
     struct agg_host *hs = c->nhosts <= 16 ? stack_hosts : xcalloc(c->nhosts, sizeof(*hs));
-    if (gather_results(c, hs))
-        set_aggregate(c, hs, now_ms);
-    else if (c->has_value && now_ms - c->aggregated_at_ms > THROTTLER_AGGREGATE_EXPIRY_MS)
-        c->has_value = false;
+    bool changed = false;
+    for (size_t i = 0; i < c->nmetrics; i++)
+        changed |= aggregate_metric(c, i, hs, now_ms);
     if (hs != stack_hosts)
         free(hs);
-    if (c->has_value && !c->ok && (!had || was_ok || strcmp(old_err, c->err) != 0))
-        log_warn("throttler: %s: %s", c->metric_name, c->err);
-    else if (c->has_value && c->ok && had && !was_ok)
-        log_info("throttler: %s: healthy again, value %f", c->metric_name, c->value);
-    return had != c->has_value || was_ok != c->ok || old_value != c->value ||
-           strcmp(old_err, c->err) != 0;
+    return changed;
 }
 
 void throttler_start_probes(struct throttler *t, uint64_t now_ms)
 {
-    for (size_t i = 0; i < t->nclusters; i++)
-        for (size_t j = 0; j < t->clusters[i].nhosts; j++)
-            probe_start(t->clusters[i].hosts[j]->probe, now_ms);
+    for (size_t i = 0; i < t->nclusters; i++) {
+        const struct cluster *c = &t->clusters[i];
+        for (size_t j = 0; j < c->nhosts; j++)
+            for (size_t k = 0; k < c->nmetrics; k++)
+                probe_start(c->hosts[j]->m[k].probe, now_ms);
+    }
 }
 
 void throttler_tick_collect(struct throttler *t)
@@ -152,12 +171,15 @@ void throttler_tick_aggregate(struct throttler *t)
         struct cluster *c = &t->clusters[i];
         if (t->is_leader && aggregate_cluster(c, now_ms))
             t->dirty_metrics = true;
-        if (t->is_leader && t->on_aggregated != NULL)
-            t->on_aggregated(c->metric_name, c->has_value, c->ok, c->value, now_ms,
-                             t->on_aggregated_arg);
-        if (c->share_known && now_ms >= c->share_until_ms) {
-            c->share_known = false;
-            t->dirty_metrics = true;
+        for (size_t j = 0; j < c->nmetrics; j++) {
+            struct cluster_metric *cm = &c->metrics[j];
+            if (t->is_leader && t->on_aggregated != NULL)
+                t->on_aggregated(cm->name, cm->has_value, cm->ok, cm->value, now_ms,
+                                 t->on_aggregated_arg);
+            if (cm->share_known && now_ms >= cm->share_until_ms) {
+                cm->share_known = false;
+                t->dirty_metrics = true;
+            }
         }
     }
     if (t->dirty_metrics)
@@ -177,18 +199,24 @@ void throttler_set_share_health(struct throttler *t, const char *metric, int64_t
 {
     for (size_t i = 0; i < t->nclusters; i++) {
         struct cluster *c = &t->clusters[i];
-        if (strcmp(c->metric_name, metric) != 0)
-            continue;
-        if (!c->share_known || c->share_seconds != seconds)
-            t->dirty_metrics = true;
-        c->share_known = true;
-        c->share_seconds = seconds;
-        c->share_until_ms = now_ms + THROTTLER_SHARE_HEALTH_EXPIRY_MS;
+        for (size_t j = 0; j < c->nmetrics; j++) {
+            struct cluster_metric *cm = &c->metrics[j];
+            if (strcmp(cm->name, metric) != 0)
+                continue;
+            if (!cm->share_known || cm->share_seconds != seconds)
+                t->dirty_metrics = true;
+            cm->share_known = true;
+            cm->share_seconds = seconds;
+            cm->share_until_ms = now_ms + THROTTLER_SHARE_HEALTH_EXPIRY_MS;
+        }
     }
 }
 
 /* ---- self checks ---- */
 
+/* One self check of @c as @app. As app freno it also records, per metric,
+ * when the metric was last within its threshold: each metric's health is
+ * its own, whatever the others say. */
 static void self_check(struct throttler *t, const struct snapshot *s, struct cluster *c,
                        const char *app, uint64_t now_ms)
 {
@@ -199,9 +227,20 @@ static void self_check(struct throttler *t, const struct snapshot *s, struct clu
         metrics_count_check(res.status);
         record_check(t, app, c->cfg->name, "local", res.status, now_ms);
     }
-    if (strcmp(app, CHECK_APP_FRENO) == 0 && res.status == 200) {
-        c->last_healthy_at_ms = now_ms;
-        t->dirty_metrics = true;
+    /* Only an answer the metrics decided says something about them (not an
+     * operator throttle on freno, nor a snapshot older than this cluster). */
+    if (strcmp(app, CHECK_APP_FRENO) != 0 ||
+        (res.reason != CHECK_REASON_NONE && res.reason != CHECK_REASON_METRIC))
+        return;
+    for (size_t i = 0; i < res.nmetrics; i++) {
+        if (res.metrics[i].status != 200)
+            continue;
+        for (size_t j = 0; j < c->nmetrics; j++) {
+            if (strcmp(c->metrics[j].name, res.metrics[i].m->name) == 0) {
+                c->metrics[j].last_healthy_at_ms = now_ms;
+                t->dirty_metrics = true;
+            }
+        }
     }
 }
 
@@ -213,7 +252,10 @@ void throttler_tick_self_check(struct throttler *t)
     const struct snapshot *s = snapshot_acquire();
     for (size_t i = 0; i < t->nclusters; i++) {
         struct cluster *c = &t->clusters[i];
-        if (!c->has_value)
+        bool any = false;
+        for (size_t j = 0; j < c->nmetrics; j++)
+            any |= c->metrics[j].has_value;
+        if (!any)
             continue;
         self_check(t, s, c, CHECK_APP_FRENO, now_ms);
         self_check(t, s, c, CHECK_APP_SHARE_DOMAIN, now_ms);

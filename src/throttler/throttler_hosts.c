@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: MIT */
-/* The throttler's host sets: which hosts each cluster probes, rebuilt from
- * the inventory's list after IgnoreHosts, duplicates and skipped hosts are
- * taken out, and the operator's skipped hosts themselves. A host present
- * before and after a rebuild keeps its probe. Loop thread. */
+/* The throttler's host sets: which hosts each cluster probes (one probe per
+ * host and metric), rebuilt from the inventory's list after IgnoreHosts,
+ * duplicates and skipped hosts are taken out, and the operator's skipped
+ * hosts themselves. A host present before and after a rebuild keeps its
+ * probes. Loop thread. */
 #include "throttler/throttler_impl.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "config/config.h"
+#include "core/limits.h"
 #include "core/xalloc.h"
 #include "log/log.h"
 #include "probe/probe.h"
@@ -17,7 +19,8 @@ static void host_probe_free(struct host_probe *h)
 {
     if (h == NULL)
         return;
-    probe_free(h->probe);
+    for (size_t i = 0; i < FRENO_METRICS_MAX; i++)
+        probe_free(h->m[i].probe);
     free(h->host);
     free(h->key);
     free(h);
@@ -63,7 +66,8 @@ static struct host_probe *take_host(struct cluster *c, const char *key)
     return NULL;
 }
 
-/* A new probed host @hp of @c under @key (owned from now on). */
+/* A new probed host @hp of @c under @key (owned from now on), with a probe
+ * for each of @c's metrics. */
 static struct host_probe *host_probe_new(struct throttler *t, const struct cluster *c,
                                          const struct config_hostport *hp, char *key)
 {
@@ -71,19 +75,23 @@ static struct host_probe *host_probe_new(struct throttler *t, const struct clust
     h->host = xstrdup(hp->host);
     h->port = hp->port;
     h->key = key;
-    struct probe_params pp = {
-            .host = hp->host,
-            .port = hp->port,
-            .user = c->cfg->user,
-            .password = c->cfg->password,
-            .query = c->cfg->metric_query,
-            .timeout_ms = THROTTLER_PROBE_TIMEOUT_MS,
-            .cache_ms = c->cfg->cache_millis > 0 ? (uint32_t)c->cfg->cache_millis : 0,
-            .collation = c->cfg->collation,
-            .cluster = c->cfg->name,
-    };
-    h->probe = probe_new(t->loop, &pp);
-    log_info("throttler: %s: probing %s", c->metric_name, h->key);
+    for (size_t i = 0; i < c->nmetrics; i++) {
+        const struct cluster_metric *cm = &c->metrics[i];
+        struct probe_params pp = {
+                .host = hp->host,
+                .port = hp->port,
+                .user = c->cfg->user,
+                .password = c->cfg->password,
+                .query = cm->query,
+                .timeout_ms = THROTTLER_PROBE_TIMEOUT_MS,
+                .cache_ms = cm->cache_millis > 0 ? (uint32_t)cm->cache_millis : 0,
+                .collation = c->cfg->collation,
+                /* Log lines name the metric: "main" or "main/threads". */
+                .cluster = cm->name + strlen("mysql/"),
+        };
+        h->m[i].probe = probe_new(t->loop, &pp);
+    }
+    log_info("throttler: %s: probing %s", c->metrics[0].name, h->key);
     return h;
 }
 
@@ -113,7 +121,7 @@ static void apply_hosts(struct throttler *t, struct cluster *c, uint64_t now_ms)
     }
     for (size_t j = 0; j < c->nhosts; j++) {
         if (c->hosts[j] != NULL)
-            log_info("throttler: %s: no longer probing %s", c->metric_name, c->hosts[j]->key);
+            log_info("throttler: %s: no longer probing %s", c->metrics[0].name, c->hosts[j]->key);
         host_probe_free(c->hosts[j]);
     }
     free(c->hosts);
@@ -121,7 +129,8 @@ static void apply_hosts(struct throttler *t, struct cluster *c, uint64_t now_ms)
     c->nhosts = n;
     if (t->is_leader)
         for (size_t j = 0; j < n; j++)
-            probe_start(next[j]->probe, now_ms);
+            for (size_t i = 0; i < c->nmetrics; i++)
+                probe_start(next[j]->m[i].probe, now_ms);
 }
 
 static void source_free(struct cluster *c)
@@ -146,10 +155,40 @@ static void set_source(struct throttler *t, struct cluster *c, const struct conf
     apply_hosts(t, c, now_ms);
 }
 
-void throttler_cluster_init(struct throttler *t, struct cluster *c, uint64_t now_ms)
+/* Metric @i of @c: MetricQuery's for 0, else Metrics entry @i - 1. */
+static void metric_init(struct cluster_metric *cm, const struct config_cluster *cfg, size_t i)
 {
-    if (c->cfg->source == CONFIG_SOURCE_STATIC)
-        set_source(t, c, c->cfg->static_hosts, c->cfg->static_hosts_len, now_ms);
+    if (i == 0) {
+        cm->metric = FRENO_METRIC_DEFAULT;
+        cm->name = xasprintf("mysql/%s", cfg->name);
+        cm->query = cfg->metric_query;
+        cm->threshold = cfg->throttle_threshold;
+        cm->cache_millis = cfg->cache_millis;
+        cm->ignore_hosts_threshold = cfg->ignore_hosts_threshold;
+    } else {
+        const struct config_metric *m = &cfg->metrics.v[i - 1];
+        cm->metric = m->name;
+        cm->name = xasprintf("mysql/%s/%s", cfg->name, m->name);
+        cm->query = m->query;
+        cm->threshold = m->threshold;
+        cm->cache_millis = m->cache_millis;
+        cm->ignore_hosts_threshold = m->ignore_hosts_threshold;
+    }
+    cm->live = metric_live_new();
+}
+
+void throttler_cluster_init(struct throttler *t, struct cluster *c,
+                            const struct config_cluster *cfg, uint64_t now_ms)
+{
+    c->cfg = cfg;
+    /* The config refuses more; the bound is asserted where arrays are sized. */
+    c->nmetrics = 1 + cfg->metrics.len;
+    if (c->nmetrics > FRENO_METRICS_MAX)
+        c->nmetrics = FRENO_METRICS_MAX;
+    for (size_t i = 0; i < c->nmetrics; i++)
+        metric_init(&c->metrics[i], cfg, i);
+    if (cfg->source == CONFIG_SOURCE_STATIC)
+        set_source(t, c, cfg->static_hosts, cfg->static_hosts_len, now_ms);
 }
 
 void throttler_cluster_deinit(struct cluster *c)
@@ -160,6 +199,11 @@ void throttler_cluster_deinit(struct cluster *c)
     c->hosts = NULL;
     c->nhosts = 0;
     source_free(c);
+    for (size_t i = 0; i < c->nmetrics; i++) {
+        free(c->metrics[i].name);
+        metric_live_unref(c->metrics[i].live);
+    }
+    c->nmetrics = 0;
 }
 
 void throttler_apply_all_hosts(struct throttler *t, uint64_t now_ms)
@@ -191,7 +235,7 @@ void throttler_set_host_http_404(struct throttler *t, size_t cluster_idx, const 
         if (strcmp(h->host, host) != 0 || h->http_404 == is_404)
             continue;
         h->http_404 = is_404;
-        log_info("throttler: %s: %s %s", c->metric_name, h->key,
+        log_info("throttler: %s: %s %s", c->metrics[0].name, h->key,
                  is_404 ? "answers its HTTP check with 404, left out"
                         : "HTTP check no longer 404, counted again");
     }

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/hostport.h"
+#include "core/limits.h"
 #include "loop/loop_timer.h"
 #include "snapshot/snapshot.h"
 #include "throttler/app_throttle.h"
@@ -42,34 +44,54 @@ struct config_cluster;
 struct config_hostport;
 struct probe;
 
-struct host_probe {
-    char *host;
-    uint16_t port;
-    char *key; /* "host:port" */
+/* What one host holds for one metric of its cluster. */
+struct host_metric {
     struct probe *probe;
-    bool http_404;         /* the last HTTP check answered 404: left out of aggregation */
     uint64_t seen_at_ms;   /* completion time of the last result aggregation looked at */
     uint64_t probe_errors; /* failed results seen by aggregation */
 };
 
-struct cluster {
-    const struct config_cluster *cfg;
-    char *metric_name; /* "mysql/<name>" */
+struct host_probe {
+    char *host;
+    uint16_t port;
+    char *key;     /* "host:port" */
+    bool http_404; /* the last HTTP check answered 404: left out of aggregation */
+    /* One probe per metric of the cluster, in the cluster's metric order. */
+    struct host_metric m[FRENO_METRICS_MAX];
+};
+
+/* One metric of a cluster: what it runs and how it is judged, and its
+ * aggregate. */
+struct cluster_metric {
+    const char *metric; /* FRENO_METRIC_DEFAULT, or the Metrics name (the config's) */
+    char *name;         /* "mysql/<cluster>" or "mysql/<cluster>/<metric>" */
+    const char *query;  /* the config's */
+    double threshold;
+    int64_t cache_millis;
+    double ignore_hosts_threshold;
     struct metric_live *live;
-    struct host_probe **hosts;
-    size_t nhosts;
-    struct config_hostport *source; /* last list from the inventory, unfiltered */
-    size_t nsource;
 
     bool has_value;
     bool ok;
     double value;
     char err[256];
+    char host[HOSTPORT_TEXT_SIZE]; /* whose value or error it is; "" when no one host's */
     uint64_t aggregated_at_ms;
     uint64_t last_healthy_at_ms;
     bool share_known;
     int64_t share_seconds;
     uint64_t share_until_ms;
+};
+
+struct cluster {
+    const struct config_cluster *cfg;
+    /* [0] is MetricQuery's metric, then the config's Metrics by name. */
+    struct cluster_metric metrics[FRENO_METRICS_MAX];
+    size_t nmetrics;
+    struct host_probe **hosts;
+    size_t nhosts;
+    struct config_hostport *source; /* last list from the inventory, unfiltered */
+    size_t nsource;
 };
 
 struct throttler {
@@ -117,9 +139,11 @@ void throttler_tick_sweep(struct throttler *t);
 
 /* ---- throttler_hosts.c ---- */
 
-/* Sets up cluster @c's probed set from its static hosts, if it has them. */
-void throttler_cluster_init(struct throttler *t, struct cluster *c, uint64_t now_ms);
-/* Stops every probe of @c and frees its host lists and names. */
+/* Sets up cluster @c's metrics from @cfg, and its probed set from its static
+ * hosts, if it has them. */
+void throttler_cluster_init(struct throttler *t, struct cluster *c,
+                            const struct config_cluster *cfg, uint64_t now_ms);
+/* Stops every probe of @c and frees its host lists, names and metrics. */
 void throttler_cluster_deinit(struct cluster *c);
 /* Rebuilds every cluster's probed set from its source list (after the
  * skipped hosts changed), keeping probes of hosts that remain. */

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* The throttler's snapshot publication: building the parts HTTP threads
- * read (metrics, app throttles, skipped hosts, recent apps, the /debug/vars
- * and /metrics texts) from the loop's state, and publishing them. A part is
- * rebuilt only when what it shows changed; each owns copies of everything
- * it shows. Loop thread. */
+ * read (clusters and their metrics, each metric's host results, app
+ * throttles, skipped hosts, recent apps, the /debug/vars and /metrics texts)
+ * from the loop's state, and publishing them. A part is rebuilt only when
+ * what it shows changed (host results and texts: every second); each owns
+ * copies of everything it shows. Loop thread. */
 #include "throttler/throttler_impl.h"
 
 #include <stdio.h>
@@ -14,6 +15,7 @@
 
 #include "config/config.h"
 #include "core/jsonfmt.h"
+#include "core/limits.h"
 #include "core/redact.h"
 #include "core/xalloc.h"
 #include "metrics/render.h"
@@ -21,10 +23,9 @@
 
 /* ---- metrics ---- */
 
-static int cmp_metric(const void *a, const void *b)
+static int cmp_cluster(const void *a, const void *b)
 {
-    return strcmp(((const struct snap_metric *)a)->cluster,
-                  ((const struct snap_metric *)b)->cluster);
+    return strcmp(((const struct snap_cluster *)a)->name, ((const struct snap_cluster *)b)->name);
 }
 
 /* Formats @x into @buf as the check body prints it ("0" if it cannot). */
@@ -34,33 +35,93 @@ static void number_json(char *buf, size_t size, double x)
         snprintf(buf, size, "0");
 }
 
-static void metric_fill(struct snap_metric *m, const struct cluster *c)
+/* A refusal by a metric asks clients to come back once its value can have
+ * changed: its CacheMillis in whole seconds, rounded up, and 1 s at least
+ * (the header counts whole seconds; aggregates are redone every 25 ms). */
+static unsigned metric_retry_after_s(const struct cluster_metric *cm)
 {
-    m->name = xstrdup(c->metric_name);
-    m->cluster = m->name + strlen("mysql/");
-    m->threshold = c->cfg->throttle_threshold;
+    int64_t s = (cm->cache_millis + 999) / 1000;
+    return s < 1 ? 1u : (unsigned)s;
+}
+
+static void metric_fill(struct snap_metric *m, const struct cluster_metric *cm)
+{
+    m->name = xstrdup(cm->name);
+    m->metric = strcmp(cm->metric, FRENO_METRIC_DEFAULT) == 0
+                        ? FRENO_METRIC_DEFAULT
+                        : m->name + strlen(m->name) - strlen(cm->metric);
+    m->threshold = cm->threshold;
     number_json(m->threshold_json, sizeof(m->threshold_json), m->threshold);
-    m->has_value = c->has_value;
-    m->ok = c->ok;
-    m->value = c->value;
+    m->has_value = cm->has_value;
+    m->ok = cm->ok;
+    m->value = cm->value;
     number_json(m->value_json, sizeof(m->value_json), m->value);
-    m->err = c->has_value && !c->ok ? xstrdup(c->err) : NULL;
-    m->last_healthy_at_ms = c->last_healthy_at_ms;
-    m->share_known = c->share_known;
-    m->share_seconds_since_healthy = c->share_seconds;
-    m->live = metric_live_ref(c->live);
+    m->err = cm->has_value && !cm->ok ? xstrdup(cm->err) : NULL;
+    m->host = cm->has_value && cm->host[0] != '\0' ? xstrdup(cm->host) : NULL;
+    m->retry_after_s = metric_retry_after_s(cm);
+    m->last_healthy_at_ms = cm->last_healthy_at_ms;
+    m->share_known = cm->share_known;
+    m->share_seconds_since_healthy = cm->share_seconds;
+    m->live = metric_live_ref(cm->live);
 }
 
 void throttler_rebuild_metrics(struct throttler *t)
 {
-    struct snap_metric *v = xcalloc(t->nclusters ? t->nclusters : 1, sizeof(*v));
-    for (size_t i = 0; i < t->nclusters; i++)
-        metric_fill(&v[i], &t->clusters[i]);
-    qsort(v, t->nclusters, sizeof(*v), cmp_metric);
-    snap_metrics_unref(t->next.metrics);
-    t->next.metrics = snap_metrics_new(v, t->nclusters);
+    struct snap_cluster *v = xcalloc(t->nclusters ? t->nclusters : 1, sizeof(*v));
+    for (size_t i = 0; i < t->nclusters; i++) {
+        const struct cluster *c = &t->clusters[i];
+        v[i].name = xstrdup(c->cfg->name);
+        v[i].metrics = xcalloc(c->nmetrics, sizeof(*v[i].metrics));
+        v[i].nmetrics = c->nmetrics;
+        for (size_t j = 0; j < c->nmetrics; j++)
+            metric_fill(&v[i].metrics[j], &c->metrics[j]);
+    }
+    qsort(v, t->nclusters, sizeof(*v), cmp_cluster);
+    snap_clusters_unref(t->next.clusters);
+    t->next.clusters = snap_clusters_new(v, t->nclusters);
     t->dirty_metrics = false;
     t->publish_pending = true;
+}
+
+static int cmp_probe_set(const void *a, const void *b)
+{
+    return strcmp(((const struct snap_probe_set *)a)->metric,
+                  ((const struct snap_probe_set *)b)->metric);
+}
+
+/* The probes part: each metric's hosts and their last results. */
+static void rebuild_probes(struct throttler *t)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < t->nclusters; i++)
+        n += t->clusters[i].nmetrics;
+    struct snap_probe_set *v = xcalloc(n ? n : 1, sizeof(*v));
+    n = 0;
+    for (size_t i = 0; i < t->nclusters; i++) {
+        const struct cluster *c = &t->clusters[i];
+        for (size_t j = 0; j < c->nmetrics; j++) {
+            struct snap_probe_set *set = &v[n++];
+            set->metric = xstrdup(c->metrics[j].name);
+            set->v = xcalloc(c->nhosts ? c->nhosts : 1, sizeof(*set->v));
+            set->len = c->nhosts;
+            for (size_t k = 0; k < c->nhosts; k++) {
+                const struct host_probe *h = c->hosts[k];
+                const struct probe_result *r = probe_last(h->m[j].probe);
+                struct snap_probe *p = &set->v[k];
+                p->host = xstrdup(h->key);
+                p->at_ms = r->status == PROBE_NONE_YET ? 0 : r->at_ms;
+                p->ok = r->status == PROBE_OK;
+                p->value = p->ok ? r->value : 0;
+                p->err = r->status == PROBE_ERR || r->status == PROBE_ERR_DIAL ? xstrdup(r->msg)
+                                                                               : NULL;
+                p->http_404 = h->http_404;
+                p->probe_errors = h->m[j].probe_errors;
+            }
+        }
+    }
+    qsort(v, n, sizeof(*v), cmp_probe_set);
+    snap_probes_unref(t->next.probes);
+    t->next.probes = snap_probes_new(v, n);
 }
 
 /* ---- app throttles and skipped hosts ---- */
@@ -163,25 +224,53 @@ void throttler_rebuild_recents(struct throttler *t)
 
 /* ---- /debug/vars and /metrics ---- */
 
-static void store_fill(struct metrics_store *m, const struct cluster *c, struct metrics_host *hosts,
-                       uint64_t now_ms)
+/* Fills @hosts (one per probed host of @c) with the results of metric @mi. */
+static void hosts_fill(struct metrics_host *hosts, const struct cluster *c, size_t mi)
 {
-    m->name = c->cfg->name;
-    m->threshold = c->cfg->throttle_threshold;
-    m->has_value = c->has_value;
-    m->ok = c->ok;
-    m->value = c->value;
-    m->ever_healthy = c->last_healthy_at_ms != 0;
-    m->seconds_since_healthy =
-            now_ms > c->last_healthy_at_ms ? (int64_t)((now_ms - c->last_healthy_at_ms) / 1000) : 0;
-    m->hosts = hosts;
-    m->nhosts = c->nhosts;
     for (size_t j = 0; j < c->nhosts; j++) {
-        const struct probe_result *r = probe_last(c->hosts[j]->probe);
+        const struct probe_result *r = probe_last(c->hosts[j]->m[mi].probe);
         hosts[j].key = c->hosts[j]->key;
         hosts[j].ok = r->status == PROBE_OK;
         hosts[j].value = r->value;
-        hosts[j].probe_errors = c->hosts[j]->probe_errors;
+        hosts[j].probe_errors = c->hosts[j]->m[mi].probe_errors;
+    }
+}
+
+static int64_t seconds_since(uint64_t at_ms, uint64_t now_ms)
+{
+    return now_ms > at_ms ? (int64_t)((now_ms - at_ms) / 1000) : 0;
+}
+
+/* Fills @m for store @c: its MetricQuery's metric as the store itself, and
+ * its Metrics in @metrics; @hosts has room for nhosts * nmetrics entries. */
+static void store_fill(struct metrics_store *m, const struct cluster *c,
+                       struct metrics_metric *metrics, struct metrics_host *hosts, uint64_t now_ms)
+{
+    const struct cluster_metric *d = &c->metrics[0];
+    m->name = c->cfg->name;
+    m->threshold = d->threshold;
+    m->has_value = d->has_value;
+    m->ok = d->ok;
+    m->value = d->value;
+    m->ever_healthy = d->last_healthy_at_ms != 0;
+    m->seconds_since_healthy = seconds_since(d->last_healthy_at_ms, now_ms);
+    m->hosts = hosts;
+    m->nhosts = c->nhosts;
+    hosts_fill(hosts, c, 0);
+    m->metrics = metrics;
+    m->nmetrics = c->nmetrics - 1;
+    for (size_t i = 1; i < c->nmetrics; i++) {
+        const struct cluster_metric *cm = &c->metrics[i];
+        struct metrics_metric *mm = &metrics[i - 1];
+        mm->metric = cm->metric;
+        mm->threshold = cm->threshold;
+        mm->has_value = cm->has_value;
+        mm->ok = cm->ok;
+        mm->value = cm->value;
+        mm->ever_healthy = cm->last_healthy_at_ms != 0;
+        mm->seconds_since_healthy = seconds_since(cm->last_healthy_at_ms, now_ms);
+        mm->hosts = hosts + i * c->nhosts;
+        hosts_fill(hosts + i * c->nhosts, c, i);
     }
 }
 
@@ -214,15 +303,21 @@ static struct metrics_throttle *operator_fill(struct throttler *t, struct metric
 
 void throttler_rebuild_text(struct throttler *t, uint64_t now_ms)
 {
-    size_t nh = 0;
-    for (size_t i = 0; i < t->nclusters; i++)
-        nh += t->clusters[i].nhosts;
+    size_t nh = 0, nm = 0;
+    for (size_t i = 0; i < t->nclusters; i++) {
+        nh += t->clusters[i].nhosts * t->clusters[i].nmetrics;
+        nm += t->clusters[i].nmetrics;
+    }
     struct metrics_store *stores = xcalloc(t->nclusters ? t->nclusters : 1, sizeof(*stores));
+    struct metrics_metric *metrics = xcalloc(nm ? nm : 1, sizeof(*metrics));
     struct metrics_host *hosts = xcalloc(nh ? nh : 1, sizeof(*hosts));
     nh = 0;
+    nm = 0;
     for (size_t i = 0; i < t->nclusters; i++) {
-        store_fill(&stores[i], &t->clusters[i], &hosts[nh], now_ms);
-        nh += t->clusters[i].nhosts;
+        const struct cluster *c = &t->clusters[i];
+        store_fill(&stores[i], c, &metrics[nm], &hosts[nh], now_ms);
+        nh += c->nhosts * c->nmetrics;
+        nm += c->nmetrics;
     }
     const struct snap_leader *l = t->next.leader ? &t->next.leader->l : NULL;
     struct metrics_state st = {
@@ -240,10 +335,12 @@ void throttler_rebuild_text(struct throttler *t, uint64_t now_ms)
     char *dv = metrics_render_debug_vars(&st, &dv_len);
     char *prom = metrics_render_prometheus(&st, &prom_len);
     free(stores);
+    free(metrics);
     free(hosts);
     free(thr);
     snap_text_unref(t->next.text);
     t->next.text = snap_text_new(dv, dv_len, prom, prom_len);
+    rebuild_probes(t);
     t->publish_pending = true;
 }
 
@@ -263,6 +360,7 @@ void throttler_publish_first(struct throttler *t, uint64_t now_ms)
     t->next.memcache_json = t->memcache_json;
     t->next.control_token = t->cfg->control_token;
     t->next.stale_after_ms = (uint64_t)t->cfg->check_stale_after_ms;
+    t->next.check_details = t->cfg->check_details;
     throttler_rebuild_metrics(t);
     throttler_mark_apps(t);
     throttler_mark_hosts(t);

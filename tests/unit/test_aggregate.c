@@ -240,13 +240,199 @@ static void test_random_against_reference(void **state)
             assert_true(got.value == want.value);
         else
             assert_string_equal(got.msg, want.msg);
+        /* The host named is the first host with the result. */
+        if (got.ok || (strcmp(got.msg, NOT_COLLECTED) != 0 && strcmp(got.msg, NO_HOSTS) != 0)) {
+            assert_true(got.host < n);
+            const struct agg_host *h = &hosts[got.host];
+            assert_false(h->http_404);
+            if (got.ok)
+                assert_true(h->status == PROBE_OK &&
+                            (h->value == got.value || (isnan(h->value) && isnan(got.value))));
+            else
+                assert_string_equal(h->msg, got.msg);
+        } else {
+            assert_int_equal(got.host, AGG_NO_HOST);
+        }
     }
+}
+
+/* IgnoreHostsPercent: max(count, floor(hosts * percent / 100)), exact for
+ * percentages with up to six decimals (docs/semantics.md#aggregation). */
+static void test_allowance_rounding(void **state)
+{
+    (void)state;
+    static const struct {
+        int64_t count;
+        double percent;
+        size_t hosts;
+        int64_t want;
+    } rounding[] = {
+            /* 3 hosts */
+            {0, 33, 3, 0},         /* 0.99 */
+            {0, 33.333333, 3, 0},  /* 0.999999 */
+            {0, 33.3333334, 3, 0}, /* taken to six decimals: 33.333333 */
+            {0, 33.3333336, 3, 1}, /* 33.333334 */
+            {0, 34, 3, 1},         /* 1.02 */
+            {0, 50, 3, 1},         /* 1.5 */
+            {0, 66.67, 3, 2},      /* 2.0001 */
+            {0, 100, 3, 3},
+            {1, 10, 3, 1}, /* 0.3: IgnoreHostsCount wins */
+            {2, 50, 3, 2},
+            /* 10 hosts */
+            {0, 10, 10, 1}, /* exactly 1, not 0.999... */
+            {0, 9.99, 10, 0},
+            {0, 19.9, 10, 1},
+            {0, 25, 10, 2}, /* 2.5 */
+            {0, 30, 10, 3},
+            {0, 0.1, 10, 0},
+            {4, 25, 10, 4},
+            /* 25 hosts */
+            {0, 3, 25, 0},  /* 0.75 */
+            {0, 4, 25, 1},  /* exactly 1 */
+            {0, 10, 25, 2}, /* 2.5 */
+            {0, 12, 25, 3}, /* exactly 3 */
+            {0, 20, 25, 5},
+            {0, 33.3, 25, 8}, /* 8.325 */
+            {1, 3, 25, 1},
+            /* degenerate */
+            {0, 0, 1000, 0},
+            {0, 50, 0, 0},
+            {-5, 0, 10, 0},
+            {-5, 20, 10, 2},
+            {0, -1, 10, 0},
+            {0, 150, 10, 10}, /* more than 100 counts as 100 */
+            {INT64_MAX, 50, 10, INT64_MAX},
+    };
+    for (size_t i = 0; i < sizeof(rounding) / sizeof(rounding[0]); i++) {
+        int64_t got =
+                aggregate_allowance(rounding[i].count, rounding[i].percent, rounding[i].hosts);
+        if (got != rounding[i].want)
+            fail_msg("count %lld, %g %% of %zu hosts: got %lld, want %lld",
+                     (long long)rounding[i].count, rounding[i].percent, rounding[i].hosts,
+                     (long long)got, (long long)rounding[i].want);
+    }
+    /* Every whole percentage of 1..1000 hosts agrees with integer arithmetic. */
+    for (size_t n = 1; n <= 1000; n++)
+        for (int pct = 0; pct <= 100; pct++)
+            assert_int_equal(aggregate_allowance(0, pct, n), (int64_t)(n * (size_t)pct / 100));
+}
+
+/* @n hosts, the first @bad of them at 100 and the others at 1, aggregated
+ * with IgnoreHostsPercent @percent (and IgnoreHostsCount @count). */
+static struct agg_result percent_cluster(size_t n, size_t bad, int64_t count, double percent,
+                                         double threshold)
+{
+    struct agg_host hosts[32];
+    assert_true(n <= 32);
+    for (size_t i = 0; i < n; i++)
+        hosts[i] = (struct agg_host){.status = PROBE_OK, .value = i < bad ? 100 : 1};
+    struct agg_params p = {.ignore_hosts_count = count,
+                           .ignore_hosts_percent = percent,
+                           .ignore_hosts_threshold = threshold};
+    struct agg_result r;
+    aggregate_hosts(hosts, n, &p, &r);
+    assert_true(r.ok);
+    return r;
+}
+
+static void test_percent_at_3_10_25_hosts(void **state)
+{
+    (void)state;
+    /* 3 hosts, 50 %: one host may be left out. */
+    assert_true(percent_cluster(3, 1, 0, 50, 0).value == 1);
+    assert_true(percent_cluster(3, 2, 0, 50, 0).value == 100);
+    assert_true(percent_cluster(3, 1, 0, 33, 0).value == 100); /* 0.99 rounds down */
+    /* 10 hosts, 25 %: two. */
+    assert_true(percent_cluster(10, 2, 0, 25, 0).value == 1);
+    assert_true(percent_cluster(10, 3, 0, 25, 0).value == 100);
+    /* 10 hosts, 10 %: exactly one. */
+    assert_true(percent_cluster(10, 1, 0, 10, 0).value == 1);
+    assert_true(percent_cluster(10, 2, 0, 10, 0).value == 100);
+    /* 25 hosts, 10 %: two (2.5 rounds down). */
+    assert_true(percent_cluster(25, 2, 0, 10, 0).value == 1);
+    assert_true(percent_cluster(25, 3, 0, 10, 0).value == 100);
+    /* The larger of the count and the percentage. */
+    assert_true(percent_cluster(25, 3, 3, 10, 0).value == 1);
+    assert_true(percent_cluster(10, 3, 1, 25, 0).value == 100);
+    /* The same rules as the count: only values above IgnoreHostsThreshold. */
+    assert_true(percent_cluster(10, 2, 0, 25, 200).value == 100);
+    assert_true(percent_cluster(10, 2, 0, 25, 50).value == 1);
+    /* The last value always stays. */
+    assert_true(percent_cluster(3, 3, 0, 100, 0).value == 100);
+
+    /* Failing hosts spend the same allowance, and HTTP 404 hosts are not
+     * counted: 10 hosts of which 2 are 404 leave 8, 25 % of 8 is 2. */
+    struct agg_host hosts[10];
+    for (size_t i = 0; i < 10; i++)
+        hosts[i] = (struct agg_host){.status = PROBE_OK, .value = 1};
+    hosts[0] = (struct agg_host){.status = PROBE_ERR, .msg = "down"};
+    hosts[1] = (struct agg_host){.status = PROBE_OK, .value = 100};
+    hosts[2] = (struct agg_host){.status = PROBE_OK, .value = 100, .http_404 = true};
+    hosts[3] = (struct agg_host){.status = PROBE_OK, .value = 100, .http_404 = true};
+    struct agg_params p = {.ignore_hosts_percent = 25};
+    struct agg_result r;
+    aggregate_hosts(hosts, 10, &p, &r);
+    assert_true(r.ok && r.value == 1);
+    hosts[4].value = 100; /* a third bad host: the allowance of 2 is spent */
+    aggregate_hosts(hosts, 10, &p, &r);
+    assert_true(r.ok && r.value == 100);
+    hosts[2].http_404 = false; /* 9 hosts counted: still 2 (2.25) */
+    hosts[2].value = 1;
+    aggregate_hosts(hosts, 10, &p, &r);
+    assert_true(r.ok && r.value == 100);
+}
+
+/* The aggregate names the host whose value or error it is. */
+static void test_result_host(void **state)
+{
+    (void)state;
+    struct agg_host five[] = {FIVE};
+    struct agg_params p0 = {0};
+    struct agg_result r;
+    aggregate_hosts(five, 5, &p0, &r);
+    assert_int_equal(r.host, 1); /* 1.7 */
+    struct agg_params p2 = {.ignore_hosts_count = 2};
+    aggregate_hosts(five, 5, &p2, &r);
+    assert_int_equal(r.host, 4); /* 1.1 */
+    /* Among equal values the host listed first; the last listed is left out
+     * first. */
+    struct agg_host ties[] = {OK(1), OK(3), OK(2), OK(3), OK(3)};
+    aggregate_hosts(ties, 5, &p0, &r);
+    assert_true(r.value == 3);
+    assert_int_equal(r.host, 1);
+    struct agg_params p2t = {.ignore_hosts_count = 2};
+    aggregate_hosts(ties, 5, &p2t, &r);
+    assert_true(r.value == 3);
+    assert_int_equal(r.host, 1);
+    struct agg_params p3 = {.ignore_hosts_count = 3};
+    aggregate_hosts(ties, 5, &p3, &r);
+    assert_true(r.value == 2);
+    assert_int_equal(r.host, 2);
+    struct agg_host nans[] = {OK(NAN), OK(NAN)};
+    aggregate_hosts(nans, 2, &p0, &r);
+    assert_int_equal(r.host, 0);
+    /* An error names its host; cluster-level errors none. */
+    struct agg_host err[] = {OK(1), ERR("boom")};
+    aggregate_hosts(err, 2, &p0, &r);
+    assert_false(r.ok);
+    assert_int_equal(r.host, 1);
+    struct agg_host none[] = {OK(1), NONE};
+    aggregate_hosts(none, 2, &p0, &r);
+    assert_int_equal(r.host, AGG_NO_HOST);
+    aggregate_hosts(NULL, 0, &p0, &r);
+    assert_int_equal(r.host, AGG_NO_HOST);
+    struct agg_host only404[] = {OK404(1)};
+    aggregate_hosts(only404, 1, &p0, &r);
+    assert_int_equal(r.host, AGG_NO_HOST);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_table),
+            cmocka_unit_test(test_allowance_rounding),
+            cmocka_unit_test(test_percent_at_3_10_25_hosts),
+            cmocka_unit_test(test_result_host),
             cmocka_unit_test(test_long_error_is_truncated),
             cmocka_unit_test(test_random_against_reference),
     };

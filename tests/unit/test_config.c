@@ -1104,8 +1104,11 @@ static void test_key_table(void **state)
         assert_true(k->desc[0] != '\0');
         assert_ptr_equal(config_key_by_name(k->name), k);
         bool in_cluster = strncmp(k->name, "Stores.MySQL.Clusters.*.", 24) == 0;
+        bool in_metric = strncmp(k->name, "Stores.MySQL.Metrics.*.", 23) == 0;
         if (k->type == CONFIG_KEY_OBJECT || k->type == CONFIG_KEY_CLUSTERS)
             assert_int_equal(k->base, CONFIG_BASE_NONE);
+        else if (in_metric)
+            assert_int_equal(k->base, CONFIG_BASE_METRIC);
         else
             assert_int_equal(k->base, in_cluster ? CONFIG_BASE_CLUSTER : CONFIG_BASE_CONFIG);
         if (k->type == CONFIG_KEY_INT || k->type == CONFIG_KEY_PORT ||
@@ -1261,6 +1264,221 @@ static void test_host_name_bound(void **state)
     free(json);
 }
 
+/* ---- Metrics and IgnoreHostsPercent (extensions) ---- */
+
+#define THREADS_Q "show global status like 'threads_running'"
+
+static void test_metrics(void **state)
+{
+    (void)state;
+    struct config_diag d = {0};
+    struct config *c = load_ok("{" RAFT ", \"CheckDetails\": true, \"Stores\": {\"MySQL\": {"
+                               "\"MetricQuery\": \"select lag\", \"ThrottleThreshold\": 1,"
+                               "\"IgnoreHostsPercent\": 12.5,"
+                               "\"Metrics\": {"
+                               "  \"threads\": {\"Query\": \"" THREADS_Q
+                               "\", \"Threshold\": 64, \"CacheMillis\": 100},"
+                               "  \"hll\": {\"Query\": \"select h\", \"Threshold\": 1000000,"
+                               "           \"IgnoreHostsThreshold\": 5000}},"
+                               "\"Clusters\": {"
+                               "\"inherits\": {\"StaticHostsSettings\": {\"Hosts\": [\"h1\"]}},"
+                               "\"own\": {\"IgnoreHostsPercent\": 50, \"Metrics\": {"
+                               "    \"threads\": {\"Threshold\": 128},"
+                               "    \"hll\": null,"
+                               "    \"Z-9_x\": {\"Query\": \"select z\"}},"
+                               "  \"StaticHostsSettings\": {\"Hosts\": [\"h2\"]}},"
+                               "\"none\": {\"Metrics\": {\"threads\": null, \"hll\": null},"
+                               "  \"StaticHostsSettings\": {\"Hosts\": [\"h3\"]}}"
+                               "}}}}",
+                               &d);
+    assert_int_equal(d.warnings_len, 0);
+    assert_true(c->check_details);
+    assert_true(c->mysql_defaults.ignore_hosts_percent == 12.5);
+
+    /* Every Stores.MySQL metric, sorted by name. */
+    const struct config_cluster *a = config_find_cluster(c, "inherits");
+    assert_true(a->ignore_hosts_percent == 12.5);
+    assert_int_equal(a->metrics.len, 2);
+    assert_string_equal(a->metrics.v[0].name, "hll");
+    assert_string_equal(a->metrics.v[0].query, "select h");
+    assert_true(a->metrics.v[0].threshold == 1000000);
+    assert_int_equal(a->metrics.v[0].cache_millis, 0);
+    assert_true(a->metrics.v[0].ignore_hosts_threshold == 5000);
+    assert_string_equal(a->metrics.v[1].name, "threads");
+    assert_string_equal(a->metrics.v[1].query, THREADS_Q);
+    assert_true(a->metrics.v[1].threshold == 64);
+    assert_int_equal(a->metrics.v[1].cache_millis, 100);
+    assert_string_equal(a->metric_query, "select lag");
+
+    /* A cluster's entry is merged member by member with the inherited one;
+     * null drops an inherited metric; names are case-sensitive and sorted
+     * bytewise. */
+    const struct config_cluster *o = config_find_cluster(c, "own");
+    assert_true(o->ignore_hosts_percent == 50);
+    assert_int_equal(o->metrics.len, 2);
+    assert_string_equal(o->metrics.v[0].name, "Z-9_x");
+    assert_string_equal(o->metrics.v[0].query, "select z");
+    assert_true(o->metrics.v[0].threshold == 0);
+    assert_string_equal(o->metrics.v[1].name, "threads");
+    assert_string_equal(o->metrics.v[1].query, THREADS_Q);
+    assert_true(o->metrics.v[1].threshold == 128);
+    assert_int_equal(o->metrics.v[1].cache_millis, 100);
+
+    assert_int_equal(config_find_cluster(c, "none")->metrics.len, 0);
+    assert_int_equal(c->mysql_defaults.metrics.len, 2);
+    config_free(c);
+    config_diag_deinit(&d);
+
+    /* Without the keys: nothing extra. */
+    c = load_ok(CLUSTERS("\"s\": {\"StaticHostsSettings\": {\"Hosts\": [\"h\"]}}"), &d);
+    assert_false(c->check_details);
+    assert_int_equal(config_find_cluster(c, "s")->metrics.len, 0);
+    assert_true(config_find_cluster(c, "s")->ignore_hosts_percent == 0);
+    config_free(c);
+    config_diag_deinit(&d);
+
+    /* A metric without a query is replication lag, which is said. */
+    c = load_ok(CLUSTERS("\"s\": {\"Metrics\": {\"lag\": {\"Threshold\": 2}},"
+                         "\"StaticHostsSettings\": {\"Hosts\": [\"h\"]}}"),
+                &d);
+    expect_warning(&d, "config t.json: Stores.MySQL.Clusters.s.Metrics.lag.Query: empty, so the "
+                       "metric is replication lag");
+    assert_string_equal(config_find_cluster(c, "s")->metrics.v[0].query, "");
+    config_free(c);
+    config_diag_deinit(&d);
+
+    /* Unknown members warn, as everywhere. */
+    c = load_ok(CLUSTERS("\"s\": {\"Metrics\": {\"m\": {\"Query\": \"select 1\", "
+                         "\"Treshold\": 2}}, \"StaticHostsSettings\": {\"Hosts\": [\"h\"]}}"),
+                &d);
+    expect_warning(&d, "config t.json: Stores.MySQL.Clusters.s.Metrics.m.Treshold: unknown key");
+    config_free(c);
+    config_diag_deinit(&d);
+}
+
+static void test_metrics_merge_files(void **state)
+{
+    (void)state;
+    char *base = fixture("metrics-base.json");
+    char *over = fixture("metrics-override.json");
+    const char *paths[] = {base, over};
+    struct config_diag d = {0};
+    struct config *c = NULL;
+    assert_int_equal(config_load_files(paths, 2, false, &c, &d), 0);
+    /* A later file's entry replaces the entry of its name whole, null drops
+     * one, the others stay. */
+    const struct config_metrics *ms = &config_find_cluster(c, "main")->metrics;
+    assert_int_equal(ms->len, 2);
+    assert_string_equal(ms->v[0].name, "hll");
+    assert_int_equal(ms->v[0].cache_millis, 1000);
+    assert_string_equal(ms->v[1].name, "threads");
+    assert_string_equal(ms->v[1].query, "show global status like 'threads_connected'");
+    assert_true(ms->v[1].threshold == 500);
+    config_free(c);
+    config_diag_deinit(&d);
+    free(base);
+    free(over);
+}
+
+static void test_metrics_errors(void **state)
+{
+    (void)state;
+#define ONE_CLUSTER(metrics)                                                                       \
+    CLUSTERS("\"s\": {\"Metrics\": " metrics ", \"StaticHostsSettings\": {\"Hosts\": [\"h\"]}}")
+    load_fails_with(ONE_CLUSTER("{\"default\": {\"Query\": \"select 1\"}}"),
+                    "config t.json: Stores.MySQL.Clusters.s.Metrics.default: a metric name is 1 "
+                    "to 32 letters, digits, '_' or '-', and not \"default\"");
+    load_fails_with(ONE_CLUSTER("{\"Default\": {\"Query\": \"select 1\"}}"),
+                    "config t.json: Stores.MySQL.Clusters.s.Metrics.Default: a metric name is 1 "
+                    "to 32 letters, digits, '_' or '-', and not \"default\"");
+    load_fails_with(ONE_CLUSTER("{\"a/b\": {\"Query\": \"select 1\"}}"),
+                    "config t.json: Stores.MySQL.Clusters.s.Metrics.a/b: a metric name is 1 to "
+                    "32 letters, digits, '_' or '-', and not \"default\"");
+    load_fails_with(ONE_CLUSTER("{\"\": {\"Query\": \"select 1\"}}"),
+                    "config t.json: Stores.MySQL.Clusters.s.Metrics.: a metric name is 1 to 32 "
+                    "letters, digits, '_' or '-', and not \"default\"");
+    load_fails_with(
+            ONE_CLUSTER("{\"abcdefghijklmnopqrstuvwxyz0123456\": {\"Query\": \"select 1\"}}"),
+            "config t.json: Stores.MySQL.Clusters.s.Metrics.abcdefghijklmnopqrstuvwxyz0123456: a "
+            "metric name is 1 to 32 letters, digits, '_' or '-', and not \"default\"");
+    struct config_diag d = {0};
+    struct config *c = load_ok(
+            ONE_CLUSTER("{\"abcdefghijklmnopqrstuvwxyz012345\": {\"Query\": \"select 1\"}}"), &d);
+    config_free(c);
+    config_diag_deinit(&d);
+    load_fails_with(ONE_CLUSTER("[]"),
+                    "config t.json: Stores.MySQL.Clusters.s.Metrics: expected an object, got an "
+                    "array");
+    load_fails_with(ONE_CLUSTER("{\"m\": 3}"),
+                    "config t.json: Stores.MySQL.Clusters.s.Metrics.m: expected an object or null, "
+                    "got 3");
+    load_fails_with(ONE_CLUSTER("{\"m\": {\"Threshold\": -1}}"),
+                    "config t.json: Stores.MySQL.Clusters.s.Metrics.m.Threshold: expected a number "
+                    ">= 0, got -1");
+    load_fails_with(ONE_CLUSTER("{\"m\": {\"Query\": 5}}"),
+                    "config t.json: Stores.MySQL.Clusters.s.Metrics.m.Query: expected a string, "
+                    "got 5");
+    load_fails_with(ONE_CLUSTER("{\"m\": {\"Query\": \"select 1\", \"CacheMillis\": 1.5}}"),
+                    "config t.json: Stores.MySQL.Clusters.s.Metrics.m.CacheMillis: expected an "
+                    "integer, got 1.5");
+    load_fails_with(
+            ONE_CLUSTER("{\"m\": {\"Query\": \"select 1\", \"CacheMillis\": 86400001}}"),
+            "config t.json: Stores.MySQL.Clusters.s.Metrics.m.CacheMillis: expected 0..86400000, "
+            "got 86400001");
+    /* Nine metrics besides MetricQuery's are one too many, counted after
+     * inheritance; too many in Stores.MySQL is said once, there. */
+#define EIGHT                                                                                      \
+    "\"m1\": {}, \"m2\": {}, \"m3\": {}, \"m4\": {}, \"m5\": {}, \"m6\": {}, \"m7\": {}, \"m8\": {}"
+    c = load_ok(ONE_CLUSTER("{" EIGHT "}"), &d);
+    assert_int_equal(config_find_cluster(c, "s")->metrics.len, 8);
+    config_free(c);
+    config_diag_deinit(&d);
+    load_fails_with(ONE_CLUSTER("{" EIGHT ", \"m9\": {}}"),
+                    "config t.json: Stores.MySQL.Clusters.s.Metrics: 9 metrics; at most 8 besides "
+                    "MetricQuery's");
+    load_fails_with("{" RAFT ", \"Stores\": {\"MySQL\": {\"Metrics\": {\"m0\": {}}, "
+                    "\"Clusters\": {\"s\": {\"Metrics\": {" EIGHT "}, "
+                    "\"StaticHostsSettings\": {\"Hosts\": [\"h\"]}}}}}}",
+                    "config t.json: Stores.MySQL.Clusters.s.Metrics: 9 metrics; at most 8 besides "
+                    "MetricQuery's");
+    load_fails_with("{" RAFT ", \"Stores\": {\"MySQL\": {\"Metrics\": {" EIGHT ", \"m9\": {}}, "
+                    "\"Clusters\": {\"s\": {\"StaticHostsSettings\": {\"Hosts\": [\"h\"]}}, "
+                    "\"t\": {\"StaticHostsSettings\": {\"Hosts\": [\"h\"]}}}}}}",
+                    "config t.json: Stores.MySQL.Metrics: 9 metrics; at most 8 besides "
+                    "MetricQuery's");
+    /* A cluster may bring the count back under the bound by dropping some. */
+    c = load_ok("{" RAFT ", \"Stores\": {\"MySQL\": {\"Metrics\": {\"m0\": {}}, "
+                "\"Clusters\": {\"s\": {\"Metrics\": {" EIGHT ", \"m0\": null}, "
+                "\"StaticHostsSettings\": {\"Hosts\": [\"h\"]}}}}}}",
+                &d);
+    assert_int_equal(config_find_cluster(c, "s")->metrics.len, 8);
+    config_free(c);
+    config_diag_deinit(&d);
+    /* Decoding stops at 64 entries an object. */
+    char big[4096];
+    size_t o = 0;
+    for (int i = 0; i < 65; i++)
+        o += (size_t)snprintf(big + o, sizeof(big) - o, "%s\"n%d\": null", i ? ", " : "", i);
+    char *json = xasprintf("{" RAFT ", \"Stores\": {\"MySQL\": {\"Metrics\": {%s}}}}", big);
+    load_fails_with(json, "config t.json: Stores.MySQL.Metrics: 65 entries; at most 64 are read");
+    free(json);
+#undef EIGHT
+#undef ONE_CLUSTER
+}
+
+static void test_ignore_hosts_percent_bounds(void **state)
+{
+    (void)state;
+    load_fails_with("{" RAFT ", \"Stores\": {\"MySQL\": {\"IgnoreHostsPercent\": 100.5}}}",
+                    "config t.json: Stores.MySQL.IgnoreHostsPercent: expected 0..100, got 100.5");
+    load_fails_with(CLUSTERS("\"s\": {\"IgnoreHostsPercent\": -1, "
+                             "\"StaticHostsSettings\": {\"Hosts\": [\"h\"]}}"),
+                    "config t.json: Stores.MySQL.Clusters.s.IgnoreHostsPercent: expected 0..100, "
+                    "got -1");
+    load_fails_with("{" RAFT ", \"CheckDetails\": 1}",
+                    "config t.json: CheckDetails: expected true or false, got 1");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1292,6 +1510,10 @@ int main(void)
             cmocka_unit_test(test_strv_set_csv),
             cmocka_unit_test(test_key_fields_distinct),
             cmocka_unit_test(test_host_name_bound),
+            cmocka_unit_test(test_metrics),
+            cmocka_unit_test(test_metrics_merge_files),
+            cmocka_unit_test(test_metrics_errors),
+            cmocka_unit_test(test_ignore_hosts_percent_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -237,6 +237,76 @@ static void test_render_hostile_names(void **state)
 }
 
 /* A client naming an app after a fixed key does not change that key. */
+/* A store's Metrics get families of their own (labelled store and metric);
+ * the store families keep showing MetricQuery's metric alone. */
+static void test_render_store_metrics(void **state)
+{
+    (void)state;
+    struct metrics_host hosts[] = {{.key = "db-1:3306", .ok = true, .value = 0.5},
+                                   {.key = "db-2:3306", .ok = true, .value = 0.25},
+                                   {.key = "db-1:3306", .ok = true, .value = 70},
+                                   {.key = "db-2:3306", .probe_errors = 3}};
+    struct metrics_metric metrics[] = {{.metric = "threads",
+                                        .threshold = 64,
+                                        .has_value = true,
+                                        .ok = true,
+                                        .value = 70,
+                                        .hosts = &hosts[2]},
+                                       {.metric = "hll",
+                                        .threshold = 1e6,
+                                        .has_value = true,
+                                        .ever_healthy = true,
+                                        .seconds_since_healthy = 12,
+                                        .hosts = &hosts[2]}};
+    struct metrics_store stores[] = {{.name = "main",
+                                      .threshold = 1,
+                                      .has_value = true,
+                                      .ok = true,
+                                      .value = 0.5,
+                                      .hosts = hosts,
+                                      .nhosts = 2,
+                                      .metrics = metrics,
+                                      .nmetrics = 2}};
+    struct metrics_state st = {.stores = stores, .nstores = 1};
+    size_t len;
+    char *t = metrics_render_prometheus(&st, &len);
+    check_families(t);
+    assert_int_equal(count_occurrences(t, "freno_store_value{"), 1);
+    assert_non_null(strstr(t, "freno_store_value{store=\"main\"} 0.5\n"));
+    assert_int_equal(count_occurrences(t, "freno_host_value{"), 2);
+    assert_non_null(
+            strstr(t, "freno_store_metric_threshold{store=\"main\",metric=\"threads\"} 64\n"));
+    assert_non_null(
+            strstr(t, "freno_store_metric_threshold{store=\"main\",metric=\"hll\"} 1000000\n"));
+    assert_non_null(strstr(t, "freno_store_metric_value{store=\"main\",metric=\"threads\"} 70\n"));
+    assert_null(strstr(t, "freno_store_metric_value{store=\"main\",metric=\"hll\"}"));
+    assert_non_null(strstr(t, "freno_store_metric_healthy{store=\"main\",metric=\"hll\"} 0\n"));
+    assert_non_null(strstr(
+            t, "freno_store_metric_seconds_since_healthy{store=\"main\",metric=\"hll\"} 12\n"));
+    assert_non_null(strstr(
+            t,
+            "freno_host_metric_value{store=\"main\",metric=\"threads\",host=\"db-1:3306\"} 70\n"));
+    assert_non_null(strstr(
+            t, "freno_host_metric_up{store=\"main\",metric=\"threads\",host=\"db-2:3306\"} 0\n"));
+    assert_non_null(strstr(t, "freno_host_metric_probe_errors_total{store=\"main\",metric=\"hll\","
+                              "host=\"db-2:3306\"} 3\n"));
+    free(t);
+    char *j = metrics_render_debug_vars(&st, &len);
+    assert_non_null(strstr(j, "\"aggregated.mysql.main\":0.5,"));
+    assert_non_null(strstr(j, "\"aggregated.mysql.main/threads\":70.0"));
+    assert_null(strstr(j, "aggregated.mysql.main/hll"));
+    assert_non_null(strstr(j, "\"check.mysql.main/hll.seconds_since_healthy\":12"));
+    free(j);
+
+    /* Without Metrics the new families are declared and empty. */
+    stores[0].nmetrics = 0;
+    t = metrics_render_prometheus(&st, &len);
+    check_families(t);
+    assert_null(strstr(t, "metric=\""));
+    assert_non_null(strstr(t, "# TYPE freno_store_metric_value gauge\n"));
+    free(t);
+}
+
 static void test_debug_vars_fixed_keys_win(void **state)
 {
     (void)state;
@@ -258,6 +328,7 @@ int main(void)
             cmocka_unit_test(test_label_escaping),
             cmocka_unit_test(test_escape_label_value_cuts_on_boundaries),
             cmocka_unit_test(test_render_hostile_names),
+            cmocka_unit_test(test_render_store_metrics),
             cmocka_unit_test(test_debug_vars_fixed_keys_win),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,13 +16,18 @@
 #include <strings.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "core/clock.h"
+#include "core/hostport.h"
 #include "core/jsonfmt.h"
+#include "core/limits.h"
 #include "core/xalloc.h"
+#include "http/check_body.h"
 #include "http/http_api.h"
 #include "http/router.h"
 #include "loop/loop.h"
+#include "snap_build.h"
 #include "snapshot/check.h"
 #include "snapshot/events.h"
 #include "snapshot/snapshot.h"
@@ -40,18 +45,8 @@ static uint64_t built_ms; /* wall clock when the current snapshot was built */
 static struct snap_metric metric(const char *cluster, bool has, bool ok, double v, double thr,
                                  const char *err, uint64_t healthy_at_ms)
 {
-    struct snap_metric m = {0};
-    m.name = xasprintf("mysql/%s", cluster);
-    m.cluster = m.name + 6;
-    m.has_value = has;
-    m.ok = ok;
-    m.value = v;
-    m.threshold = thr;
-    m.err = err ? xstrdup(err) : NULL;
+    struct snap_metric m = snap_build_metric(cluster, FRENO_METRIC_DEFAULT, has, ok, v, thr, err);
     m.last_healthy_at_ms = healthy_at_ms;
-    m.live = metric_live_new();
-    jsonfmt_number(m.value_json, sizeof(m.value_json), v);
-    jsonfmt_number(m.threshold_json, sizeof(m.threshold_json), thr);
     return m;
 }
 
@@ -67,7 +62,7 @@ static struct snap_service *services(size_t n, const char *const *pairs)
 static void publish(struct snapshot *s)
 {
     snapshot_publish(s);
-    snap_metrics_unref(s->metrics);
+    snap_clusters_unref(s->clusters);
     snap_apps_unref(s->apps);
     snap_hosts_unref(s->hosts);
     snap_recents_unref(s->recents);
@@ -119,7 +114,7 @@ static void publish_full(const char *token, const char *broken_err)
             .hostname = "db-1",
             .memcache_json = "{\"MemcacheServers\":[\"m:11211\"],\"MemcachePath\":\"freno\"}\n",
             .control_token = token,
-            .metrics = snap_metrics_new(mv, 4),
+            .clusters = snap_build_clusters(mv, 4),
             .apps = snap_apps_new(av, 4),
             .hosts = snap_hosts_new(hv, 3),
             .recents = snap_recents_new(rv, 2),
@@ -314,13 +309,259 @@ static void test_check_passed_lease(void **state)
                             .lease_until_boot_ms = 1,
                             .leader_id = xstrdup("me:1"),
                             .state = xstrdup("Leader")};
-    struct snapshot s = {.metrics = snap_metrics_new(mv, 1), .leader = snap_leaders_new(&l)};
+    struct snapshot s = {.clusters = snap_build_clusters(mv, 1), .leader = snap_leaders_new(&l)};
     publish(&s);
     expect_get(
             "/check/app/mysql/high", 500, true,
             "{\"StatusCode\":500,\"Value\":0,\"Threshold\":0,\"Message\":\"" CHECK_MSG_LEASE_EXPIRED
             "\"}\n");
     expect_get("/leader-check", 404, false, "\"HTTP 404\"\n");
+}
+
+/* ---- several metrics, reasons and Retry-After (docs/api.md#check-details) ---- */
+
+/* A metric of @cluster named @name (FRENO_METRIC_DEFAULT for MetricQuery's)
+ * whose value (or error) came from @host. */
+static struct snap_metric metric_on(const char *cluster, const char *name, bool has, bool ok,
+                                    double v, double thr, const char *err, const char *host)
+{
+    struct snap_metric m = snap_build_metric(cluster, name, has, ok, v, thr, err);
+    m.host = host ? xstrdup(host) : NULL;
+    m.last_healthy_at_ms = has && ok && v <= thr ? built_ms - 2000 : 0;
+    return m;
+}
+
+/* Cluster "main" with three metrics and "solo" with one; @details is
+ * CheckDetails. */
+static void publish_metrics(bool details)
+{
+    built_ms = clock_wall_ms();
+    struct snap_metric *mv = xcalloc(4, sizeof(*mv));
+    mv[0] = metric_on("main", FRENO_METRIC_DEFAULT, true, true, 0.25, 1, NULL, "db-2:3306");
+    mv[1] = metric_on("main", "hll", true, false, 0, 1e6, "query \"x\" failed\n", "db-1:3306");
+    mv[2] = metric_on("main", "threads", true, true, 70, 64, NULL, "db-1:3306");
+    mv[2].retry_after_s = 2;
+    mv[3] = metric_on("solo", FRENO_METRIC_DEFAULT, true, true, 0.5, 1, NULL, "db-3:3306");
+    struct snap_app *av = xcalloc(2, sizeof(*av));
+    av[0] = (struct snap_app){xstrdup("arch"), built_ms + 90500, 1};
+    av[1] = (struct snap_app){xstrdup("half/main"), 0, 0.5};
+    struct snapshot s = {
+            .built_at_ms = built_ms,
+            .check_details = details,
+            .clusters = snap_build_clusters(mv, 4),
+            .apps = snap_apps_new(av, 2),
+    };
+    publish(&s);
+}
+
+/* GET and HEAD of @path answer @status with Retry-After @retry_s; the GET
+ * body is @body. */
+static void expect_answer(const char *path, const char *const *query, int status, unsigned retry_s,
+                          const char *body)
+{
+    struct http_resp resp;
+    answer(&(struct ask){.path = path, .query = query}, &resp);
+    if (resp.retry_after_s != retry_s)
+        fail_msg("%s: Retry-After %u, want %u", path, resp.retry_after_s, retry_s);
+    check_resp(path, &resp, status, true, body);
+    answer(&(struct ask){.method = "HEAD", .path = path, .query = query}, &resp);
+    assert_int_equal(resp.status, status);
+    assert_int_equal(resp.retry_after_s, retry_s);
+    resp_done(&resp);
+}
+
+#define MAIN_METRICS(hll_status, threads_status)                                                   \
+    "\"Metrics\":[{\"Metric\":\"default\",\"StatusCode\":200,\"Value\":0.25,\"Threshold\":1,"      \
+    "\"Host\":\"db-2:3306\",\"Message\":\"\"},"                                                    \
+    "{\"Metric\":\"hll\",\"StatusCode\":500,\"Value\":0,\"Threshold\":1000000,"                    \
+    "\"Host\":\"db-1:3306\",\"Message\":\"query \\\"x\\\" failed?\"},"                             \
+    "{\"Metric\":\"threads\",\"StatusCode\":429,\"Value\":70,\"Threshold\":64,"                    \
+    "\"Host\":\"db-1:3306\",\"Message\":\"Threshold exceeded\"}]"
+
+static void test_check_details_bodies(void **state)
+{
+    (void)state;
+    publish_metrics(false);
+    /* The worst metric (an error) decides; every metric is listed. */
+    expect_answer(
+            "/check/app/mysql/main", NULL, 500, 2,
+            "{\"StatusCode\":500,\"Value\":0,\"Threshold\":1000000,"
+            "\"Message\":\"query \\\"x\\\" failed\\u000a\",\"Metric\":\"hll\","
+            "\"Reason\":\"mysql/main/hll: error on db-1:3306: query \\\"x\\\" failed?\"," MAIN_METRICS(
+                    500, 429) "}\n");
+    /* One metric alone. */
+    static const char *const threads[] = {"metric", "threads", NULL};
+    expect_answer(
+            "/check/app/mysql/main", threads, 429, 2,
+            "{\"StatusCode\":429,\"Value\":70,\"Threshold\":64,"
+            "\"Message\":\"Threshold exceeded\",\"Metric\":\"threads\","
+            "\"Reason\":\"mysql/main/threads: 70 on db-1:3306 is above the threshold 64\","
+            "\"Metrics\":[{\"Metric\":\"threads\",\"StatusCode\":429,\"Value\":70,"
+            "\"Threshold\":64,\"Host\":\"db-1:3306\",\"Message\":\"Threshold exceeded\"}]}\n");
+    /* /check-read's threshold applies to the metric read. */
+    expect_answer("/check-read/app/mysql/main/100", threads, 200, 0,
+                  "{\"StatusCode\":200,\"Value\":70,\"Threshold\":100,\"Message\":\"\","
+                  "\"Metric\":\"threads\",\"Reason\":\"\",\"Metrics\":[{\"Metric\":\"threads\","
+                  "\"StatusCode\":200,\"Value\":70,\"Threshold\":100,\"Host\":\"db-1:3306\","
+                  "\"Message\":\"\"}]}\n");
+    static const char *const dflt[] = {"metric", "default", NULL};
+    expect_answer("/check/app/mysql/main", dflt, 200, 0,
+                  "{\"StatusCode\":200,\"Value\":0.25,\"Threshold\":1,\"Message\":\"\","
+                  "\"Metric\":\"default\",\"Reason\":\"\",\"Metrics\":[{\"Metric\":\"default\","
+                  "\"StatusCode\":200,\"Value\":0.25,\"Threshold\":1,\"Host\":\"db-2:3306\","
+                  "\"Message\":\"\"}]}\n");
+    static const char *const nope[] = {"metric", "no\"pe", NULL};
+    expect_answer("/check/app/mysql/main", nope, 404, 0,
+                  "{\"StatusCode\":404,\"Value\":0,\"Threshold\":0,\"Message\":\"No such metric\","
+                  "\"Metric\":\"\",\"Reason\":\"mysql/main has no metric named no\\\"pe\","
+                  "\"Metrics\":[]}\n");
+    expect_answer("/check-if-exists/app/mysql/main", nope, 200, 0,
+                  "{\"StatusCode\":200,\"Value\":0,\"Threshold\":0,\"Message\":\"No such metric\","
+                  "\"Metric\":\"\",\"Reason\":\"mysql/main has no metric named no\\\"pe\","
+                  "\"Metrics\":[]}\n");
+    /* An operator throttle: its key, expiry and ratio; Retry-After is the
+     * time it has left, rounded up (90.5 s: 91). */
+    char ts[40], want[2048];
+    clock_rfc3339(built_ms + 90500, ts, sizeof(ts));
+    snprintf(
+            want, sizeof(want),
+            "{\"StatusCode\":417,\"Value\":0,\"Threshold\":0,\"Message\":\"App denied\","
+            "\"Metric\":\"\",\"Reason\":\"app arch is throttled by an operator: arch, ratio 1, "
+            "until %s\",\"Throttle\":{\"Key\":\"arch\",\"ExpireAt\":\"%s\",\"Ratio\":1}," MAIN_METRICS(
+                    500, 429) "}\n",
+            ts, ts);
+    struct http_resp resp;
+    answer(&(struct ask){.path = "/check/arch/mysql/main"}, &resp);
+    assert_true(resp.retry_after_s == 91 || resp.retry_after_s == 90);
+    check_resp("throttled", &resp, 417, true, want);
+    /* A cluster of one metric answers as the original does... */
+    expect_answer("/check/app/mysql/solo", NULL, 200, 0,
+                  "{\"StatusCode\":200,\"Value\":0.5,\"Threshold\":1,\"Message\":\"\"}\n");
+    expect_answer("/check/arch/mysql/solo", NULL, 417, 0,
+                  "{\"StatusCode\":417,\"Value\":0,\"Threshold\":0,\"Message\":\"App denied\"}\n");
+    expect_answer(
+            "/check/app/mysql/nope", NULL, 404, 0,
+            "{\"StatusCode\":404,\"Value\":0,\"Threshold\":0,\"Message\":\"No such metric\"}\n");
+    /* ...unless CheckDetails asks every answer to explain itself. */
+    publish_metrics(true);
+    expect_answer("/check/app/mysql/solo", NULL, 200, 0,
+                  "{\"StatusCode\":200,\"Value\":0.5,\"Threshold\":1,\"Message\":\"\","
+                  "\"Metric\":\"default\",\"Reason\":\"\",\"Metrics\":[{\"Metric\":\"default\","
+                  "\"StatusCode\":200,\"Value\":0.5,\"Threshold\":1,\"Host\":\"db-3:3306\","
+                  "\"Message\":\"\"}]}\n");
+    expect_answer("/check/app/mysql/nope", NULL, 404, 0,
+                  "{\"StatusCode\":404,\"Value\":0,\"Threshold\":0,\"Message\":\"No such metric\","
+                  "\"Metric\":\"\",\"Reason\":\"mysql/nope: no such cluster\",\"Metrics\":[]}\n");
+    expect_answer("/check/app/redis/solo", NULL, 404, 0,
+                  "{\"StatusCode\":404,\"Value\":0,\"Threshold\":0,\"Message\":\"No such metric\","
+                  "\"Metric\":\"\",\"Reason\":\"store type redis is not mysql\",\"Metrics\":[]}\n");
+    expect_answer("/check/half/mysql/solo", NULL, 200, 0,
+                  "{\"StatusCode\":200,\"Value\":0.5,\"Threshold\":1,\"Message\":\"\","
+                  "\"Metric\":\"default\",\"Reason\":\"\",\"Metrics\":[{\"Metric\":\"default\","
+                  "\"StatusCode\":200,\"Value\":0.5,\"Threshold\":1,\"Host\":\"db-3:3306\","
+                  "\"Message\":\"\"}]}\n");
+}
+
+/* A normal 429 opens the window; a low-priority check then names the
+ * metric and waits out the window. A ratio throttle asks for a second. */
+static void test_check_details_low_priority_and_ratio(void **state)
+{
+    (void)state;
+    publish_metrics(false);
+    static const char *const threads[] = {"metric", "threads", NULL};
+    struct http_resp resp;
+    answer(&(struct ask){.path = "/check/app/mysql/main", .query = threads}, &resp);
+    assert_int_equal(resp.status, 429);
+    resp_done(&resp);
+    static const char *const low[] = {"p", "low", NULL};
+    expect_answer("/check/app/mysql/main", low, 417, 1,
+                  "{\"StatusCode\":417,\"Value\":0,\"Threshold\":0,\"Message\":\"App denied\","
+                  "\"Metric\":\"threads\",\"Reason\":\"low priority: mysql/main/threads refused a "
+                  "normal check within the last 1000 ms\"," MAIN_METRICS(500, 429) "}\n");
+    /* Ratio 0.5: denied or not at random; a denial asks for a second. */
+    for (int i = 0; i < 200; i++) {
+        answer(&(struct ask){.path = "/check/half/mysql/main", .query = threads}, &resp);
+        if (resp.status == 417) {
+            assert_int_equal(resp.retry_after_s, 1);
+            assert_non_null(strstr(resp.body, "\"Throttle\":{\"Key\":\"half/main\",\"ExpireAt\":"
+                                              "\"" NEVER "\",\"Ratio\":0.5}"));
+            assert_non_null(strstr(resp.body, "ratio 0.5, no expiry"));
+            resp_done(&resp);
+            return;
+        }
+        resp_done(&resp);
+    }
+    fail_msg("a ratio of 0.5 denied none of 200 checks");
+}
+
+/* The longest answer: nine metrics with the longest host names and error
+ * texts full of characters to escape still fits, and is valid JSON. */
+static void test_check_details_bound(void **state)
+{
+    (void)state;
+    built_ms = clock_wall_ms();
+    char host[HOSTPORT_TEXT_SIZE], err[256], name[FRENO_METRIC_NAME_MAX + 1];
+    memset(host, 'h', sizeof(host) - 1);
+    host[sizeof(host) - 1] = '\0';
+    memset(err, '"', sizeof(err) - 1);
+    err[sizeof(err) - 1] = '\0';
+    struct snap_metric *mv = xcalloc(FRENO_METRICS_MAX, sizeof(*mv));
+    mv[0] = metric_on("big", FRENO_METRIC_DEFAULT, true, false, 0, 1e300, err, host);
+    for (size_t i = 1; i < FRENO_METRICS_MAX; i++) {
+        memset(name, 'a' + (char)i, FRENO_METRIC_NAME_MAX);
+        name[FRENO_METRIC_NAME_MAX] = '\0';
+        mv[i] = metric_on("big", name, true, false, 0, -1.2345678901234567e-300, err, host);
+    }
+    char key[FRENO_NAME_MAX + 1];
+    memset(key, '\\', FRENO_NAME_MAX);
+    key[FRENO_NAME_MAX] = '\0';
+    struct snap_app *av = xcalloc(1, sizeof(*av));
+    av[0] = (struct snap_app){xstrdup(key), 0, 0.123456789012345};
+    struct snapshot s = {.clusters = snap_build_clusters(mv, FRENO_METRICS_MAX),
+                         .apps = snap_apps_new(av, 1)};
+    publish(&s);
+    const char *paths[] = {"/check/app/mysql/big", "/check/app/mysql/big"};
+    char path[300];
+    snprintf(path, sizeof(path), "/check/%s/mysql/big", key);
+    paths[1] = path;
+    for (int k = 0; k < 2; k++) {
+        struct http_resp resp;
+        for (int tries = 0; tries < 100; tries++) {
+            answer(&(struct ask){.path = paths[k]}, &resp);
+            if (k == 0 || resp.status == 417)
+                break;
+            resp_done(&resp);
+        }
+        if (resp.len < 8500)
+            fail_msg("only %zu bytes", resp.len);
+        assert_true(resp.len < CHECK_BODY_MAX);
+        json_error_t je;
+        json_t *j = json_loadb(resp.body, resp.len, 0, &je);
+        if (j == NULL)
+            fail_msg("not JSON: %s: %.*s", je.text, (int)resp.len, resp.body);
+        assert_int_equal(json_array_size(json_object_get(j, "Metrics")), FRENO_METRICS_MAX);
+        json_t *m = json_array_get(json_object_get(j, "Metrics"), FRENO_METRICS_MAX - 1);
+        assert_string_equal(json_string_value(json_object_get(m, "Host")), host);
+        assert_string_equal(json_string_value(json_object_get(m, "Message")), err);
+        json_decref(j);
+        resp_done(&resp);
+    }
+}
+
+static void test_listings_with_metrics(void **state)
+{
+    (void)state;
+    publish_metrics(false);
+    expect_get("/aggregated-metrics", 200, true,
+               "{\"mysql/main\":\"0.250000\",\"mysql/main/hll\":\"error: query \\\"x\\\" "
+               "failed\\n\",\"mysql/main/threads\":\"70.000000\",\"mysql/solo\":\"0.500000\"}\n");
+    char at[40], want[400];
+    clock_rfc3339(built_ms - 2000, at, sizeof(at));
+    snprintf(want, sizeof(want),
+             "{\"mysql/main\":{\"LastHealthyAt\":\"%s\",\"SecondsSinceLastHealthy\":2},"
+             "\"mysql/solo\":{\"LastHealthyAt\":\"%s\",\"SecondsSinceLastHealthy\":2}}\n",
+             at, at);
+    expect_get("/metrics-health", 200, true, want);
 }
 
 /* ---- listings ---- */
@@ -752,6 +993,10 @@ int main(void)
             cmocka_unit_test(test_check_low_priority),
             cmocka_unit_test(test_check_message_escaping),
             cmocka_unit_test(test_check_passed_lease),
+            cmocka_unit_test(test_check_details_bodies),
+            cmocka_unit_test(test_check_details_low_priority_and_ratio),
+            cmocka_unit_test(test_check_details_bound),
+            cmocka_unit_test(test_listings_with_metrics),
             cmocka_unit_test(test_aggregated_metrics),
             cmocka_unit_test(test_metrics_health),
             cmocka_unit_test(test_throttled_apps_and_skipped_hosts),

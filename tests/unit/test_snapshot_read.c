@@ -24,6 +24,7 @@
 #include "core/xalloc.h"
 #include "http/http_api.h"
 #include "loop/loop.h"
+#include "snap_build.h"
 #include "snapshot/check.h"
 #include "snapshot/events.h"
 #include "snapshot/snapshot.h"
@@ -38,18 +39,8 @@ static uint64_t stale_after_ms; /* of the snapshots published next */
 static struct snap_metric metric(const char *cluster, bool ok, double v, double thr,
                                  const char *err, uint64_t healthy_at_ms)
 {
-    struct snap_metric m = {0};
-    m.name = xasprintf("mysql/%s", cluster);
-    m.cluster = m.name + 6;
-    m.has_value = true;
-    m.ok = ok;
-    m.value = v;
-    m.threshold = thr;
-    m.err = err ? xstrdup(err) : NULL;
+    struct snap_metric m = snap_build_metric(cluster, FRENO_METRIC_DEFAULT, true, ok, v, thr, err);
     m.last_healthy_at_ms = healthy_at_ms;
-    m.live = metric_live_new();
-    jsonfmt_number(m.value_json, sizeof(m.value_json), v);
-    jsonfmt_number(m.threshold_json, sizeof(m.threshold_json), thr);
     return m;
 }
 
@@ -65,11 +56,15 @@ static struct snap_text *text_part(int gen)
 static void publish_generation(int gen)
 {
     uint64_t now_ms = clock_wall_ms();
-    struct snap_metric *mv = xcalloc(2, sizeof(*mv));
+    struct snap_metric *mv = xcalloc(4, sizeof(*mv));
     char err[64];
     snprintf(err, sizeof(err), "replication not running gen%d", gen);
     mv[0] = metric("broken", false, 0, 1, err, now_ms - 5000);
     mv[1] = metric("c1", true, gen == 1 ? 2.5 : 0.5, gen == 1 ? 1 : 7, NULL, now_ms - 1000);
+    /* A cluster with Metrics: its answers name hosts and say why. */
+    mv[2] = metric("multi", true, 0.5, 1, NULL, now_ms - 1000);
+    mv[3] = snap_build_metric("multi", "knob", true, gen != 1, 0, 5, err);
+    mv[3].host = xasprintf("db-gen%d:3306", gen);
     struct snap_app *av = xcalloc(1, sizeof(*av));
     av[0] = (struct snap_app){xasprintf("app-gen%d", gen), 0, 1};
     struct snap_host *hv = xcalloc(1, sizeof(*hv));
@@ -94,7 +89,7 @@ static void publish_generation(int gen)
             .stale_after_ms = stale_after_ms,
             .hostname = gen == 1 ? "hostname-gen1" : "hostname-gen2",
             .memcache_json = gen == 1 ? "{\"gen\":1}\n" : "{\"gen\":2}\n",
-            .metrics = snap_metrics_new(mv, 2),
+            .clusters = snap_build_clusters(mv, 4),
             .apps = snap_apps_new(av, 1),
             .hosts = snap_hosts_new(hv, 1),
             .recents = snap_recents_new(rv, 1),
@@ -102,7 +97,7 @@ static void publish_generation(int gen)
             .leader = snap_leaders_new(&l),
     };
     snapshot_publish(&s);
-    snap_metrics_unref(s.metrics);
+    snap_clusters_unref(s.clusters);
     snap_apps_unref(s.apps);
     snap_hosts_unref(s.hosts);
     snap_recents_unref(s.recents);
@@ -172,12 +167,22 @@ static void test_check_answers_from_what_it_read(void **state)
     expect_body(l, "/check-read/app/mysql/c1/3", 200, "\"Value\":2.5,\"Threshold\":3,");
     expect_body(l, "/check/app/mysql/broken", 500, "\"Message\":\"replication not running gen1\"");
     expect_body(l, "/check/app-gen1/mysql/c1", 417, "\"Message\":\"App denied\"");
+    expect_body(l, "/check/app/mysql/multi", 500,
+                "\"Message\":\"replication not running gen1\",\"Metric\":\"knob\","
+                "\"Reason\":\"mysql/multi/knob: error on db-gen1:3306: replication not running "
+                "gen1\"");
+    expect_body(l, "/check/app/mysql/multi", 500,
+                "\"Host\":\"db-gen1:3306\",\"Message\":\"replication not running gen1\"}]}");
+    expect_body(l, "/check/app-gen1/mysql/multi", 417,
+                "\"Throttle\":{\"Key\":\"app-gen1\",\"ExpireAt\":\"0001-01-01T00:00:00Z\"");
 }
 
 static void test_other_handlers_answer_from_what_they_read(void **state)
 {
     struct loop *l = *state;
     expect_body(l, "/aggregated-metrics", 200, "\"mysql/c1\":\"2.500000\"");
+    expect_body(l, "/aggregated-metrics", 200,
+                "\"mysql/multi/knob\":\"error: replication not running gen1\"");
     expect_body(l, "/metrics-health", 200, "\"mysql/c1\":{\"LastHealthyAt\"");
     expect_body(l, "/throttled-apps", 200, "\"app-gen1\"");
     expect_body(l, "/skipped-hosts", 200, "\"host-gen1\"");

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "config/config.h"
+#include "core/limits.h"
 #include "loop/loop.h"
 #include "mysql/myasync.h"
 #include "snapshot/check.h"
@@ -41,12 +42,13 @@ static uint64_t test_clock(void *arg)
 
 struct myconn {
     char name[300];     /* "host:port" */
+    char sql[64];       /* the query it runs: a probe's connection runs one */
     myconn_done_fn *cb; /* the query in flight, if any */
     void *arg;
     unsigned queries; /* queries started */
 };
 
-#define MAX_CONNS 8
+#define MAX_CONNS 16
 static struct myconn *conns[MAX_CONNS];
 
 struct myconn *__wrap_myconn_new(struct loop *loop, const struct myconn_params *p);
@@ -82,7 +84,9 @@ void __wrap_myconn_free(struct myconn *c)
 
 int __wrap_myconn_query(struct myconn *c, const char *sql, myconn_done_fn *cb, void *arg)
 {
-    assert_string_equal(sql, "select v");
+    assert_true(strcmp(sql, "select v") == 0 || strcmp(sql, "select t") == 0);
+    assert_true(c->sql[0] == '\0' || strcmp(c->sql, sql) == 0);
+    snprintf(c->sql, sizeof(c->sql), "%s", sql);
     assert_null(c->cb); /* a probe never overlaps with itself */
     c->cb = cb;
     c->arg = arg;
@@ -107,26 +111,40 @@ uint64_t __wrap_loop_now_ms(struct loop *l)
     return now_ms;
 }
 
-/* The connection to @name ("host:port"), or NULL when no probe has one. */
-static struct myconn *conn(const char *name)
+/* The connection to @name ("host:port") that ran @sql, or NULL when no
+ * probe has one. */
+static struct myconn *conn_sql(const char *name, const char *sql)
 {
     for (size_t i = 0; i < MAX_CONNS; i++)
-        if (conns[i] != NULL && strcmp(conns[i]->name, name) == 0)
+        if (conns[i] != NULL && strcmp(conns[i]->name, name) == 0 &&
+            strcmp(conns[i]->sql, sql) == 0)
             return conns[i];
     return NULL;
 }
 
-static unsigned queries(const char *name)
+/* The connection of MetricQuery's probe of @name. */
+static struct myconn *conn(const char *name)
 {
-    struct myconn *c = conn(name);
+    return conn_sql(name, "select v");
+}
+
+static unsigned queries_sql(const char *name, const char *sql)
+{
+    struct myconn *c = conn_sql(name, sql);
     return c != NULL ? c->queries : 0;
 }
 
-/* Completes the query in flight on @name with @status; a success returns
- * one row holding @cell. */
-static void finish(const char *name, enum myconn_status status, const char *cell)
+static unsigned queries(const char *name)
 {
-    struct myconn *c = conn(name);
+    return queries_sql(name, "select v");
+}
+
+/* Completes the query @sql in flight on @name with @status; a success
+ * returns one row holding @cell. */
+static void finish_sql(const char *name, const char *sql, enum myconn_status status,
+                       const char *cell)
+{
+    struct myconn *c = conn_sql(name, sql);
     assert_non_null(c);
     assert_non_null(c->cb);
     myconn_done_fn *cb = c->cb;
@@ -135,6 +153,11 @@ static void finish(const char *name, enum myconn_status status, const char *cell
     const char *cells[] = {cell};
     struct myresult r = {.nrows = 1, .ncols = 1, .colnames = cols, .cells = cells};
     cb(c, status, status == MYCONN_OK ? &r : NULL, status == MYCONN_OK ? "" : cell, c->arg);
+}
+
+static void finish(const char *name, enum myconn_status status, const char *cell)
+{
+    finish_sql(name, "select v", status, cell);
 }
 
 static void answer(const char *name, const char *value)
@@ -150,16 +173,18 @@ struct fixture {
     struct throttler *t;
 };
 
-static struct fixture *start(int64_t cache_millis)
+/* Cluster c1 of host db1, MetricQuery "select v" at 1 with @cache_millis,
+ * and @more of its keys (", ..." or ""). */
+static struct fixture *start_with(int64_t cache_millis, const char *more)
 {
     static struct fixture f;
-    char json[640];
+    char json[1024];
     snprintf(
             json, sizeof(json),
             "{\"BackendMySQLHost\": \"127.0.0.1\", \"BackendMySQLSchema\": \"freno\", \"Stores\": {\"MySQL\": {\"User\": \"u\", \"Password\": \"p\", \"Clusters\": {"
             "\"c1\": {\"MetricQuery\": \"select v\", \"ThrottleThreshold\": 1,"
-            " \"CacheMillis\": %lld, \"StaticHostsSettings\": {\"Hosts\": [\"db1:3306\"]}}}}}}",
-            (long long)cache_millis);
+            " \"CacheMillis\": %lld, \"StaticHostsSettings\": {\"Hosts\": [\"db1:3306\"]}%s}}}}}",
+            (long long)cache_millis, more);
     struct config_diag d = {0};
     int rc = config_load_string(json, "t.json", &f.cfg, &d);
     for (size_t i = 0; i < d.errors_len; i++)
@@ -178,6 +203,11 @@ static struct fixture *start(int64_t cache_millis)
                                  .clock_arg = &now_ms};
     f.t = throttler_new(&p);
     return &f;
+}
+
+static struct fixture *start(int64_t cache_millis)
+{
+    return start_with(cache_millis, "");
 }
 
 static void unexpected_event(const struct check_event *e, void *arg)
@@ -209,6 +239,14 @@ static int setup_cached(void **state)
     return 0;
 }
 
+/* c1 with one more metric, "t": "select t" at 5, cached 2.5 s. */
+static int setup_metrics(void **state)
+{
+    *state = start_with(0, ", \"Metrics\": {\"t\": {\"Query\": \"select t\", \"Threshold\": 5, "
+                           "\"CacheMillis\": 2500}}");
+    return 0;
+}
+
 /* ---- reading what was published ---- */
 
 /* What a published snapshot shows of cluster c1 and the operator state. */
@@ -232,7 +270,8 @@ static struct seen look(void)
     const struct snapshot *s = snapshot_acquire();
     assert_non_null(s);
     v.built_at_ms = s->built_at_ms;
-    const struct snap_metric *m = snapshot_find_metric(s, "c1");
+    const struct snap_cluster *c = snapshot_find_cluster(s, "c1");
+    const struct snap_metric *m = c != NULL ? &c->metrics[0] : NULL;
     if (m != NULL) {
         v.has_metric = true;
         v.has_value = m->has_value;
@@ -603,9 +642,178 @@ static void test_put_leaves_publishing_pending(void **state)
     assert_int_equal(app_expiry("app2"), T0 + HOUR_MS);
 }
 
+/* ---- several metrics ---- */
+
+struct hook_call {
+    char metric[64];
+    bool has_value, ok;
+    double value;
+};
+static struct hook_call hook_calls[8];
+static size_t nhook_calls;
+
+static void on_aggregated(const char *metric, bool has_value, bool ok, double value, uint64_t at_ms,
+                          void *arg)
+{
+    (void)at_ms;
+    (void)arg;
+    if (nhook_calls < 8) {
+        struct hook_call *h = &hook_calls[nhook_calls++];
+        snprintf(h->metric, sizeof(h->metric), "%s", metric);
+        h->has_value = has_value;
+        h->ok = ok;
+        h->value = value;
+    }
+}
+
+/* The published metric @name of c1 (copied out). */
+static struct snap_metric seen_metric(const char *name, char *host, size_t host_size)
+{
+    const struct snapshot *s = snapshot_acquire();
+    const struct snap_metric *m = snap_cluster_metric(snapshot_find_cluster(s, "c1"), name);
+    assert_non_null(m);
+    struct snap_metric v = *m;
+    snprintf(host, host_size, "%s", m->host ? m->host : "");
+    v.name = v.err = v.host = NULL;
+    v.metric = NULL;
+    v.live = NULL;
+    snapshot_release(s);
+    return v;
+}
+
+static int check_metric(const char *app, const char *metric, struct check_result *res)
+{
+    struct check_request r = {
+            .app = app, .store_type = "mysql", .store_name = "c1", .metric = metric};
+    const struct snapshot *s = snapshot_acquire();
+    check_decide(s, &r, now_ms, 0.5, res);
+    res->nmetrics = 0; /* its pointers die with the snapshot */
+    snapshot_release(s);
+    return res->status;
+}
+
+static void test_each_metric_is_probed_and_aggregated(void **state)
+{
+    struct fixture *f = *state;
+    nhook_calls = 0;
+    throttler_set_aggregate_hook(f->t, on_aggregated, NULL);
+    throttler_set_leader(f->t, true);
+    set_hosts(f->t, 2);
+    /* One probe per host and metric. */
+    assert_int_equal(queries_sql("db1:3306", "select v"), 1);
+    assert_int_equal(queries_sql("db1:3306", "select t"), 1);
+    assert_int_equal(queries_sql("db2:3306", "select v"), 1);
+    assert_int_equal(queries_sql("db2:3306", "select t"), 1);
+    answer("db1:3306", "0.25");
+    answer("db2:3306", "0.5");
+    finish_sql("db1:3306", "select t", MYCONN_OK, "7");
+    /* A metric waits for all its hosts; the other is aggregated. */
+    throttler_tick_aggregate(f->t);
+    char host[300];
+    struct snap_metric d = seen_metric(FRENO_METRIC_DEFAULT, host, sizeof(host));
+    assert_true(d.has_value && d.ok && d.value == 0.5);
+    assert_string_equal(host, "db2:3306");
+    struct snap_metric t = seen_metric("t", host, sizeof(host));
+    assert_false(t.has_value);
+    assert_int_equal(t.retry_after_s, 3); /* CacheMillis 2500, rounded up */
+    assert_int_equal(check("app"), 404);
+    assert_int_equal(nhook_calls, 2);
+    assert_string_equal(hook_calls[0].metric, "mysql/c1");
+    assert_true(hook_calls[0].has_value && hook_calls[0].value == 0.5);
+    assert_string_equal(hook_calls[1].metric, "mysql/c1/t");
+    assert_false(hook_calls[1].has_value);
+
+    finish_sql("db2:3306", "select t", MYCONN_OK, "3");
+    throttler_tick_aggregate(f->t);
+    t = seen_metric("t", host, sizeof(host));
+    assert_true(t.has_value && t.ok && t.value == 7);
+    assert_string_equal(host, "db1:3306");
+    struct check_result res;
+    assert_int_equal(check_metric("app", NULL, &res), 429);
+    assert_int_equal(res.decided_by, 1);
+    assert_int_equal(check_metric("app", FRENO_METRIC_DEFAULT, &res), 200);
+    assert_int_equal(check_metric("app", "t", &res), 429);
+
+    /* CacheMillis is the metric's own: at 50 ms the default metric is
+     * probed again, "t" not before 2.5 s. */
+    now_ms = T0 + 50;
+    throttler_tick_collect(f->t);
+    assert_int_equal(queries_sql("db1:3306", "select v"), 2);
+    assert_int_equal(queries_sql("db1:3306", "select t"), 1);
+    now_ms = T0 + 2500;
+    throttler_tick_collect(f->t);
+    assert_int_equal(queries_sql("db1:3306", "select t"), 2);
+
+    /* The 1 s rebuild: /debug/vars and each metric's hosts. */
+    throttler_tick_slow(f->t);
+    assert_true(vars_have("\"aggregated.mysql.c1/t\":7"));
+    assert_true(vars_have("\"aggregated.mysql.c1\":0.5"));
+    const struct snapshot *s = snapshot_acquire();
+    const struct snap_probe_set *ps = snapshot_find_probes(s, "mysql/c1/t");
+    assert_non_null(ps);
+    assert_int_equal(ps->len, 2);
+    assert_string_equal(ps->v[0].host, "db1:3306");
+    assert_true(ps->v[0].ok && ps->v[0].value == 7);
+    assert_int_equal(ps->v[0].at_ms, T0);
+    assert_non_null(snapshot_find_probes(s, "mysql/c1"));
+    assert_null(snapshot_find_probes(s, "mysql/c1/nope"));
+    snapshot_release(s);
+
+    /* A failing host: the metric's error names it, the other metric is
+     * unaffected. */
+    finish_sql("db2:3306", "select t", MYCONN_ERR_QUERY, "boom [mysql 1146]");
+    throttler_tick_aggregate(f->t);
+    t = seen_metric("t", host, sizeof(host));
+    assert_false(t.ok);
+    assert_string_equal(host, "db2:3306");
+    assert_int_equal(check_metric("app", NULL, &res), 500);
+    assert_int_equal(check_metric("app", FRENO_METRIC_DEFAULT, &res), 200);
+    now_ms = T0 + 3500;
+    throttler_tick_slow(f->t);
+    s = snapshot_acquire();
+    ps = snapshot_find_probes(s, "mysql/c1/t");
+    assert_false(ps->v[1].ok);
+    assert_non_null(strstr(ps->v[1].err, "boom"));
+    assert_int_equal(ps->v[1].probe_errors, 1);
+    snapshot_release(s);
+    throttler_set_aggregate_hook(f->t, NULL, NULL);
+}
+
+/* Each metric's health is its own: one over its threshold does not stop
+ * the other from being healthy, and ShareDomain reports go by metric. */
+static void test_health_per_metric(void **state)
+{
+    struct fixture *f = *state;
+    throttler_set_leader(f->t, true);
+    answer("db1:3306", "0.5");
+    finish_sql("db1:3306", "select t", MYCONN_OK, "9");
+    throttler_tick_aggregate(f->t);
+    now_ms = T0 + 100;
+    throttler_tick_self_check(f->t);
+    throttler_tick_aggregate(f->t);
+    char host[300];
+    assert_int_equal(seen_metric(FRENO_METRIC_DEFAULT, host, sizeof(host)).last_healthy_at_ms,
+                     T0 + 100);
+    assert_int_equal(seen_metric("t", host, sizeof(host)).last_healthy_at_ms, 0);
+    /* Counted once per cluster and app, as before. */
+    now_ms = T0 + 1000;
+    throttler_tick_slow(f->t);
+    assert_true(vars_have("\"check.freno.mysql.c1.total\":1"));
+    assert_true(vars_have("\"check.mysql.c1.seconds_since_healthy\":0"));
+    assert_false(vars_have("c1/t.seconds_since_healthy"));
+
+    throttler_set_share_health(f->t, "mysql/c1/t", 4, now_ms);
+    throttler_tick_aggregate(f->t);
+    assert_true(seen_metric("t", host, sizeof(host)).share_known);
+    assert_false(seen_metric(FRENO_METRIC_DEFAULT, host, sizeof(host)).share_known);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+            cmocka_unit_test_setup_teardown(test_each_metric_is_probed_and_aggregated,
+                                            setup_metrics, teardown),
+            cmocka_unit_test_setup_teardown(test_health_per_metric, setup_metrics, teardown),
             cmocka_unit_test_setup_teardown(test_first_snapshot, setup_plain, teardown),
             cmocka_unit_test_setup_teardown(test_aggregate_published_at_the_clock, setup_plain,
                                             teardown),
