@@ -116,7 +116,7 @@ void leader_mysql_publish_status(struct mysql_leader *m)
     s.share_services_len = m->share_services.len;
     s.domain_services = svc_list_copy(&m->domain_services);
     s.domain_services_len = m->domain_services.len;
-    throttler_set_leader_status(m->t, &s);
+    leader_publish(m->l, &s);
 }
 
 /* ---- leadership ---- */
@@ -199,6 +199,8 @@ static void elect_end(struct mysql_leader *m)
 {
     m->elect_busy = false;
     leader_mysql_publish_status(m);
+    /* Answered or failed, the first round tells whether this node leads. */
+    leader_set_known(m->l);
     if (m->stopping) {
         release_send(m);
         return;
