@@ -21,11 +21,13 @@ struct leader;
  * memory, and for single-node raft as soon as it leads (a lone voter elects
  * itself within milliseconds); a raft cluster node with its first raft
  * state (a follower knows it does not lead, even with no leader in sight);
- * the MySQL backend once its first election round was answered or failed. */
+ * the MySQL backend once its first election round was answered or failed,
+ * and when that round elected this node, once it serves (its operator state
+ * loaded) or steps down. */
 struct leader_role {
     bool known;
     bool is_leader;        /* /leader-check answers 200 */
-    const char *mode;      /* "raft", "single-node", "mysql", "forced", "in-memory" */
+    const char *mode;      /* "raft", "single-node", "mysql-backend", "forced", "in-memory" */
     const char *state;     /* as /consensus/state shows it */
     const char *leader_id; /* "" when none is known */
 };

@@ -18,7 +18,7 @@ struct service_state {
     bool http_up;       /* the HTTP listener accepts connections */
     bool role_known;    /* the node knows whether it leads (struct leader_role) */
     bool is_leader;     /* /leader-check answers 200 */
-    const char *mode;   /* leadership mode: "raft", "single-node", "mysql", ... */
+    const char *mode;   /* leadership mode: "raft", "single-node", "mysql-backend", ... */
     const char *state;  /* as /consensus/state shows it */
     const char *leader; /* the leader's id, "" when none is known */
     size_t clusters;    /* configured clusters */
