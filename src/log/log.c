@@ -175,7 +175,10 @@ static size_t json_escape(char *buf, size_t o, size_t end, const char *msg)
             out = "\\t";
             el = 2;
         } else if (uc < 0x20 || uc == 0x7f) {
-            memcpy(esc, "\\u00", 4);
+            esc[0] = '\\';
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
             esc[4] = hex[uc >> 4];
             esc[5] = hex[uc & 15];
             el = 6;
@@ -223,8 +226,10 @@ static size_t format_line(char *buf, enum log_level level, const char *fmt, va_l
                    LOG_LINE_MAX - n);
         /* Room for the closing "}, the newline and snprintf's NUL. */
         n = json_escape(buf, n, LOG_LINE_MAX - 4, msg);
-        memcpy(buf + n, "\"}\n", 3);
-        return n + 3;
+        buf[n++] = '"';
+        buf[n++] = '}';
+        buf[n++] = '\n';
+        return n;
     }
     if (stamp[0] != '\0')
         n += clamp(snprintf(buf + n, LOG_LINE_MAX - n, "%s ", stamp), LOG_LINE_MAX - n);
