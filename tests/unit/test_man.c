@@ -57,8 +57,9 @@ static void roff_key(struct strbuf *b, const char *name)
 static const char *group_of(const struct config_key *k)
 {
     if (strncmp(k->name, CLUSTER_PFX, strlen(CLUSTER_PFX)) == 0)
-        return strstr(k->name, "Settings") != NULL ? "Host sources (one per cluster)"
-                                                   : "Clusters (Stores.MySQL.Clusters.\\fIname\\fR)";
+        return strstr(k->name, "Settings") != NULL
+                       ? "Host sources (one per cluster)"
+                       : "Clusters (Stores.MySQL.Clusters.\\fIname\\fR)";
     if (strncmp(k->name, "Stores.MySQL.", 13) == 0)
         return "Stores.MySQL (defaults for every cluster)";
     return "Top level";
@@ -112,7 +113,7 @@ static char *keys_section(void)
     const struct config_key *keys = config_keys_table(&len);
     const char *group = NULL;
     strbuf_adds(&b, BEGIN_MARK ": generated from src/config/config_keys.c by `build/test_man "
-                    "--write`; do not edit by hand\n");
+                               "--write`; do not edit by hand\n");
     for (size_t i = 0; i < len; i++) {
         const struct config_key *k = &keys[i];
         if (group == NULL || strcmp(group, group_of(k)) != 0) {
