@@ -13,6 +13,7 @@ PACKAGES=(
     mariadb-server mariadb-client percona-toolkit haproxy memcached
     wrk hey curl python3 jq procps iproute2
     libsodium-dev prometheus libunistring-dev
+    libsystemd-dev man-db debhelper lintian debootstrap
 )
 
 missing=()

@@ -4,8 +4,10 @@
 # build/, runs the unit tests (ctest), starts the MariaDB topology, runs the
 # integration suite against build/freno, runs the ThreadSanitizer job on a
 # representative subset (scripts/tsan.sh --subset, its own build-tsan/),
-# stops the topology, and ends with one line "N passed, N failed" (unit test
-# executables + integration tests, both builds).
+# builds, lints, installs and runs the Debian package (scripts/package.sh
+# --install), stops the topology, and ends with one line "N passed, N
+# failed" (unit test executables + integration tests, both builds, and the
+# package as one more).
 # Exit status is non-zero if anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -110,6 +112,17 @@ if [ -n "$tsan_result" ]; then
 else
     echo "test: the ThreadSanitizer job ended without a result" >&2
     other_fail=$((other_fail + 1))
+fi
+
+step "Debian package (scripts/package.sh --install: build, lintian, install, run as a service user)"
+# About a minute. It installs the package on this machine (a throwaway one:
+# the test machine and CI); package-check.sh binds port 8087, free inside
+# scripts/isolated.sh's namespace.
+if bash scripts/package.sh --install 2>&1 | tee "$BUILD_DIR/package.log" | grep -E "^(package|package-check):|^  [EW]:"; then
+    unit_pass=$((unit_pass + 1))
+else
+    echo "test: the Debian package failed (log: $BUILD_DIR/package.log)" >&2
+    unit_fail=$((unit_fail + 1))
 fi
 
 step "stopping the topology"

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Start and stop order: loop, throttler, leader, HTTP; on SIGTERM the leader
  * gives up leadership first (so a peer takes over at once), then the loop
- * stops and everything is torn down in reverse. Main thread. */
+ * stops and everything is torn down in reverse. The service manager hears
+ * READY once HTTP is up and the leader knows its role. Main thread. */
 #include "app.h"
 
 #include <errno.h>
@@ -21,6 +22,7 @@
 #include "log/log.h"
 #include "loop/loop.h"
 #include "publish/memcache_pub.h"
+#include "service/service.h"
 #include "snapshot/events.h"
 #include "snapshot/snapshot.h"
 #include "throttler/throttler.h"
@@ -49,10 +51,42 @@ struct app {
     struct inventory *inventory;
     struct memcache_pub *memcache;
     struct leader *leader;
+    struct service *service;
+    bool http_up;
+    struct leader_role role; /* its strings point into the arrays below */
+    char role_mode[16], role_state[16], role_leader[256];
     uv_signal_t sigterm;
     uv_signal_t sigint;
+    uv_signal_t sighup;
     bool stopping;
 };
+
+/* Tells the service manager what the node does now. Loop thread. */
+static void app_notify(struct app *a)
+{
+    struct service_state st = {
+            .http_up = a->http_up,
+            .role_known = a->role.known,
+            .is_leader = a->role.is_leader,
+            .mode = a->role_mode,
+            .state = a->role_state,
+            .leader = a->role_leader,
+            .clusters = a->cfg->clusters_len,
+            .hosts = a->probed_hosts,
+    };
+    service_update(a->service, &st);
+}
+
+static void on_role(const struct leader_role *r, void *arg)
+{
+    struct app *a = arg;
+    a->role.known = r->known;
+    a->role.is_leader = r->is_leader;
+    snprintf(a->role_mode, sizeof(a->role_mode), "%s", r->mode);
+    snprintf(a->role_state, sizeof(a->role_state), "%s", r->state);
+    snprintf(a->role_leader, sizeof(a->role_leader), "%s", r->leader_id);
+    app_notify(a);
+}
 
 static void on_cmd(struct loop_cmd *cmd, void *arg)
 {
@@ -112,6 +146,7 @@ static void on_budget_timer(uv_timer_t *h)
     if (hosts == a->probed_hosts)
         return;
     a->probed_hosts = hosts;
+    app_notify(a);
     uint64_t reserve = fd_reserve(a, hosts);
     unsigned budget = fdlimit_http_connections(a->nofile, reserve, a->http_max);
     if (budget < HTTP_MIN_CONNECTIONS) {
@@ -182,7 +217,26 @@ static void on_signal(uv_signal_t *h, int signum)
     }
     a->stopping = true;
     log_info("app: signal %d, shutting down", signum);
+    service_stopping(a->service);
     leader_shutdown(a->leader, on_leader_released, a);
+}
+
+/* SIGHUP, the reload (ExecReload= sends it). Nothing is re-read yet: the
+ * running configuration stays, and the signal no longer ends the process
+ * as its default action would. Loop thread. */
+static void app_reload(struct app *a)
+{
+    service_reloading(a->service);
+    log_warn("app: SIGHUP: live reload is not supported yet; the running configuration stays");
+    service_reloaded(a->service);
+}
+
+static void on_sighup(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    struct app *a = h->data;
+    if (!a->stopping)
+        app_reload(a);
 }
 
 int app_run(const struct app_params *p)
@@ -201,6 +255,7 @@ int app_run(const struct app_params *p)
         log_error("app: cannot create the event loop");
         goto out;
     }
+    a.service = service_new(a.loop);
     a.throttler = throttler_new(&(struct throttler_params){
             .loop = a.loop, .cfg = a.cfg, .hostname = hostname, .service_id = service_id});
     a.inventory = inventory_new(a.loop, a.cfg, a.throttler, &err);
@@ -217,6 +272,8 @@ int app_run(const struct app_params *p)
             .throttler = a.throttler,
             .service_id = service_id,
             .force_leadership = p->force_leadership,
+            .on_role = on_role,
+            .role_arg = &a,
     };
     a.leader = leader_new(&lp, &err);
     if (a.leader == NULL) {
@@ -235,11 +292,15 @@ int app_run(const struct app_params *p)
     uv_timer_start(&a.budget_timer, on_budget_timer, BUDGET_EVERY_MS, BUDGET_EVERY_MS);
     uv_signal_init(loop_uv(a.loop), &a.sigterm);
     uv_signal_init(loop_uv(a.loop), &a.sigint);
-    a.sigterm.data = a.sigint.data = &a;
+    uv_signal_init(loop_uv(a.loop), &a.sighup);
+    a.sigterm.data = a.sigint.data = a.sighup.data = &a;
     uv_signal_start(&a.sigterm, on_signal, SIGTERM);
     uv_signal_start(&a.sigint, on_signal, SIGINT);
+    uv_signal_start(&a.sighup, on_sighup, SIGHUP);
     log_info("app: listening on port %u, %zu cluster(s), service id %s",
              (unsigned)a.cfg->listen_port, a.cfg->clusters_len, service_id);
+    a.http_up = true;
+    app_notify(&a);
     loop_run(a.loop);
     code = 0;
 out:
@@ -253,6 +314,7 @@ out:
         throttler_set_aggregate_hook(a.throttler, NULL, NULL);
     memcache_pub_free(a.memcache);
     throttler_free(a.throttler);
+    service_free(a.service);
     loop_free(a.loop);
     snapshot_shutdown();
     events_shutdown();

@@ -34,6 +34,7 @@ struct flags {
     bool quiet, verbose, debug, stack;
     bool version, help;
     bool init_backend;
+    const char *log_format;
 };
 
 static void usage(FILE *f)
@@ -51,6 +52,7 @@ static void usage(FILE *f)
             "  --init-backend         create the MySQL backend tables and exit\n"
             "  --enable-profiling     accepted for compatibility\n"
             "  --quiet | --verbose | --debug   log level: error | info | debug (default info)\n"
+            "  --log-format FORMAT    text (default) or json, one object per line\n"
             "  --stack                accepted for compatibility\n"
             "  --version              print the version\n"
             "  --help                 this text\n");
@@ -90,6 +92,7 @@ static const struct flag_def {
         {"raft-bind", FLAG_STRING, offsetof(struct flags, raft_bind)},
         {"raft-nodes", FLAG_STRING, offsetof(struct flags, raft_nodes)},
         {"http-port", FLAG_PORT, offsetof(struct flags, http_port)},
+        {"log-format", FLAG_STRING, offsetof(struct flags, log_format)},
 };
 
 static const struct flag_def *flag_find(const char *name, size_t len)
@@ -154,10 +157,17 @@ static int parse_flags(int argc, char **argv, struct flags *f)
     return 0;
 }
 
-/* --help, --version and the log level; without --http or --init-backend
- * there is nothing to do but show the usage. Exits when that is all. */
+/* --help, --version, the log format and level; without --http or
+ * --init-backend there is nothing to do but show the usage. Exits when that
+ * is all, or with 2 on a bad --log-format. */
 static void handle_early_flags(const struct flags *f)
 {
+    enum log_format format = LOG_FORMAT_TEXT;
+    if (f->log_format != NULL && log_format_parse(f->log_format, &format) < 0) {
+        fprintf(stderr, "freno: --log-format: expected text or json, got \"%s\"\n", f->log_format);
+        exit(2);
+    }
+    log_set_format(format);
     if (f->help) {
         usage(stdout);
         exit(0);
@@ -223,6 +233,9 @@ static void init_process(struct config *cfg)
     struct sigaction sa = {0};
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
+    /* A reload asked for while the daemon starts must not end it (app.c
+     * handles SIGHUP once the loop runs). */
+    sigaction(SIGHUP, &sa, NULL);
 
     /* Draw the hash key before any thread starts and before any client name
      * reaches a map. */

@@ -7,6 +7,7 @@
 #include "leader/leader.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "config/config.h"
 #include "core/xalloc.h"
@@ -41,8 +42,9 @@ int leader_local_init(struct leader *l, struct err *err)
     struct snap_leader s = leader_status(l, l->p.service_id, "Leader", l->p.service_id);
     s.is_leader = true;
     s.healthy = true;
-    throttler_set_leader_status(l->p.throttler, &s);
+    leader_publish(l, &s);
     throttler_set_leader(l->p.throttler, true);
+    leader_set_known(l);
     return 0;
 }
 
@@ -65,6 +67,8 @@ struct leader *leader_new(const struct leader_params *p, struct err *err)
     else
         rc = leader_local_init(l, err);
     if (rc < 0) {
+        free(l->state);
+        free(l->leader_id);
         free(l);
         return NULL;
     }
@@ -99,7 +103,47 @@ void leader_free(struct leader *l)
         return;
     l->done = NULL; /* what is torn down now is not a graceful stop */
     l->ops->free(l);
+    free(l->state);
+    free(l->leader_id);
     free(l);
+}
+
+static void tell_role(struct leader *l)
+{
+    if (l->p.on_role == NULL)
+        return;
+    struct leader_role r = {
+            .known = l->known,
+            .is_leader = l->is_leader,
+            .mode = l->ops != NULL ? l->ops->kind : "",
+            .state = l->state != NULL ? l->state : "",
+            .leader_id = l->leader_id != NULL ? l->leader_id : "",
+    };
+    l->p.on_role(&r, l->p.role_arg);
+}
+
+void leader_publish(struct leader *l, const struct snap_leader *s)
+{
+    bool changed = l->state == NULL || l->is_leader != s->is_leader ||
+                   strcmp(l->state, s->state) != 0 || strcmp(l->leader_id, s->leader_id) != 0;
+    if (changed) {
+        l->is_leader = s->is_leader;
+        free(l->state);
+        l->state = xstrdup(s->state);
+        free(l->leader_id);
+        l->leader_id = xstrdup(s->leader_id);
+    }
+    throttler_set_leader_status(l->p.throttler, s);
+    if (changed)
+        tell_role(l);
+}
+
+void leader_set_known(struct leader *l)
+{
+    if (l->known)
+        return;
+    l->known = true;
+    tell_role(l);
 }
 
 void leader_queue_push(struct leader_queue *q, struct leader_queued *e)

@@ -16,12 +16,34 @@ struct config;
 struct throttler;
 struct leader;
 
+/* This node's role, for the service manager. @known turns true once, when
+ * the node knows whether it leads: at once with --force-leadership, in
+ * memory, and for single-node raft as soon as it leads (a lone voter elects
+ * itself within milliseconds); a raft cluster node with its first raft
+ * state (a follower knows it does not lead, even with no leader in sight);
+ * the MySQL backend once its first election round was answered or failed,
+ * and when that round elected this node, once it serves (its operator state
+ * loaded) or steps down. */
+struct leader_role {
+    bool known;
+    bool is_leader;        /* /leader-check answers 200 */
+    const char *mode;      /* "raft", "single-node", "mysql-backend", "forced", "in-memory" */
+    const char *state;     /* as /consensus/state shows it */
+    const char *leader_id; /* "" when none is known */
+};
+
+/* Called with the role whenever it changed; the strings are valid during the
+ * call. Loop thread. */
+typedef void leader_role_fn(const struct leader_role *r, void *arg);
+
 struct leader_params {
     struct loop *loop;
     const struct config *cfg;
     struct throttler *throttler;
     const char *service_id;
     bool force_leadership;
+    leader_role_fn *on_role; /* may be NULL; may be called from leader_new() */
+    void *role_arg;
 };
 
 /* Picks and starts the implementation. NULL with @err on failure. */

@@ -22,6 +22,11 @@ struct leader {
     void *impl;
     void (*done)(void *arg); /* leader_shutdown's callback, until called */
     void *done_arg;
+    /* The role last shown to p.on_role (copies). */
+    bool known;
+    bool is_leader;
+    char *state;
+    char *leader_id;
 };
 
 /* Implementations: fill l->ops and l->impl; return 0 or negative with @err. */
@@ -57,6 +62,12 @@ struct leader_queued *leader_queue_pop(struct leader_queue *q);
 /* The consensus status of this node as /leader-check and the consensus
  * endpoints show it: copies of @service_id, @state and @leader_id, with the
  * configured Domain and ShareDomain. The caller fills in the rest and hands
- * it to throttler_set_leader_status(). */
+ * it to leader_publish(). */
 struct snap_leader leader_status(const struct leader *l, const char *service_id, const char *state,
                                  const char *leader_id);
+/* Hands @s to the throttler (which takes its strings) and tells
+ * leader_params.on_role when the role in it changed. */
+void leader_publish(struct leader *l, const struct snap_leader *s);
+/* The node now knows whether it leads (see struct leader_role); tells
+ * on_role the first time. Call it after leader_publish() of that status. */
+void leader_set_known(struct leader *l);

@@ -231,6 +231,8 @@ int leader_mysql_init(struct leader *l, struct err *err)
         throttler_set_leader(m->t, true);
     }
     leader_mysql_publish_status(m);
+    if (m->forced)
+        leader_set_known(l);
     log_info("leader: MySQL backend %s, domain %s, share domain %s, expiry %" PRId64
              " s (lease %" PRIu64 " ms)",
              m->backend, m->ids.domain.text,

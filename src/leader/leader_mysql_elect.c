@@ -116,7 +116,7 @@ void leader_mysql_publish_status(struct mysql_leader *m)
     s.share_services_len = m->share_services.len;
     s.domain_services = svc_list_copy(&m->domain_services);
     s.domain_services_len = m->domain_services.len;
-    throttler_set_leader_status(m->t, &s);
+    leader_publish(m->l, &s);
 }
 
 /* ---- leadership ---- */
@@ -130,6 +130,7 @@ static void start_serving(struct mysql_leader *m)
     log_info("leader: leading domain %s (lease until %" PRIu64 " ms from now)", m->ids.domain.text,
              m->lease_until_ms - clock_boot_ms());
     leader_mysql_publish_status(m);
+    leader_set_known(m->l);
 }
 
 static void step_down(struct mysql_leader *m, const char *why)
@@ -144,6 +145,7 @@ static void step_down(struct mysql_leader *m, const char *why)
     }
     log_warn("leader: no longer leader of domain %s: %s", m->ids.domain.text, why);
     leader_mysql_publish_status(m);
+    leader_set_known(m->l);
 }
 
 static void on_lease_timer(uv_timer_t *h)
@@ -199,6 +201,11 @@ static void elect_end(struct mysql_leader *m)
 {
     m->elect_busy = false;
     leader_mysql_publish_status(m);
+    /* Answered or failed, the first round tells whether this node leads;
+     * when it elected this node, serving (its operator state loaded) or
+     * stepping down does. */
+    if (!m->leading || m->serving)
+        leader_set_known(m->l);
     if (m->stopping) {
         release_send(m);
         return;

@@ -77,14 +77,8 @@ static const char *leader_address(struct rnode *n)
 }
 
 /* Tells the throttler about raft's state when it changed. */
-static void show_status(struct rnode *n)
+static void publish_status(struct rnode *n, int state, const char *leader, bool is_leader)
 {
-    int state = leader_raft_state(n);
-    const char *leader = leader_address(n);
-    bool is_leader = !n->stopping && (n->forced || leader_raft_is_usable(n));
-    if (n->shown && n->shown_state == state && n->shown_is_leader == is_leader &&
-        strcmp(n->shown_leader, leader) == 0)
-        return;
     log_info("raft: %s in term %llu, leader %s; this node %s", state_name(state),
              n->raft_ready ? n->raft.current_term : 0ull, leader[0] ? leader : "unknown",
              is_leader ? "leads and probes" : "does not lead");
@@ -97,8 +91,23 @@ static void show_status(struct rnode *n)
     struct snap_leader s = leader_status(n->l, n->self, state_name(state), leader);
     s.is_leader = is_leader;
     s.healthy = state == RAFT_LEADER || state == RAFT_FOLLOWER;
-    throttler_set_leader_status(n->t, &s);
+    leader_publish(n->l, &s);
     throttler_set_leader(n->t, is_leader);
+}
+
+/* Publishes raft's state when it changed. A cluster node knows whether it
+ * leads with its first state; a single node once it leads, which it does as
+ * soon as it has elected itself. */
+static void show_status(struct rnode *n)
+{
+    int state = leader_raft_state(n);
+    const char *leader = leader_address(n);
+    bool is_leader = !n->stopping && (n->forced || leader_raft_is_usable(n));
+    if (!n->shown || n->shown_state != state || n->shown_is_leader != is_leader ||
+        strcmp(n->shown_leader, leader) != 0)
+        publish_status(n, state, leader, is_leader);
+    if (n->forced || (n->single ? is_leader : state != RAFT_UNAVAILABLE))
+        leader_set_known(n->l);
 }
 
 /* ---- leadership ---- */

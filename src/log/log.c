@@ -4,7 +4,9 @@
  * write under PIPE_BUF whole and orders it against the others, so the queue
  * needs no lock of ours, and a full pipe answers EAGAIN at once (the line is
  * dropped and counted). A writer thread copies the pipe to stderr and, when
- * stderr takes lines again, says how many were dropped. Any thread. */
+ * stderr takes lines again, says how many were dropped. Lines are text or
+ * JSON, with the syslog priority in front when stderr is the journal. Any
+ * thread. */
 #include "log/log.h"
 
 #include <errno.h>
@@ -19,14 +21,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <unistr.h>
 
 _Static_assert(LOG_LINE_MAX <= PIPE_BUF, "a queued line must be one atomic pipe write");
 
 static _Atomic int log_level = LOG_LEVEL_INFO;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
+/* syslog(3) priorities of the levels: LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG. */
+static const char level_priorities[] = {'3', '4', '6', '7'};
+
+/* Set before threads start (log_set_format), read by every producer. */
+static _Atomic int log_format = LOG_FORMAT_TEXT;
+static _Atomic bool log_journal; /* stderr is the journal: "<N>" in front, no time in text */
 
 /* The queue. queue_wr is the pipe's non-blocking write end while the writer
  * runs, -1 otherwise; producers counts log_write calls that may be using it,
@@ -76,25 +87,155 @@ static void count_dropped(uint64_t lines)
     atomic_fetch_add_explicit(&dropped_unreported, lines, memory_order_relaxed);
 }
 
-/* Formats one line into @buf (LOG_LINE_MAX bytes); returns its length,
- * newline included. */
-static size_t format_line(char *buf, enum log_level level, const char *fmt, va_list ap)
-        __attribute__((format(printf, 3, 0)));
+int log_format_parse(const char *s, enum log_format *out)
+{
+    if (strcmp(s, "text") == 0)
+        *out = LOG_FORMAT_TEXT;
+    else if (strcmp(s, "json") == 0)
+        *out = LOG_FORMAT_JSON;
+    else
+        return -EINVAL;
+    return 0;
+}
 
-static size_t format_line(char *buf, enum log_level level, const char *fmt, va_list ap)
+/* Whether JOURNAL_STREAM ("<device>:<inode>", set by systemd for a service
+ * whose stderr it connected to the journal) names what stderr is now: a
+ * redirected stderr keeps the variable but is no longer the journal. */
+static bool stderr_is_journal(void)
+{
+    const char *v = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    int end = 0;
+    if (v == NULL || sscanf(v, "%llu:%llu%n", &dev, &ino, &end) != 2 || v[end] != '\0')
+        return false;
+    struct stat st;
+    if (fstat(STDERR_FILENO, &st) == -1)
+        return false;
+    return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
+void log_set_format(enum log_format format)
+{
+    atomic_store_explicit(&log_format, (int)format, memory_order_relaxed);
+    atomic_store_explicit(&log_journal, stderr_is_journal(), memory_order_relaxed);
+}
+
+bool log_is_journal(void)
+{
+    return atomic_load_explicit(&log_journal, memory_order_relaxed);
+}
+
+/* Clamps snprintf's result @m to what a buffer with @room bytes left holds
+ * (the NUL excluded). */
+static size_t clamp(int m, size_t room)
+{
+    if (m <= 0 || room == 0)
+        return 0;
+    return (size_t)m < room ? (size_t)m : room - 1;
+}
+
+/* "2025-01-31T12:00:00.123Z" into @buf (at least 32 bytes); returns its length. */
+static size_t format_time(char *buf, size_t size)
 {
     struct timespec ts;
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(buf, LOG_LINE_MAX, "%Y-%m-%dT%H:%M:%S", &tm);
-    int m = snprintf(buf + n, LOG_LINE_MAX - n, ".%03ldZ %s ", ts.tv_nsec / 1000000L,
-                     level_names[level]);
-    if (m > 0)
-        n += (size_t)m < LOG_LINE_MAX - n ? (size_t)m : LOG_LINE_MAX - n - 1;
-    m = vsnprintf(buf + n, LOG_LINE_MAX - n - 1, fmt, ap);
-    if (m > 0)
-        n += ((size_t)m < LOG_LINE_MAX - n - 1) ? (size_t)m : LOG_LINE_MAX - n - 2;
+    size_t n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+    return n + clamp(snprintf(buf + n, size - n, ".%03ldZ", ts.tv_nsec / 1000000L), size - n);
+}
+
+/* Appends @msg to @buf at @o as the inside of a JSON string, stopping
+ * before @end so that a cut never splits an escape or a character. Bytes
+ * that are not UTF-8 become U+FFFD, so the line is valid JSON whatever a
+ * message carries. Returns the new offset. */
+static size_t json_escape(char *buf, size_t o, size_t end, const char *msg)
+{
+    static const char hex[] = "0123456789abcdef";
+    const uint8_t *s = (const uint8_t *)msg;
+    size_t n = strlen(msg);
+    while (n > 0) {
+        ucs4_t uc;
+        int len = u8_mbtoucr(&uc, s, n);
+        size_t take = len < 0 ? 1 : (size_t)len;
+        char esc[8];
+        const char *out = esc;
+        size_t el;
+        if (len < 0) {
+            out = "\\ufffd";
+            el = 6;
+        } else if (uc == '"' || uc == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)uc;
+            el = 2;
+        } else if (uc == '\n') {
+            out = "\\n";
+            el = 2;
+        } else if (uc == '\t') {
+            out = "\\t";
+            el = 2;
+        } else if (uc < 0x20 || uc == 0x7f) {
+            esc[0] = '\\';
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[uc >> 4];
+            esc[5] = hex[uc & 15];
+            el = 6;
+        } else {
+            out = (const char *)s;
+            el = take;
+        }
+        if (o + el > end)
+            break;
+        memcpy(buf + o, out, el);
+        o += el;
+        s += take;
+        n -= take;
+    }
+    return o;
+}
+
+/* Formats one line into @buf (LOG_LINE_MAX bytes); returns its length,
+ * newline included. Text: "<time> <level> <message>", without the time
+ * when stderr is the journal (it stamps every line itself). JSON:
+ * {"time":"<time>","level":"<level>","message":"<message>"}. Either way
+ * "<N>" (the syslog priority) comes first when stderr is the journal. */
+static size_t format_line(char *buf, enum log_level level, const char *fmt, va_list ap)
+        __attribute__((format(printf, 3, 0)));
+
+static size_t format_line(char *buf, enum log_level level, const char *fmt, va_list ap)
+{
+    bool journal = atomic_load_explicit(&log_journal, memory_order_relaxed);
+    bool json = atomic_load_explicit(&log_format, memory_order_relaxed) == LOG_FORMAT_JSON;
+    size_t n = 0;
+    if (journal) {
+        buf[n++] = '<';
+        buf[n++] = level_priorities[level];
+        buf[n++] = '>';
+    }
+    char stamp[32] = "";
+    if (json || !journal)
+        format_time(stamp, sizeof(stamp));
+    if (json) {
+        char msg[LOG_LINE_MAX];
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        n += clamp(snprintf(buf + n, LOG_LINE_MAX - n,
+                            "{\"time\":\"%s\",\"level\":\"%s\",\"message\":\"", stamp,
+                            level_names[level]),
+                   LOG_LINE_MAX - n);
+        /* Room for the closing "}, the newline and snprintf's NUL. */
+        n = json_escape(buf, n, LOG_LINE_MAX - 4, msg);
+        buf[n++] = '"';
+        buf[n++] = '}';
+        buf[n++] = '\n';
+        return n;
+    }
+    if (stamp[0] != '\0')
+        n += clamp(snprintf(buf + n, LOG_LINE_MAX - n, "%s ", stamp), LOG_LINE_MAX - n);
+    n += clamp(snprintf(buf + n, LOG_LINE_MAX - n, "%s ", level_names[level]), LOG_LINE_MAX - n);
+    /* Keep the last byte for the newline. */
+    n += clamp(vsnprintf(buf + n, LOG_LINE_MAX - n - 1, fmt, ap), LOG_LINE_MAX - n - 1);
     /* Keep one line per record even if a message carries a newline. */
     for (size_t i = 0; i < n; i++)
         if (buf[i] == '\n' || buf[i] == '\r')

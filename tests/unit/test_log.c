@@ -2,7 +2,9 @@
 /* The logger with stderr pointed at a pipe the test controls: lines stay
  * whole and in order, a full stderr never blocks a caller (lines are dropped
  * and the count is told later), log_stop() flushes the queue yet returns in
- * bounded time when stderr takes nothing, and abort() flushes it first. */
+ * bounded time when stderr takes nothing, and abort() flushes it first.
+ * JSON lines parse (jansson) whatever bytes a message carries, and with
+ * JOURNAL_STREAM naming stderr every line starts with its syslog priority. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -16,11 +18,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "log/log.h"
 
@@ -305,6 +309,139 @@ static void test_abort_flushes_the_queue(void **state)
     free(r.buf);
 }
 
+/* Logs @fmt at @level with stderr on a pipe; returns the output (static). */
+static const char *log_capture(enum log_level level, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+
+static const char *log_capture(enum log_level level, const char *fmt, ...)
+{
+    static char out[4 * LOG_LINE_MAX];
+    int rd = stderr_to_pipe(0, false);
+    char msg[4 * LOG_LINE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    log_write(level, "%s", msg);
+    stderr_restore();
+    ssize_t n = read(rd, out, sizeof(out) - 1);
+    close(rd);
+    out[n > 0 ? n : 0] = '\0';
+    return out;
+}
+
+/* Parses the one JSON line in @line and checks its members; returns the
+ * message (static). */
+static const char *json_message(const char *line, const char *level)
+{
+    static char msg[LOG_LINE_MAX];
+    size_t len = strlen(line);
+    assert_true(len > 0 && len <= LOG_LINE_MAX);
+    assert_true(line[len - 1] == '\n');
+    assert_null(memchr(line, '\n', len - 1));
+    json_error_t e;
+    json_t *o = json_loadb(line, len, 0, &e);
+    if (o == NULL)
+        fail_msg("not JSON (%s): %s", e.text, line);
+    assert_int_equal(json_object_size(o), 3);
+    const char *t = json_string_value(json_object_get(o, "time"));
+    assert_non_null(t);
+    char stamped[64];
+    snprintf(stamped, sizeof(stamped), "%s x", t);
+    assert_true(has_timestamp(stamped));
+    assert_string_equal(json_string_value(json_object_get(o, "level")), level);
+    snprintf(msg, sizeof(msg), "%s", json_string_value(json_object_get(o, "message")));
+    json_decref(o);
+    return msg;
+}
+
+static void test_json_lines(void **state)
+{
+    (void)state;
+    log_set_format(LOG_FORMAT_JSON);
+    const char *line = log_capture(LOG_LEVEL_WARN, "plain %d", 7);
+    assert_string_equal(json_message(line, "warn"), "plain 7");
+
+    /* Quotes, backslashes, controls, DEL, UTF-8, and bytes that are not UTF-8. */
+    line = log_capture(LOG_LEVEL_ERROR, "q\"b\\n\nt\tc\x01"
+                                        "d\x7f e\xc3\xa9 bad\xff\xc3 end");
+    assert_non_null(strstr(line, "\"message\":\"q\\\"b\\\\n\\nt\\tc\\u0001d\\u007f "
+                                 "e\xc3\xa9 bad\\ufffd\\ufffd end\"}\n"));
+    assert_string_equal(json_message(line, "error"),
+                        "q\"b\\n\nt\tc\x01"
+                        "d\x7f e\xc3\xa9 bad\xef\xbf\xbd\xef\xbf\xbd end");
+
+    /* Cut to LOG_LINE_MAX, never inside an escape or a character. */
+    char big[3000];
+    for (size_t i = 0; i + 2 < sizeof(big); i += 2)
+        memcpy(big + i, i % 4 ? "\xc3\xa9" : "\"\"", 2);
+    big[sizeof(big) - 2] = '\0';
+    line = log_capture(LOG_LEVEL_INFO, "%s", big);
+    assert_true(strlen(line) <= LOG_LINE_MAX && strlen(line) > LOG_LINE_MAX - 8);
+    const char *m = json_message(line, "info");
+    assert_true(strncmp(m, big, strlen(m)) == 0);
+    log_set_format(LOG_FORMAT_TEXT);
+}
+
+static void test_journal_priorities(void **state)
+{
+    (void)state;
+    log_set_level(LOG_LEVEL_DEBUG);
+    static const struct {
+        enum log_level level;
+        const char *name;
+        const char *line;
+    } want[] = {
+            {LOG_LEVEL_ERROR, "error", "<3>error m\n"},
+            {LOG_LEVEL_WARN, "warn", "<4>warn m\n"},
+            {LOG_LEVEL_INFO, "info", "<6>info m\n"},
+            {LOG_LEVEL_DEBUG, "debug", "<7>debug m\n"},
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        int rd = stderr_to_pipe(0, false);
+        struct stat st;
+        assert_int_equal(fstat(STDERR_FILENO, &st), 0);
+        char v[64];
+        snprintf(v, sizeof(v), "%llu:%llu", (unsigned long long)st.st_dev,
+                 (unsigned long long)st.st_ino);
+        setenv("JOURNAL_STREAM", v, 1);
+        log_set_format(LOG_FORMAT_TEXT);
+        assert_true(log_is_journal());
+        log_write(want[i].level, "m");
+        log_set_format(LOG_FORMAT_JSON);
+        log_write(want[i].level, "m");
+        stderr_restore();
+        char out[512] = "";
+        ssize_t n = read(rd, out, sizeof(out) - 1);
+        close(rd);
+        out[n > 0 ? n : 0] = '\0';
+        /* Text without a time (the journal stamps lines), JSON with one. */
+        size_t first = strlen(want[i].line);
+        assert_true(strncmp(out, want[i].line, first) == 0);
+        assert_true(strncmp(out + first, want[i].line, 3) == 0);
+        assert_string_equal(json_message(out + first + 3, want[i].name), "m");
+    }
+    log_set_level(LOG_LEVEL_INFO);
+
+    /* The variable names another file: stderr was redirected, not the journal. */
+    int rd = stderr_to_pipe(0, false);
+    setenv("JOURNAL_STREAM", "1:1", 1);
+    log_set_format(LOG_FORMAT_TEXT);
+    assert_false(log_is_journal());
+    setenv("JOURNAL_STREAM", "garbage", 1);
+    log_set_format(LOG_FORMAT_TEXT);
+    assert_false(log_is_journal());
+    log_info("not the journal");
+    stderr_restore();
+    char out[256] = "";
+    ssize_t n = read(rd, out, sizeof(out) - 1);
+    close(rd);
+    out[n > 0 ? n : 0] = '\0';
+    assert_true(has_timestamp(out));
+    unsetenv("JOURNAL_STREAM");
+    log_set_format(LOG_FORMAT_TEXT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -313,6 +450,8 @@ int main(void)
             cmocka_unit_test(test_full_stderr_never_blocks),
             cmocka_unit_test(test_stop_is_bounded_when_stderr_is_stuck),
             cmocka_unit_test(test_abort_flushes_the_queue),
+            cmocka_unit_test(test_json_lines),
+            cmocka_unit_test(test_journal_priorities),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
