@@ -100,6 +100,9 @@ static void roff_type(struct strbuf *b, const struct config_key *k)
     case CONFIG_KEY_CLUSTERS:
         strbuf_adds(b, "object, one member per cluster");
         return;
+    case CONFIG_KEY_METRICS:
+        strbuf_adds(b, "object, one member per metric");
+        return;
     }
     if (show_default)
         strbuf_addf(b, "; default %.15g", k->def_num);
