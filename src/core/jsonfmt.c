@@ -39,7 +39,6 @@ size_t jsonfmt_number(char *buf, size_t size, double v)
 
 size_t jsonfmt_string(char *buf, size_t size, const char *s)
 {
-    static const char hex[] = "0123456789abcdef";
     size_t o = 0;
     if (size < 3)
         return 0;
@@ -54,13 +53,7 @@ size_t jsonfmt_string(char *buf, size_t size, const char *s)
             el = 2;
         } else if (c < 0x20 || c == '<' || c == '>' || c == '&') {
             /* Go escapes <, > and & as well; keep bodies byte-identical. */
-            esc[0] = '\\';
-            esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            el = 6;
+            el = jsonfmt_escape_byte(esc, c);
         } else {
             esc[0] = (char)c;
             el = 1;
@@ -73,4 +66,16 @@ size_t jsonfmt_string(char *buf, size_t size, const char *s)
     buf[o++] = '"';
     buf[o] = '\0';
     return o;
+}
+
+size_t jsonfmt_escape_byte(char out[6], unsigned char c)
+{
+    static const char hex[] = "0123456789abcdef";
+    out[0] = '\\';
+    out[1] = 'u';
+    out[2] = '0';
+    out[3] = '0';
+    out[4] = hex[c >> 4];
+    out[5] = hex[c & 15];
+    return 6;
 }

@@ -11,3 +11,6 @@ size_t jsonfmt_number(char *buf, size_t size, double v);
 /* Writes @s as a JSON string literal (with quotes; <, > and & escaped as Go
  * does) into @buf; returns the length, or 0 if it does not fit. */
 size_t jsonfmt_string(char *buf, size_t size, const char *s);
+/* Writes the six bytes of the JSON escape \u00XX for byte @c into @out;
+ * returns 6. */
+size_t jsonfmt_escape_byte(char out[6], unsigned char c);

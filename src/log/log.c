@@ -9,6 +9,8 @@
  * thread. */
 #include "log/log.h"
 
+#include "core/jsonfmt.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -151,7 +153,6 @@ static size_t format_time(char *buf, size_t size)
  * message carries. Returns the new offset. */
 static size_t json_escape(char *buf, size_t o, size_t end, const char *msg)
 {
-    static const char hex[] = "0123456789abcdef";
     const uint8_t *s = (const uint8_t *)msg;
     size_t n = strlen(msg);
     while (n > 0) {
@@ -175,13 +176,7 @@ static size_t json_escape(char *buf, size_t o, size_t end, const char *msg)
             out = "\\t";
             el = 2;
         } else if (uc < 0x20 || uc == 0x7f) {
-            esc[0] = '\\';
-            esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
-            esc[4] = hex[uc >> 4];
-            esc[5] = hex[uc & 15];
-            el = 6;
+            el = jsonfmt_escape_byte(esc, uc);
         } else {
             out = (const char *)s;
             el = take;
