@@ -82,6 +82,9 @@ static void out_str(struct out *o, const char *s, size_t max)
     const char *end = p + len;
     while (p < end) {
         size_t n = 0;
+        /* text_printable() wrote the @len bytes read here; the analyzer
+         * cannot see into it. */
+        // NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult)
         while (p + n < end && p[n] != '"' && p[n] != '\\')
             n++;
         out_raw(o, p, n);
