@@ -17,56 +17,29 @@
 #include "config/config.h"
 #include "core/err.h"
 #include "inventory/inv_haproxy.h"
-
-static char *slurp(const char *name, size_t *len)
-{
-    /* Fixtures live beside this file, in data/inventory/. */
-    const char *slash = strrchr(__FILE__, '/');
-    int dir_len = slash ? (int)(slash - __FILE__) : 1;
-    char path[1024];
-    snprintf(path, sizeof(path), "%.*s/data/inventory/%s", dir_len, slash ? __FILE__ : ".", name);
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    char *buf = malloc(1 << 20);
-    assert_non_null(buf);
-    *len = fread(buf, 1, (1 << 20) - 1, f);
-    buf[*len] = '\0';
-    fclose(f);
-    return buf;
-}
+#include "inv_fixture.h"
 
 static int parse(const char *csv, const char *pool, struct inv_hosts *out, struct err *err)
 {
     return inv_haproxy_parse(csv, strlen(csv), pool, 3306, out, err);
 }
 
-/* Asserts that @l holds exactly the "host:port" strings in @want, in order. */
-static void expect_hosts(const struct inv_hosts *l, const char *const *want, size_t n)
-{
-    assert_int_equal(l->len, n);
-    for (size_t i = 0; i < n; i++) {
-        char got[300];
-        snprintf(got, sizeof(got), "%s:%u", l->v[i].host, (unsigned)l->v[i].port);
-        assert_string_equal(got, want[i]);
-    }
-}
-
 static void test_capture_states(void **state)
 {
     (void)state;
     size_t len;
-    char *csv = slurp("haproxy-2.6-states.csv", &len);
+    char *csv = inv_fixture_read("haproxy-2.6-states.csv", &len);
     struct inv_hosts l = {0};
     struct err err = {0};
     /* UP (named host:port), DOWN, UP; DRAIN (db-c) and MAINT (db-e) skipped. */
     assert_int_equal(inv_haproxy_parse(csv, len, "mysql_ro", 3306, &l, &err), 0);
     const char *want[] = {"127.0.0.1:18291", "db-b:3306", "db-d:3306"};
-    expect_hosts(&l, want, 3);
+    inv_expect_hosts(&l, want, 3);
     inv_hosts_deinit(&l);
 
     assert_int_equal(inv_haproxy_parse(csv, len, "other_pool", 3307, &l, &err), 0);
     const char *want2[] = {"x1:3307"}; /* "no check" is probed */
-    expect_hosts(&l, want2, 1);
+    inv_expect_hosts(&l, want2, 1);
     inv_hosts_deinit(&l);
 
     /* The stats listener has only FRONTEND/BACKEND rows: found, no servers. */
@@ -82,17 +55,17 @@ static void test_capture_transitioning(void **state)
 {
     (void)state;
     size_t len;
-    char *csv = slurp("haproxy-2.6-transitioning.csv", &len);
+    char *csv = inv_fixture_read("haproxy-2.6-transitioning.csv", &len);
     struct inv_hosts l = {0};
     struct err err = {0};
     /* "UP 1/2" (going down) is skipped; "DOWN 1/2" (going up) is probed. */
     assert_int_equal(inv_haproxy_parse(csv, len, "mysql_ro", 3306, &l, &err), 0);
     const char *want[] = {"db-b:3306", "db-d:3306"};
-    expect_hosts(&l, want, 2);
+    inv_expect_hosts(&l, want, 2);
     inv_hosts_deinit(&l);
     free(csv);
 
-    csv = slurp("haproxy-2.6-all-up-transitioning.csv", &len);
+    csv = inv_fixture_read("haproxy-2.6-all-up-transitioning.csv", &len);
     assert_int_equal(inv_haproxy_parse(csv, len, "mysql_ro", 3306, &l, &err), -EINVAL);
     assert_non_null(strstr(err.msg, "all 2 UP servers are transitioning"));
     inv_hosts_deinit(&l);
@@ -128,7 +101,7 @@ static void test_old_layout(void **state)
     struct err err = {0};
     assert_int_equal(parse(old_layout, "ro_main", &l, &err), 0);
     const char *want[] = {"db-1b:3306", "db-1c:3306"};
-    expect_hosts(&l, want, 2);
+    inv_expect_hosts(&l, want, 2);
     inv_hosts_deinit(&l);
 }
 
@@ -148,7 +121,7 @@ static void test_columns_by_name(void **state)
     struct err err = {0};
     assert_int_equal(parse(csv, "pool", &l, &err), 0);
     const char *want[] = {"h1:3306", "h3:3310"};
-    expect_hosts(&l, want, 2);
+    inv_expect_hosts(&l, want, 2);
     inv_hosts_deinit(&l);
 }
 
@@ -165,7 +138,7 @@ static void test_ipv6_and_duplicates(void **state)
     struct err err = {0};
     assert_int_equal(parse(csv, "p", &l, &err), 0);
     const char *want[] = {"::1:3307", "fe80::1:3306", "db:3306"};
-    expect_hosts(&l, want, 3);
+    inv_expect_hosts(&l, want, 3);
     inv_hosts_deinit(&l);
 }
 

@@ -14,19 +14,10 @@
 #include "config/config.h"
 #include "core/strmap.h"
 #include "inventory/inv_proxysql.h"
+#include "inv_fixture.h"
 
 #define T0  1700000000000ull
 #define TTL 10000ull
-
-static void expect_hosts(const struct inv_hosts *l, const char *const *want, size_t n)
-{
-    assert_int_equal(l->len, n);
-    for (size_t i = 0; i < n; i++) {
-        char got[300];
-        snprintf(got, sizeof(got), "%s:%u", l->v[i].host, (unsigned)l->v[i].port);
-        assert_string_equal(got, want[i]);
-    }
-}
 
 static void apply(struct strmap *ign, const char *const *cells, size_t nrows, uint64_t now,
                   struct inv_hosts *out)
@@ -48,7 +39,7 @@ static void test_statuses(void **state)
     struct inv_hosts l = {0};
     apply(&ign, rows, 6, T0, &l);
     const char *want[] = {"replica2:3306", "replica4:3306", "replica5:3306"};
-    expect_hosts(&l, want, 3);
+    inv_expect_hosts(&l, want, 3);
     inv_hosts_deinit(&l);
     assert_int_equal(ign.len, 3);
 
@@ -58,7 +49,7 @@ static void test_statuses(void **state)
     assert_int_equal(l.len, 0);
     apply(&ign, online, 2, T0 + TTL, &l);
     const char *want2[] = {"replica1:3306", "replica3:3306"};
-    expect_hosts(&l, want2, 2);
+    inv_expect_hosts(&l, want2, 2);
     inv_hosts_deinit(&l);
 
     /* A bad status seen again extends the TTL. */
@@ -108,7 +99,7 @@ static void test_bad_rows(void **state)
     };
     apply(&ign, rows, 9, T0, &l);
     const char *want[] = {"::1:13307"};
-    expect_hosts(&l, want, 1);
+    inv_expect_hosts(&l, want, 1);
     inv_hosts_deinit(&l);
     /* "online" is not a known status: ignored for the TTL, keyed with brackets for IPv6. */
     assert_non_null(strmap_get(&ign, "f:3307"));

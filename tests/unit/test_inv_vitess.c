@@ -17,38 +17,12 @@
 #include "config/config.h"
 #include "core/err.h"
 #include "inventory/inv_vitess.h"
-
-static char *slurp(const char *name, size_t *len)
-{
-    /* Fixtures live beside this file, in data/inventory/. */
-    const char *slash = strrchr(__FILE__, '/');
-    int dir_len = slash ? (int)(slash - __FILE__) : 1;
-    char path[1024];
-    snprintf(path, sizeof(path), "%.*s/data/inventory/%s", dir_len, slash ? __FILE__ : ".", name);
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    char *buf = malloc(1 << 20);
-    assert_non_null(buf);
-    *len = fread(buf, 1, (1 << 20) - 1, f);
-    buf[*len] = '\0';
-    fclose(f);
-    return buf;
-}
-
-static void expect_hosts(const struct inv_hosts *l, const char *const *want, size_t n)
-{
-    assert_int_equal(l->len, n);
-    for (size_t i = 0; i < n; i++) {
-        char got[300];
-        snprintf(got, sizeof(got), "%s:%u", l->v[i].host, (unsigned)l->v[i].port);
-        assert_string_equal(got, want[i]);
-    }
-}
+#include "inv_fixture.h"
 
 static int parse_file(const char *name, char **cells, size_t ncells, struct inv_hosts *out)
 {
     size_t len;
-    char *json = slurp(name, &len);
+    char *json = inv_fixture_read(name, &len);
     struct config_strv cv = {.v = cells, .len = ncells};
     struct err err = {0};
     int rc = inv_vitess_parse(json, len, &cv, out, &err);
@@ -63,13 +37,13 @@ static void test_replicas_no_stats(void **state)
     assert_int_equal(parse_file("vtctld-tablets-commerce-0.json", NULL, 0, &l), 0);
     /* PRIMARY (1), RDONLY (3) and BACKUP (6) are left out. */
     const char *want[] = {"db-zone1-101.example.net:17101", "db-zone2-200.example.net:17200"};
-    expect_hosts(&l, want, 2);
+    inv_expect_hosts(&l, want, 2);
     inv_hosts_deinit(&l);
 
     char *zone2[] = {"zone2"};
     assert_int_equal(parse_file("vtctld-tablets-commerce-0.json", zone2, 1, &l), 0);
     const char *want2[] = {"db-zone2-200.example.net:17200"};
-    expect_hosts(&l, want2, 1);
+    inv_expect_hosts(&l, want2, 1);
     inv_hosts_deinit(&l);
 
     /* Blank cell names filter nothing; spaces around a name are ignored. */
@@ -80,7 +54,7 @@ static void test_replicas_no_stats(void **state)
     char *spaced[] = {" zone1 ", "zone9"};
     assert_int_equal(parse_file("vtctld-tablets-commerce-0.json", spaced, 2, &l), 0);
     const char *want3[] = {"db-zone1-101.example.net:17101"};
-    expect_hosts(&l, want3, 1);
+    inv_expect_hosts(&l, want3, 1);
     inv_hosts_deinit(&l);
 }
 
@@ -91,7 +65,7 @@ static void test_replicas_with_stats(void **state)
     assert_int_equal(parse_file("vtctld-tablets-with-stats.json", NULL, 0, &l), 0);
     /* 102 has a last_error, 200 lacks realtime, 202 has realtime null. */
     const char *want[] = {"db-101:3306", "db-201:3307"};
-    expect_hosts(&l, want, 2);
+    inv_expect_hosts(&l, want, 2);
     inv_hosts_deinit(&l);
 }
 
@@ -119,7 +93,7 @@ static void test_type_names_and_odd_tablets(void **state)
     struct err err = {0};
     assert_int_equal(inv_vitess_parse(json, strlen(json), NULL, &l, &err), 0);
     const char *want[] = {"a:3306", "b:3306", "nocell:3306", "errnull:1"};
-    expect_hosts(&l, want, 4);
+    inv_expect_hosts(&l, want, 4);
     inv_hosts_deinit(&l);
 
     /* With a cell filter, a tablet without an alias cell is left out. */
@@ -127,7 +101,7 @@ static void test_type_names_and_odd_tablets(void **state)
     struct config_strv cv = {.v = c1, .len = 1};
     assert_int_equal(inv_vitess_parse(json, strlen(json), &cv, &l, &err), 0);
     const char *want2[] = {"a:3306", "b:3306"};
-    expect_hosts(&l, want2, 2);
+    inv_expect_hosts(&l, want2, 2);
     inv_hosts_deinit(&l);
 }
 
