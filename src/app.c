@@ -283,9 +283,9 @@ static void reload_clusters_removed(struct app *a, const struct config_diff *d)
 
 /* Puts @next in force: inventory sources and HTTP checks start again from
  * it (a new inventory refreshes at once; the throttler keeps the hosts it
- * has until then), the throttler follows cluster by cluster, and the config
- * replaced goes once no snapshot points into it. Returns 0, or -errno with
- * @err set and nothing changed. */
+ * has until then) and the throttler follows cluster by cluster. The config
+ * it replaces stays valid (reload_retire() lets it go). Returns 0, or -errno
+ * with @err set and nothing changed. */
 static int reload_apply(struct app *a, struct config *next, const struct config_diff *d,
                         struct err *err)
 {
@@ -296,12 +296,18 @@ static int reload_apply(struct app *a, struct config *next, const struct config_
     a->inventory = inv;
     throttler_reconfigure(a->throttler, next);
     reload_clusters_removed(a, d);
-    struct config *prev = a->cfg;
     a->cfg = next;
-    if (prev != a->boot_cfg)
-        snapshot_defer(config_free_cb, prev);
     app_notify(a);
     return 0;
+}
+
+/* Frees @prev, a config a reload replaced, once no HTTP thread can be
+ * reading a snapshot that points into it; the config the process started
+ * with stays. Nothing may use @prev after this call. */
+static void reload_retire(struct app *a, struct config *prev)
+{
+    if (prev != NULL && prev != a->boot_cfg)
+        snapshot_defer(config_free_cb, prev);
 }
 
 /* Reads the config again exactly as at start. One that does not load is
@@ -320,21 +326,28 @@ static void reload_config(struct app *a)
                 "reload: rejected: the configuration has errors; the running configuration stays");
         return;
     }
+    /* The diff's names point into both configs: it goes before either. */
     struct config_diff d = {0};
     config_diff(a->cfg, next, &d);
     config_keep_restart_keys(a->cfg, next);
+    struct config *prev = NULL;
     struct err err = {0};
     if (!reload_has_live_changes(&d)) {
         config_free(next);
-    } else if (reload_apply(a, next, &d, &err) < 0) {
-        log_error("reload: rejected: %s; the running configuration stays", err.msg);
-        config_free(next);
-        config_diff_deinit(&d);
-        return;
+        next = NULL;
+    } else {
+        prev = a->cfg;
+        if (reload_apply(a, next, &d, &err) < 0) {
+            log_error("reload: rejected: %s; the running configuration stays", err.msg);
+            config_diff_deinit(&d);
+            config_free(next);
+            return;
+        }
     }
     reload_log_changes(&d);
     reload_log_summary(&d);
     config_diff_deinit(&d);
+    reload_retire(a, prev);
 }
 
 /* SIGHUP, the reload (ExecReload= sends it): the service manager hears

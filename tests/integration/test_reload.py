@@ -21,6 +21,7 @@ every other daemon's. Every wait has a deadline."""
 import http.client as httpclient
 import json
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -33,7 +34,8 @@ from test_service import PORT, Service, is_ready, own_daemon
 
 APP = "it-reload"
 LOAD_APP = "it-reload-load"
-USERS = ("freno_reload", "freno_reload2")
+USERS = ("freno_reload", "freno_reload2", "freno_reload3")
+HAPROXY_STATS = 18240  # the stats page of this file's HAProxy (pool "ro": both replicas)
 MEMCACHE_PATH = "itreload"
 
 
@@ -56,6 +58,40 @@ def thread_ids(user):
                                  f"WHERE user = '{user}'"):
             ids.add((port, int(row[0])))
     return ids
+
+
+def start_haproxy(workdir):
+    """An HAProxy whose stats page lists both replicas in pool "ro"."""
+    if shutil.which("haproxy") is None:
+        raise lib.Skip("haproxy is not installed")
+    lines = ["defaults", "    mode tcp", "    timeout connect 1s", "    timeout client 5s",
+             "    timeout server 5s", "listen stats", f"    bind 127.0.0.1:{HAPROXY_STATS}",
+             "    mode http", "    stats enable", "    stats uri /", "backend ro"]
+    lines += [f"    server 127.0.0.1:{p} 127.0.0.1:{p} check inter 200 rise 1 fall 1" for p in REPLICAS]
+    path = workdir / "haproxy.cfg"
+    path.write_text("\n".join(lines) + "\n")
+    proc = subprocess.Popen(["haproxy", "-db", "-f", str(path)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def page():
+        try:
+            return lib.http("GET", f"http://127.0.0.1:{HAPROXY_STATS}/;csv;norefresh", timeout=2)[0]
+        except OSError:
+            return None
+    try:
+        wait_until(page, lambda st: st == 200, timeout=10, what="the HAProxy stats page")
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc
+
+
+def hap():
+    """A cluster whose hosts come from HAProxy, with a login of its own."""
+    return {"MetricQuery": THREADS_QUERY, "ThrottleThreshold": 1000, "User": USERS[2],
+            "Password": USERS[2],
+            "HAProxySettings": {"Host": "127.0.0.1", "Port": HAPROXY_STATS, "PoolName": "ro"}}
 
 
 def threads_cluster(hosts, threshold=1000, **settings):
@@ -173,11 +209,14 @@ def test_reload_clusters_under_check_load():
     create_users()
     clusters = {
         "steady": steady(),
+        "hap": hap(),
         "gone": threads_cluster([R2]),
         "thr": threads_cluster([R1]),
     }
     s = Service("reload", base_config(clusters))
+    haproxy = None
     try:
+        haproxy = start_haproxy(s.workdir)
         s.notify.wait_for(is_ready, 20, "READY=1")
         for c in clusters:
             wait_until(lambda c=c: check(s, c), lambda st: st == 200, timeout=10,
@@ -188,13 +227,17 @@ def test_reload_clusters_under_check_load():
         expect_eq(check(s, "steady", APP), 417, "a check of the throttled app")
         before = wait_until(lambda: thread_ids(USERS[0]), lambda ids: len(ids) == 2, timeout=10,
                             what="one connection of the steady cluster per replica")
+        hap_before = wait_until(lambda: thread_ids(USERS[2]), lambda ids: len(ids) == 2, timeout=15,
+                                what="one connection of the HAProxy cluster per replica")
 
-        with CheckLoad(PORT, f"/check/{LOAD_APP}/mysql/steady") as load:
+        with CheckLoad(PORT, f"/check/{LOAD_APP}/mysql/steady") as load, \
+                CheckLoad(PORT, f"/check/{LOAD_APP}/mysql/hap") as hap_load:
             wait_until(lambda: load.snapshot()[0], lambda n: n >= 50, timeout=10,
                        what="the check load to get going")
             start_count = load.snapshot()[0]
             clusters2 = {
                 "steady": steady(),
+                "hap": hap(),
                 "thr": threads_cluster([R1], threshold=0.5),
                 "fresh": threads_cluster([R2]),
             }
@@ -207,7 +250,9 @@ def test_reload_clusters_under_check_load():
             for line in ("reload: cluster fresh added", "reload: cluster gone removed",
                          "reload: cluster thr changed"):
                 expect(line in text, f"{line!r} in the log:\n{text}")
-            expect("steady" not in text, f"the unchanged cluster is not mentioned:\n{text}")
+            for name in ("steady", "hap"):
+                expect(f"mysql/{name}" not in text and f"cluster {name}" not in text,
+                       f"the unchanged cluster {name} is not mentioned:\n{text}")
 
             wait_until(lambda: check(s, "fresh"), lambda st: st == 200, timeout=10,
                        what="the added cluster to answer 200")
@@ -220,12 +265,18 @@ def test_reload_clusters_under_check_load():
                        what="300 more checks after the reload")
             wait_until(time.monotonic, lambda t: t >= reloaded_at + 2, timeout=5,
                        what="two seconds of load after the reload")
-        count, bad = load.snapshot()
-        expect(count >= 350, f"only {count} checks under load")
-        expect(not bad, f"{len(bad)} of {count} checks on the unchanged cluster failed: {bad}")
+        for name, lo in (("steady", load), ("hap", hap_load)):
+            count, bad = lo.snapshot()
+            expect(count >= 350, f"only {count} checks under load on {name}")
+            expect(not bad, f"{len(bad)} of {count} checks on the unchanged cluster {name} failed: {bad}")
 
-        after = thread_ids(USERS[0])
-        expect_eq(after, before, "the steady cluster's server threads after the reload")
+        expect_eq(thread_ids(USERS[0]), before, "the steady cluster's server threads after the reload")
+        # The inventory starts again on reload and reads HAProxy at once: the
+        # same hosts, so the same connections.
+        since_reload = lambda: s.log_text().split("reload: 1 cluster added", 1)[1]  # noqa: E731
+        wait_until(lambda: "inventory: hap: 2 host(s) from haproxy" in since_reload(), timeout=10,
+                   what="HAProxy read again after the reload")
+        expect_eq(thread_ids(USERS[2]), hap_before, "the HAProxy cluster's server threads after the reload")
         expect_eq(check(s, "steady", APP), 417, "the app throttle after the reload")
         expect_eq(s.get("/leader-check")[0], 200, "leadership after the reload")
         status, metrics = s.get("/metrics")
@@ -262,6 +313,9 @@ def test_reload_clusters_under_check_load():
                    what="the steady cluster to answer with its new login")
         s.stop()
     finally:
+        if haproxy is not None:
+            haproxy.terminate()
+            haproxy.wait(10)
         s.close()
 
 
