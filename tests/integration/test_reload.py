@@ -35,7 +35,7 @@ from test_service import PORT, Service, is_ready, own_daemon
 APP = "it-reload"
 LOAD_APP = "it-reload-load"
 USERS = ("freno_reload", "freno_reload2", "freno_reload3")
-HAPROXY_STATS = 18240  # the stats page of this file's HAProxy (pool "ro": both replicas)
+HAPROXY_STATS = 13378  # the stats page of this file's HAProxy (pool "ro": both replicas)
 MEMCACHE_PATH = "itreload"
 
 
