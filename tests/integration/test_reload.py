@@ -94,6 +94,13 @@ def hap():
             "HAProxySettings": {"Host": "127.0.0.1", "Port": HAPROXY_STATS, "PoolName": "ro"}}
 
 
+def hang():
+    """A cluster whose HAProxy never answers: a reload always finds its
+    inventory request in flight, and abandons it."""
+    return {"MetricQuery": THREADS_QUERY,
+            "HAProxySettings": {"Host": "127.0.0.1", "Port": lib.BLACKHOLE_PORT, "PoolName": "ro"}}
+
+
 def threads_cluster(hosts, threshold=1000, **settings):
     return lib.cluster(hosts, query=THREADS_QUERY, ThrottleThreshold=threshold, **settings)
 
@@ -210,6 +217,7 @@ def test_reload_clusters_under_check_load():
     clusters = {
         "steady": steady(),
         "hap": hap(),
+        "hang": hang(),
         "gone": threads_cluster([R2]),
         "thr": threads_cluster([R1]),
     }
@@ -218,7 +226,7 @@ def test_reload_clusters_under_check_load():
     try:
         haproxy = start_haproxy(s.workdir)
         s.notify.wait_for(is_ready, 20, "READY=1")
-        for c in clusters:
+        for c in ("steady", "hap", "gone", "thr"):
             wait_until(lambda c=c: check(s, c), lambda st: st == 200, timeout=10,
                        what=f"/check on {c} to answer 200")
         wait_until(lambda: lib.memcache_get(f"{MEMCACHE_PATH}/mysql/gone"), timeout=5,
@@ -238,6 +246,7 @@ def test_reload_clusters_under_check_load():
             clusters2 = {
                 "steady": steady(),
                 "hap": hap(),
+                "hang": hang(),
                 "thr": threads_cluster([R1], threshold=0.5),
                 "fresh": threads_cluster([R2]),
             }
