@@ -40,6 +40,7 @@ SUBSET=(
     -k test_inventory.test_initial_inventories
     -k test_inventory.test_http_check_404_leaves_host_out
     -k test_inventory.test_memcache_values_expiry_and_deletion
+    -k test_reload.test_reload_clusters_under_check_load
 )
 
 filters=()

@@ -38,7 +38,13 @@
 #define BUDGET_EVERY_MS 1000u
 
 struct app {
+    /* The config in force, which a reload replaces. The one the process
+     * started with stays too (@boot_cfg): the leader, the HTTP server and
+     * memcache publishing read it, and only keys that need a restart (which
+     * a reload never changes) are theirs. */
     struct config *cfg;
+    struct config *boot_cfg;
+    const struct config_origin *origin;
     uint64_t nofile;
     unsigned http_threads;
     unsigned http_max;    /* connections the HTTP server was started with */
@@ -221,13 +227,135 @@ static void on_signal(uv_signal_t *h, int signum)
     leader_shutdown(a->leader, on_leader_released, a);
 }
 
-/* SIGHUP, the reload (ExecReload= sends it). Nothing is re-read yet: the
- * running configuration stays, and the signal no longer ends the process
- * as its default action would. Loop thread. */
+/* ---- reload (SIGHUP), docs/config.md#reload ---- */
+
+static const char *plural(size_t n, const char *one, const char *many)
+{
+    return n == 1 ? one : many;
+}
+
+/* One line per key that cannot change live, then one per cluster. */
+static void reload_log_changes(const struct config_diff *d)
+{
+    for (size_t i = 0; i < d->restart_len; i++)
+        log_warn("reload: %s changed and needs a restart; the running value stays", d->restart[i]);
+    for (size_t i = 0; i < d->live_len; i++)
+        log_info("reload: %s changed", d->live[i]);
+    for (size_t i = 0; i < d->added_len; i++)
+        log_info("reload: cluster %s added", d->added[i]);
+    for (size_t i = 0; i < d->removed_len; i++)
+        log_info("reload: cluster %s removed", d->removed[i]);
+    for (size_t i = 0; i < d->changed_len; i++)
+        log_info("reload: cluster %s changed", d->changed[i]);
+}
+
+/* The one line that sums a reload up. */
+static void reload_log_summary(const struct config_diff *d)
+{
+    if (d->added_len + d->removed_len + d->changed_len + d->live_len + d->restart_len == 0) {
+        log_info("reload: no change");
+        return;
+    }
+    log_info("reload: %zu %s added, %zu removed, %zu changed, %zu %s changed, %zu %s a restart",
+             d->added_len, plural(d->added_len, "cluster", "clusters"), d->removed_len,
+             d->changed_len, d->live_len, plural(d->live_len, "key", "keys"), d->restart_len,
+             plural(d->restart_len, "key needs", "keys need"));
+}
+
+/* Whether anything of @d applies live. */
+static bool reload_has_live_changes(const struct config_diff *d)
+{
+    return d->added_len + d->removed_len + d->changed_len + d->live_len > 0;
+}
+
+static void config_free_cb(void *cfg)
+{
+    config_free(cfg);
+}
+
+/* Hooks for state kept per cluster outside the throttler: called once per
+ * removed cluster, after it stopped and before its name goes. */
+static void reload_clusters_removed(struct app *a, const struct config_diff *d)
+{
+    (void)a;
+    (void)d;
+}
+
+/* Puts @next in force: inventory sources and HTTP checks start again from
+ * it (a new inventory refreshes at once; the throttler keeps the hosts it
+ * has until then) and the throttler follows cluster by cluster. The config
+ * it replaces stays valid (reload_retire() lets it go). Returns 0, or -errno
+ * with @err set and nothing changed. */
+static int reload_apply(struct app *a, struct config *next, const struct config_diff *d,
+                        struct err *err)
+{
+    struct inventory *inv = inventory_new(a->loop, next, a->throttler, err);
+    if (inv == NULL)
+        return err->code != 0 ? err->code : -ENOMEM;
+    inventory_free(a->inventory);
+    a->inventory = inv;
+    throttler_reconfigure(a->throttler, next);
+    reload_clusters_removed(a, d);
+    a->cfg = next;
+    app_notify(a);
+    return 0;
+}
+
+/* Frees @prev, a config a reload replaced, once no HTTP thread can be
+ * reading a snapshot that points into it; the config the process started
+ * with stays. Nothing may use @prev after this call. */
+static void reload_retire(struct app *a, struct config *prev)
+{
+    if (prev != NULL && prev != a->boot_cfg)
+        snapshot_defer(config_free_cb, prev);
+}
+
+/* Reads the config again exactly as at start. One that does not load is
+ * rejected with the start's messages and the running one stays; one that
+ * loads applies live, but for the keys that need a restart, which keep
+ * their running values. */
+static void reload_config(struct app *a)
+{
+    struct config *next = NULL;
+    if (a->origin == NULL) {
+        log_warn("reload: no configuration source; the running configuration stays");
+        return;
+    }
+    if (config_load_origin(a->origin, &next) < 0) {
+        log_error(
+                "reload: rejected: the configuration has errors; the running configuration stays");
+        return;
+    }
+    /* The diff's names point into both configs: it goes before either. */
+    struct config_diff d = {0};
+    config_diff(a->cfg, next, &d);
+    config_keep_restart_keys(a->cfg, next);
+    struct config *prev = NULL;
+    struct err err = {0};
+    if (!reload_has_live_changes(&d)) {
+        config_free(next);
+        next = NULL;
+    } else {
+        prev = a->cfg;
+        if (reload_apply(a, next, &d, &err) < 0) {
+            log_error("reload: rejected: %s; the running configuration stays", err.msg);
+            config_diff_deinit(&d);
+            config_free(next);
+            return;
+        }
+    }
+    reload_log_changes(&d);
+    reload_log_summary(&d);
+    config_diff_deinit(&d);
+    reload_retire(a, prev);
+}
+
+/* SIGHUP, the reload (ExecReload= sends it): the service manager hears
+ * RELOADING then READY around it. One step per concern. Loop thread. */
 static void app_reload(struct app *a)
 {
     service_reloading(a->service);
-    log_warn("app: SIGHUP: live reload is not supported yet; the running configuration stays");
+    reload_config(a);
     service_reloaded(a->service);
 }
 
@@ -241,7 +369,7 @@ static void on_sighup(uv_signal_t *h, int signum)
 
 int app_run(const struct app_params *p)
 {
-    struct app a = {.cfg = p->cfg, .nofile = p->nofile};
+    struct app a = {.cfg = p->cfg, .boot_cfg = p->cfg, .origin = p->origin, .nofile = p->nofile};
     int code = 1;
     struct err err = {0};
     char hostname[256] = "";
@@ -318,7 +446,9 @@ out:
     loop_free(a.loop);
     snapshot_shutdown();
     events_shutdown();
-    config_free(a.cfg);
+    if (a.cfg != a.boot_cfg)
+        config_free(a.cfg);
+    config_free(a.boot_cfg);
     free(service_id);
     log_info("app: stopped");
     return code;

@@ -7,9 +7,13 @@
 #include <stdint.h>
 
 struct config;
+struct config_origin;
 
 struct app_params {
     struct config *cfg; /* ownership passes to app_run */
+    /* Where @cfg came from, for SIGHUP to load again; borrowed, outlives
+     * app_run. NULL: SIGHUP keeps the running config. */
+    const struct config_origin *origin;
     bool force_leadership;
     uint64_t nofile; /* the open-files soft limit the process runs with */
 };

@@ -17,7 +17,6 @@
 #include "core/fdlimit.h"
 #include "core/hash.h"
 #include "core/parse.h"
-#include "core/xalloc.h"
 #include "leader/leader.h"
 #include "log/log.h"
 #include "mysql/myasync.h"
@@ -188,40 +187,28 @@ static void handle_early_flags(const struct flags *f)
     }
 }
 
-/* Loads the config (--config, or the default search list), logs every
- * warning and error, and applies the flags that override keys. Exits on
- * errors. */
-static struct config *load_config(const struct flags *f)
+/* Where the config comes from (--config and the flags that override keys);
+ * app.c reloads from the same on SIGHUP. */
+static struct config_origin config_origin_of(const struct flags *f)
 {
-    static const char *const defaults[] = {"/etc/freno.conf.json", "conf/freno.conf.json"};
-    const char *explicit_path[1] = {f->config};
+    return (struct config_origin){
+            .path = f->config,
+            .http_port = f->http_port,
+            .raft_datadir = f->raft_datadir,
+            .raft_bind = f->raft_bind,
+            .raft_nodes = f->raft_nodes,
+            .enable_profiling = f->enable_profiling,
+    };
+}
+
+/* Loads the config, logging every warning and error. Exits on errors. */
+static struct config *load_config(const struct config_origin *o)
+{
     struct config *cfg = NULL;
-    struct config_diag diag = {0};
-    int rc = f->config ? config_load_files(explicit_path, 1, false, &cfg, &diag)
-                       : config_load_files(defaults, 2, true, &cfg, &diag);
-    for (size_t i = 0; i < diag.warnings_len; i++)
-        log_warn("%s", diag.warnings[i]);
-    for (size_t i = 0; i < diag.errors_len; i++)
-        log_error("%s", diag.errors[i]);
-    config_diag_deinit(&diag);
-    if (rc < 0) {
+    if (config_load_origin(o, &cfg) < 0) {
         log_error("freno: refusing to start: the configuration has errors");
         exit(1);
     }
-    if (f->http_port)
-        cfg->listen_port = (uint16_t)f->http_port;
-    if (f->raft_datadir) {
-        free(cfg->raft_data_dir);
-        cfg->raft_data_dir = xstrdup(f->raft_datadir);
-    }
-    if (f->raft_bind) {
-        free(cfg->raft_bind);
-        cfg->raft_bind = xstrdup(f->raft_bind);
-    }
-    if (f->raft_nodes)
-        config_strv_set_csv(&cfg->raft_nodes, f->raft_nodes);
-    if (f->enable_profiling)
-        cfg->enable_profiling = true;
     return cfg;
 }
 
@@ -300,7 +287,8 @@ int main(int argc, char **argv)
     if (parse_flags(argc, argv, &f) < 0)
         exit(2);
     handle_early_flags(&f);
-    struct config *cfg = load_config(&f);
+    struct config_origin origin = config_origin_of(&f);
+    struct config *cfg = load_config(&origin);
     init_process(cfg);
     if (f.init_backend)
         init_backend(cfg);
@@ -309,7 +297,10 @@ int main(int argc, char **argv)
     int rc = log_start();
     if (rc < 0)
         log_warn("freno: log queue: %s; logging straight to stderr", strerror(-rc));
-    struct app_params ap = {.cfg = cfg, .force_leadership = f.force_leadership, .nofile = nofile};
+    struct app_params ap = {.cfg = cfg,
+                            .origin = &origin,
+                            .force_leadership = f.force_leadership,
+                            .nofile = nofile};
     int code = app_run(&ap);
     log_stop();
     end_process();

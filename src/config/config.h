@@ -187,3 +187,50 @@ const char *config_source_name(enum config_host_source s);
 /* Replaces the items of @sv with the non-empty items of the comma-separated
  * list @csv, each as written (blanks are kept). Main thread. */
 void config_strv_set_csv(struct config_strv *sv, const char *csv);
+
+/* ---- reload (config_diff.c, config_run.c) ---- */
+
+/* What a reload changes between the running config and a new one. Names
+ * point into the two configs and the key table: valid while both live. */
+struct config_diff {
+    const char **added; /* clusters only in the new config, by name */
+    size_t added_len;
+    const char **removed; /* clusters only in the running config */
+    size_t removed_len;
+    const char **changed; /* clusters in both with some setting changed */
+    size_t changed_len;
+    const char **live; /* top-level keys changed that apply live */
+    size_t live_len;
+    const char **restart; /* top-level keys changed that need a restart */
+    size_t restart_len;
+};
+
+/* Compares the running config @old with @next: clusters by name (every
+ * setting, inheritance applied) and top-level keys by the key table, where
+ * CONFIG_KEY_RESTART tells which cannot change live. Stores.MySQL's own
+ * keys count through the clusters that inherit them. Fills @d, which the
+ * caller zero-initializes and releases with config_diff_deinit(). Pure. */
+void config_diff(const struct config *old, const struct config *next, struct config_diff *d);
+void config_diff_deinit(struct config_diff *d);
+/* Whether every setting of @a and @b is the same. Pure. */
+bool config_cluster_equal(const struct config_cluster *a, const struct config_cluster *b);
+/* Gives @next the running value (@old's) of every top-level key that needs a
+ * restart, so that the config applied live never differs from what runs. */
+void config_keep_restart_keys(const struct config *old, struct config *next);
+
+/* Where the running config comes from: the files and the command-line flags
+ * that override keys. */
+struct config_origin {
+    const char *path;         /* --config; NULL: the default search list */
+    int64_t http_port;        /* --http-port; 0: none */
+    const char *raft_datadir; /* --raft-datadir; NULL: none */
+    const char *raft_bind;    /* --raft-bind */
+    const char *raft_nodes;   /* --raft-nodes, comma-separated */
+    bool enable_profiling;    /* --enable-profiling */
+};
+
+/* Loads the config @o describes, logging every warning and error as they
+ * are (the same lines at start and on reload), and applies the flags.
+ * Returns 0 and sets *@out, or -EINVAL with *@out NULL. Main thread (the
+ * loop thread on reload: the same thread). */
+int config_load_origin(const struct config_origin *o, struct config **out);

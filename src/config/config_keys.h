@@ -41,6 +41,9 @@ enum config_key_base {
 #define CONFIG_KEY_ZERO_DEFAULT 0x08u
 /* A non-empty value selects the key's host source for its cluster. */
 #define CONFIG_KEY_SELECTS 0x10u
+/* A reload (SIGHUP) cannot apply a change of this key: it is logged as
+ * "needs a restart" and the running value stays (docs/config.md#reload). */
+#define CONFIG_KEY_RESTART 0x20u
 
 /* One cluster as decoded, before inheritance. The embedded cluster receives
  * the values that map one to one; the other members hold raw forms that

@@ -329,3 +329,8 @@ const struct probe_result *probe_last(const struct probe *p)
 {
     return &p->last;
 }
+
+void probe_set_cache_ms(struct probe *p, uint32_t cache_ms)
+{
+    p->cache_ms = cache_ms;
+}

@@ -56,6 +56,8 @@ void probe_free(struct probe *p);
  * cache_ms exists. */
 void probe_start(struct probe *p, uint64_t now_ms);
 bool probe_is_busy(const struct probe *p);
+/* Changes CacheMillis (a reload): the connection and the last result stay. */
+void probe_set_cache_ms(struct probe *p, uint32_t cache_ms);
 /* The last completed result (status PROBE_NONE_YET before the first). */
 const struct probe_result *probe_last(const struct probe *p);
 

@@ -339,6 +339,29 @@ void snapshot_publish(const struct snapshot *tmpl)
     }
 }
 
+struct deferred {
+    struct rcu_head rcu;
+    void (*fn)(void *arg);
+    void *arg;
+};
+
+static void on_rcu_deferred(struct rcu_head *head)
+{
+    GRACE_ELAPSED();
+    struct deferred *d = (struct deferred *)(void *)((char *)head - offsetof(struct deferred, rcu));
+    d->fn(d->arg);
+    free(d);
+}
+
+void snapshot_defer(void (*fn)(void *arg), void *arg)
+{
+    struct deferred *d = xcalloc(1, sizeof(*d));
+    d->fn = fn;
+    d->arg = arg;
+    GRACE_BEFORE_FREE();
+    call_rcu(&d->rcu, on_rcu_deferred);
+}
+
 const struct snapshot *snapshot_acquire(void)
 {
     rcu_read_lock();

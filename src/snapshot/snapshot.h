@@ -168,7 +168,9 @@ struct snapshot {
     uint64_t built_at_ms;
     const char *hostname;      /* process lifetime */
     const char *memcache_json; /* process lifetime: /config/memcache body */
-    const char *control_token; /* process lifetime, may be NULL */
+    /* May be NULL. Points into the config in force when the snapshot was
+     * built: a reload frees the one it replaces through snapshot_defer(). */
+    const char *control_token;
     /* Checks stop vouching for metrics once the loop's heartbeat is older
      * than this (CheckStaleAfterMillis); 0: no such test. */
     uint64_t stale_after_ms;
@@ -223,6 +225,12 @@ void snapshot_shutdown(void);
 /* Publishes a new snapshot whose parts are the given ones; each pointer gets
  * one new reference (the caller keeps its own). Loop thread. */
 void snapshot_publish(const struct snapshot *tmpl);
+
+/* Calls @fn(@arg) once every reader that could see a snapshot published
+ * before this call has released it, on liburcu's call_rcu thread (at the
+ * latest in snapshot_shutdown()): for what such a snapshot may point into,
+ * as the strings of a config a reload replaced. Loop thread. */
+void snapshot_defer(void (*fn)(void *arg), void *arg);
 
 /* Read side: the returned snapshot (never NULL after the first publish, NULL
  * before) stays valid until snapshot_release(). Do not block in between, and

@@ -40,6 +40,16 @@ struct throttler_params {
 struct throttler *throttler_new(const struct throttler_params *p);
 void throttler_free(struct throttler *t);
 
+/* A reload: switches to @cfg (borrowed as throttler_params.cfg is; the
+ * previous config is no longer read once this returns, and the snapshot it
+ * publishes no longer points into it). Clusters are matched by name: a new
+ * one starts, a removed one stops and leaves every listing; a kept one keeps
+ * its hosts, probes (connections), aggregates and low-priority marks and
+ * takes the new thresholds, CacheMillis, IgnoreHosts* and static hosts,
+ * unless its login (User, Password, Collation) or a metric's name or query
+ * changed: then its hosts are probed anew. Operator state stays. */
+void throttler_reconfigure(struct throttler *t, const struct config *cfg);
+
 /* Starts (leader) or stops (follower) probing. Stopping drops every aggregate
  * at once, so a deposed leader answers checks 404 immediately. */
 void throttler_set_leader(struct throttler *t, bool is_leader);

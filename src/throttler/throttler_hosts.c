@@ -206,6 +206,17 @@ void throttler_cluster_deinit(struct cluster *c)
     c->nmetrics = 0;
 }
 
+void throttler_cluster_set_source(struct throttler *t, struct cluster *c,
+                                  const struct config_hostport *hosts, size_t n, uint64_t now_ms)
+{
+    set_source(t, c, hosts, n, now_ms);
+}
+
+void throttler_cluster_apply_hosts(struct throttler *t, struct cluster *c, uint64_t now_ms)
+{
+    apply_hosts(t, c, now_ms);
+}
+
 void throttler_apply_all_hosts(struct throttler *t, uint64_t now_ms)
 {
     for (size_t i = 0; i < t->nclusters; i++)

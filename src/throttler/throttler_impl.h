@@ -145,6 +145,12 @@ void throttler_cluster_init(struct throttler *t, struct cluster *c,
                             const struct config_cluster *cfg, uint64_t now_ms);
 /* Stops every probe of @c and frees its host lists, names and metrics. */
 void throttler_cluster_deinit(struct cluster *c);
+/* Sets @c's source list to @hosts (copied) / rebuilds @c's probed set from
+ * its source list (IgnoreHosts changed), keeping probes of hosts that
+ * remain. */
+void throttler_cluster_set_source(struct throttler *t, struct cluster *c,
+                                  const struct config_hostport *hosts, size_t n, uint64_t now_ms);
+void throttler_cluster_apply_hosts(struct throttler *t, struct cluster *c, uint64_t now_ms);
 /* Rebuilds every cluster's probed set from its source list (after the
  * skipped hosts changed), keeping probes of hosts that remain. */
 void throttler_apply_all_hosts(struct throttler *t, uint64_t now_ms);

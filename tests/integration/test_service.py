@@ -211,7 +211,7 @@ def test_notify_ready_reload_stop_single_node():
         expect(re.fullmatch(r"RELOADING=1\nMONOTONIC_USEC=\d+", m), f"reloading message {m!r}")
         _, (_, m) = s.notify.wait_for(is_ready, 5, "READY=1 after the reload", start=j + 1)
         expect_eq(status_of(m), "leader (single-node); 1 cluster(s), 2 host(s) probed", "STATUS= after reload")
-        wait_until(lambda: "SIGHUP: live reload is not supported yet" in s.log_text(), timeout=5,
+        wait_until(lambda: "reload: no change" in s.log_text(), timeout=5,
                    what="the reload line in the log")
         expect(s.alive_or_raise() and s.get("/leader-check")[0] == 200, "still leading after SIGHUP")
 

@@ -152,6 +152,9 @@ static char *keys_section(void)
                             "empty variable is an error.");
         if (k->flags & CONFIG_KEY_SECRET)
             strbuf_adds(&b, " Secret: never logged or shown.");
+        if (k->flags & CONFIG_KEY_RESTART)
+            strbuf_adds(&b, " A change needs a restart: SIGHUP logs it and keeps the running "
+                            "value.");
         strbuf_adds(&b, "\n");
     }
     strbuf_adds(&b, END_MARK "\n");

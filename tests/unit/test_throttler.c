@@ -781,6 +781,92 @@ static void test_each_metric_is_probed_and_aggregated(void **state)
 
 /* Each metric's health is its own: one over its threshold does not stop
  * the other from being healthy, and ShareDomain reports go by metric. */
+/* A reload config: cluster c1 of host db1 with @c1 ("" leaves it out) and
+ * c2 of host db2 with @c2 (likewise). */
+static struct config *reload_config(const char *c1, const char *c2)
+{
+    char json[1024];
+    snprintf(json, sizeof(json),
+             "{\"BackendMySQLHost\": \"127.0.0.1\", \"BackendMySQLSchema\": \"freno\", "
+             "\"Stores\": {\"MySQL\": {\"User\": \"u\", \"Password\": \"p\", \"Clusters\": {"
+             "%s%s%s%s%s}}}}",
+             c1[0] ? "\"c1\": {\"MetricQuery\": \"select v\", "
+                     "\"StaticHostsSettings\": {\"Hosts\": [\"db1:3306\"]}, "
+                   : "",
+             c1, c1[0] ? "}" : "", c1[0] && c2[0] ? ", " : "",
+             c2[0] ? "\"c2\": {\"MetricQuery\": \"select v\", "
+                     "\"StaticHostsSettings\": {\"Hosts\": [\"db2:3306\"]}, "
+                   : "");
+    if (c2[0]) {
+        size_t len = strlen(json);
+        snprintf(json + len - 4, sizeof(json) - len + 4, "%s}}}}}", c2);
+    }
+    struct config *cfg = NULL;
+    struct config_diag d = {0};
+    int rc = config_load_string(json, "reload.json", &cfg, &d);
+    for (size_t i = 0; i < d.errors_len; i++)
+        print_error("%s\n", d.errors[i]);
+    config_diag_deinit(&d);
+    assert_int_equal(rc, 0);
+    return cfg;
+}
+
+/* Switches @f to @cfg the way a reload does; the old config goes at once
+ * (no reader thread here). */
+static void reconfigure(struct fixture *f, struct config *cfg)
+{
+    throttler_reconfigure(f->t, cfg);
+    config_free(f->cfg);
+    f->cfg = cfg;
+}
+
+static bool has_cluster(const char *name)
+{
+    const struct snapshot *s = snapshot_acquire();
+    bool found = snapshot_find_cluster(s, name) != NULL;
+    snapshot_release(s);
+    return found;
+}
+
+/* A reload keeps an unchanged host's probe (its connection), its aggregate
+ * and the operator state, applies the new threshold and CacheMillis at
+ * once, starts an added cluster, stops a removed one, and gives a cluster
+ * whose login changed new connections. */
+static void test_reconfigure_keeps_probes(void **state)
+{
+    struct fixture *f = *state;
+    lead_with_value(f, "0.5");
+    struct err err = {0};
+    assert_int_equal(throttler_throttle_app(f->t, "x", true, 60, false, 0, &err), 0);
+    struct myconn *db1 = conn("db1:3306");
+    assert_non_null(db1);
+    assert_int_equal(check("app"), 200);
+
+    reconfigure(f, reload_config("\"ThrottleThreshold\": 0.2, \"CacheMillis\": 1000",
+                                 "\"ThrottleThreshold\": 1"));
+    assert_ptr_equal(conn("db1:3306"), db1);
+    assert_true(look().has_value); /* no gap: the aggregate stayed */
+    assert_int_equal(check("app"), 429);
+    assert_int_equal(check("x"), 417);
+    assert_true(has_cluster("c2"));
+    assert_non_null(conn("db2:3306")); /* a leader probes an added cluster at once */
+    now_ms = T0 + 500;
+    throttler_tick_collect(f->t);
+    assert_int_equal(queries("db1:3306"), 1); /* the new CacheMillis holds */
+
+    /* c1 removed; c2 with another login. */
+    finish("db2:3306", MYCONN_OK, "0.1");
+    conn("db2:3306")->queries = 100;
+    reconfigure(f, reload_config("", "\"User\": \"other\""));
+    assert_false(has_cluster("c1"));
+    assert_null(conn("db1:3306"));
+    assert_true(has_cluster("c2"));
+    assert_non_null(conn("db2:3306"));
+    assert_int_equal(queries("db2:3306"), 1); /* a new connection */
+    assert_int_equal(check("app"), 404);      /* c1 is no more */
+    assert_int_equal(app_expiry("x"), T0 + 60 * MIN_MS);
+}
+
 static void test_health_per_metric(void **state)
 {
     struct fixture *f = *state;
@@ -815,6 +901,7 @@ int main(void)
                                             setup_metrics, teardown),
             cmocka_unit_test_setup_teardown(test_health_per_metric, setup_metrics, teardown),
             cmocka_unit_test_setup_teardown(test_first_snapshot, setup_plain, teardown),
+            cmocka_unit_test_setup_teardown(test_reconfigure_keeps_probes, setup_plain, teardown),
             cmocka_unit_test_setup_teardown(test_aggregate_published_at_the_clock, setup_plain,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_aggregate_expires_after_5s, setup_plain, teardown),
