@@ -155,17 +155,20 @@ function chart(series, startS, threshold) {
         s.append(svg("line", {class: "threshold", x1: 0, x2: W, y1: y, y2: y}));
     }
     if (d) s.append(svg("path", {class: "line", d}));
-    const label = svg("text", {class: "axis", x: 4, y: 11});
-    label.textContent = "max " + fmtNumber(max) + ", last 15 min";
-    s.append(label);
-    return s;
+    const box = el("div", "chartbox");
+    const axis = el("div", "axis");
+    axis.append(el("span", "", "15 min ago"), el("span", "", "scale 0 to " + fmtNumber(max) + ", threshold dashed"), el("span", "", "now"));
+    box.append(s, axis);
+    return box;
 }
 
 function hostsTable(m) {
     const t = el("table", "hosts");
     const head = el("tr");
     for (const h of ["host", "value", "age", "probe errors", "error"]) head.append(el("th", "", h));
-    t.append(el("thead")).append(head);
+    const thead = el("thead");
+    thead.append(head);
+    t.append(thead);
     const body = el("tbody");
     for (const h of m.Hosts) {
         const tr = el("tr", !h.Ok && h.Probed ? "bad" : "");
