@@ -322,10 +322,14 @@ static void render_cluster(struct strbuf *b, const char *name, const struct hist
         strbuf_adds(b, ",\"Threshold\":");
         add_json_number(b, s->threshold);
         strbuf_adds(b, ",\"Values\":[");
+        /* Six significant digits draw any chart and keep a point within 13
+         * bytes (a lag computed from timestamps has 17). */
         for (size_t k = 0; k < c->npoints; k++) {
-            if (k > 0)
-                strbuf_add(b, ",", 1);
-            add_json_number(b, s->points[k]);
+            double v = s->points[k];
+            if (isfinite(v))
+                strbuf_addf(b, k > 0 ? ",%.6g" : "%.6g", v);
+            else
+                strbuf_adds(b, k > 0 ? ",null" : "null");
         }
         strbuf_adds(b, "]}");
     }

@@ -208,6 +208,7 @@ def test_page_with_100_clusters():
     status, _, whole = d.request("GET", "/metrics-history")
     expect_eq(status, 200, "history of 100 clusters")
     status, _, one = d.request("GET", "/metrics-history?cluster=c042")
+    expect_eq(status, 200, "history of one cluster")
     expect(len(one) < 12000, f"one cluster's history is {len(one)} bytes")
     status, _, cm = d.request("GET", "/cluster-metrics")
     expect(len(cm) < 60000, f"/cluster-metrics of 100 clusters is {len(cm)} bytes")

@@ -241,6 +241,20 @@ static void test_names_escaped(void **state)
     json_decref(j);
 }
 
+/* Points keep six significant digits. */
+static void test_point_precision(void **state)
+{
+    struct history *h = *state;
+    rec1(h, "c1", T0, true, 0.06076407432556152);
+    rec1(h, "c1", T0 + 1, true, 1234567.0);
+    rec1(h, "c1", T0 + 2, true, -0.5);
+    size_t len;
+    bool found;
+    char *s = history_render_json(h, "c1", 0, &len, &found);
+    assert_non_null(strstr(s, "\"Values\":[0.0607641,1.23457e+06,-0.5]"));
+    free(s);
+}
+
 static void test_many_clusters_sorted(void **state)
 {
     struct history *h = *state;
@@ -275,6 +289,7 @@ int main(void)
             TEST(test_metrics_come_and_go),
             TEST(test_sweep_and_remove),
             TEST(test_names_escaped),
+            TEST(test_point_precision),
             TEST(test_many_clusters_sorted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
