@@ -8,6 +8,7 @@
 const POLL_MS = 2000;
 const SLOW_POLL_MS = 10000; // recent apps and the endpoint list change slowly
 const HISTORY_POINTS = 900;
+const MIN_CHART_SECONDS = 120;
 const OPEN_BY_DEFAULT = 6; // with this many clusters or fewer, all start expanded
 const MAX_ROWS = 200; // rows shown per side table; the count says how many exist
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -136,8 +137,10 @@ function chart(series, startS, threshold) {
     if (!(max > 0)) max = 1;
     const n = series.length;
     const lastS = startS + n - 1;
-    const x0 = lastS - (HISTORY_POINTS - 1);
-    const xOf = (t) => ((t - x0) / (HISTORY_POINTS - 1)) * W;
+    // The window grows with the history held, from 2 minutes to all 15.
+    const span = Math.min(HISTORY_POINTS, Math.max(MIN_CHART_SECONDS, n));
+    const x0 = lastS - (span - 1);
+    const xOf = (t) => ((t - x0) / (span - 1)) * W;
     const yOf = (val) => H - PAD - (val / max) * (H - 2 * PAD);
     let d = "";
     let pen = false;
@@ -157,7 +160,7 @@ function chart(series, startS, threshold) {
     if (d) s.append(svg("path", {class: "line", d}));
     const box = el("div", "chartbox");
     const axis = el("div", "axis");
-    axis.append(el("span", "", "15 min ago"), el("span", "", "scale 0 to " + fmtNumber(max) + ", threshold dashed"), el("span", "", "now"));
+    axis.append(el("span", "", Math.round(span / 60) + " min ago"), el("span", "", "scale 0 to " + fmtNumber(max) + ", threshold dashed"), el("span", "", "now"));
     box.append(s, axis);
     return box;
 }
