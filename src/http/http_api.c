@@ -590,7 +590,7 @@ static json_t *cluster_hosts_json(const struct snap_probe_set *set, uint64_t now
 }
 
 static json_t *cluster_json(const struct snapshot *s, const struct snap_cluster *cl,
-                            uint64_t now_ms)
+                            bool with_hosts, uint64_t now_ms)
 {
     json_t *o = json_object();
     json_object_set_new(o, "Name", json_string(cl->name));
@@ -608,8 +608,9 @@ static json_t *cluster_json(const struct snapshot *s, const struct snap_cluster 
         json_object_set_new(e, "Error",
                             json_string(m->has_value && !m->ok && m->err ? m->err : ""));
         json_object_set_new(e, "Host", json_string(m->host ? m->host : ""));
-        json_object_set_new(e, "Hosts",
-                            cluster_hosts_json(snapshot_find_probes(s, m->name), now_ms));
+        if (with_hosts)
+            json_object_set_new(e, "Hosts",
+                                cluster_hosts_json(snapshot_find_probes(s, m->name), now_ms));
         json_array_append_new(ms, e);
     }
     json_object_set_new(o, "Metrics", ms);
@@ -621,6 +622,9 @@ static void handle_cluster_metrics(const struct api_call *c, struct http_resp *r
     const char *cluster;
     if (!cluster_arg(c, "cluster-metrics", &cluster, resp))
         return;
+    /* ?hosts=false: the overview of many clusters, without their hosts. */
+    const char *h = c->req->query(c->req->ctx, "hosts");
+    bool with_hosts = h == NULL || strcmp(h, "false") != 0;
     const struct snap_clusters *cs = c->s ? c->s->clusters : NULL;
     json_t *a = json_array();
     bool found = cluster == NULL;
@@ -628,7 +632,7 @@ static void handle_cluster_metrics(const struct api_call *c, struct http_resp *r
         if (cluster != NULL && strcmp(cs->v[i].name, cluster) != 0)
             continue;
         found = true;
-        json_array_append_new(a, cluster_json(c->s, &cs->v[i], c->now_ms));
+        json_array_append_new(a, cluster_json(c->s, &cs->v[i], with_hosts, c->now_ms));
     }
     if (!found) {
         json_decref(a);

@@ -823,6 +823,17 @@ static void test_cluster_metrics(void **state)
     resp_done(&resp);
     assert_int_equal(json_array_size(json_object_get(j, "Clusters")), 1);
     json_decref(j);
+    /* The overview leaves the hosts out. */
+    answer(&(struct ask){.path = "/cluster-metrics",
+                         .query = (const char *const[]){"hosts", "false", NULL}},
+           &resp);
+    j = json_loadb(resp.body, resp.len, 0, &e);
+    resp_done(&resp);
+    json_t *m0 = json_array_get(
+            json_object_get(json_array_get(json_object_get(j, "Clusters"), 0), "Metrics"), 0);
+    assert_non_null(json_object_get(m0, "Threshold"));
+    assert_null(json_object_get(m0, "Hosts"));
+    json_decref(j);
     expect_ask(
             &(struct ask){.path = "/cluster-metrics",
                           .query = (const char *const[]){"cluster", "no\"such", NULL}},

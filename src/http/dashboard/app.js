@@ -85,11 +85,11 @@ function clusterView(name) {
     summary.append(cname, chips);
     const detail = el("div", "detail");
     details.append(summary, detail);
-    v = {name, details, chips, detail, data: null, history: null, historyBusy: false};
+    v = {name, details, chips, detail, data: null, hosts: null, history: null, busy: false};
     details.addEventListener("toggle", () => {
         if (details.open) {
             renderDetail(v);
-            pollHistory(v);
+            pollDetail(v);
         }
     });
     clusters.set(name, v);
@@ -205,28 +205,32 @@ function renderDetail(v) {
         box.append(h);
         const hist = v.history && v.history.Metrics[m.Metric];
         if (hist) box.append(chart(hist.Values, v.history.Start, m.Threshold));
-        box.append(hostsTable(m));
+        const withHosts = v.hosts && v.hosts.Metrics.find((x) => x.Name === m.Name);
+        if (withHosts) box.append(hostsTable(withHosts));
         v.detail.append(box);
     }
 }
 
-// Keeps the last HISTORY_POINTS seconds of @v's history, asking only for
-// what came after the newest second held.
-async function pollHistory(v) {
-    if (!v.details.open || v.historyBusy) return;
-    v.historyBusy = true;
+// An expanded cluster's hosts, and the last HISTORY_POINTS seconds of its
+// history, asking only for what came after the newest second held.
+async function pollDetail(v) {
+    if (!v.details.open || v.busy) return;
+    v.busy = true;
     try {
+        const name = encodeURIComponent(v.name);
         const h = v.history;
         const since = h && h.Start ? h.Start + longest(h) - 1 : 0;
-        const q = "/metrics-history?cluster=" + encodeURIComponent(v.name) + (since ? "&since=" + since : "");
-        const r = await getJSON(q);
+        const [r, hosts] = await Promise.all([
+            getJSON("/metrics-history?cluster=" + name + (since ? "&since=" + since : "")),
+            getJSON("/cluster-metrics?cluster=" + name)]);
         const c = r.Clusters[v.name];
         if (c) v.history = mergeHistory(h, c, since);
+        v.hosts = hosts.Clusters[0] || null;
         renderDetail(v);
     } catch (e) {
         // The cluster may have just left the config; the next poll tells.
     } finally {
-        v.historyBusy = false;
+        v.busy = false;
     }
 }
 
@@ -368,7 +372,7 @@ function renderLeader(st) {
 async function poll() {
     try {
         const [cm, agg, apps, skipped, status] = await Promise.all([
-            getJSON("/cluster-metrics"), getJSON("/aggregated-metrics"), getJSON("/throttled-apps"),
+            getJSON("/cluster-metrics?hosts=false"), getJSON("/aggregated-metrics"), getJSON("/throttled-apps"),
             getJSON("/skipped-hosts"), getJSON("/consensus/status")]);
         serverNowMs = cm.Now;
         renderClusters(cm, agg);
@@ -376,7 +380,7 @@ async function poll() {
         renderSkipped(skipped);
         renderLeader(status);
         if (hasAppRules) renderRules(await getJSON("/app-rules"));
-        for (const v of clusters.values()) pollHistory(v);
+        for (const v of clusters.values()) pollDetail(v);
         showProblem("");
         $("updated").textContent = "updated " + new Date(serverNowMs).toISOString().slice(11, 19) + " UTC";
     } catch (e) {
