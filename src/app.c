@@ -24,6 +24,7 @@
 #include "publish/memcache_pub.h"
 #include "service/service.h"
 #include "snapshot/events.h"
+#include "snapshot/history.h"
 #include "snapshot/snapshot.h"
 #include "throttler/throttler.h"
 
@@ -56,6 +57,7 @@ struct app {
     struct throttler *throttler;
     struct inventory *inventory;
     struct memcache_pub *memcache;
+    struct history *history; /* the dashboard's 15 minutes, read by HTTP threads */
     struct leader *leader;
     struct service *service;
     bool http_up;
@@ -200,6 +202,7 @@ static struct http_server *http_start(struct app *a, struct err *err)
             .idle_timeout_s = (uint32_t)c->http_idle_timeout_secs,
             .control_timeout_ms = (uint32_t)c->control_timeout_millis,
             .control_queue_max = (unsigned)c->control_queue_length,
+            .history = a->history,
     };
     struct http_server *http = http_server_start(&hp, err);
     if (http == NULL)
@@ -384,8 +387,12 @@ int app_run(const struct app_params *p)
         goto out;
     }
     a.service = service_new(a.loop);
-    a.throttler = throttler_new(&(struct throttler_params){
-            .loop = a.loop, .cfg = a.cfg, .hostname = hostname, .service_id = service_id});
+    a.history = history_new();
+    a.throttler = throttler_new(&(struct throttler_params){.loop = a.loop,
+                                                           .cfg = a.cfg,
+                                                           .hostname = hostname,
+                                                           .service_id = service_id,
+                                                           .history = a.history});
     a.inventory = inventory_new(a.loop, a.cfg, a.throttler, &err);
     if (a.inventory == NULL) {
         log_error("%s", err.msg);
@@ -442,6 +449,7 @@ out:
         throttler_set_aggregate_hook(a.throttler, NULL, NULL);
     memcache_pub_free(a.memcache);
     throttler_free(a.throttler);
+    history_free(a.history);
     service_free(a.service);
     loop_free(a.loop);
     snapshot_shutdown();

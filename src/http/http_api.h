@@ -9,6 +9,8 @@
 
 #include "loop/loop.h"
 
+struct history;
+
 struct http_req {
     const char *method; /* "GET" / "HEAD" */
     const char *path;   /* decoded, without query */
@@ -27,6 +29,12 @@ struct http_req {
  * the general response. It lives on the answering thread's stack. */
 #define HTTP_RESP_SMALL 16384
 
+/* What the dashboard may load: its own script, style and JSON from this
+ * daemon, nothing else (no inline script, no frame, no form). */
+#define HTTP_DASHBOARD_CSP                                                                         \
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "                \
+    "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
 struct http_resp {
     int status;
     bool json; /* Content-Type: application/json */
@@ -39,6 +47,9 @@ struct http_resp {
      * http_api_control_answer() once the loop did. */
     bool park;
     unsigned retry_after_s; /* non-zero: send a Retry-After header */
+    /* The dashboard's answers: send a Content-Security-Policy that allows
+     * nothing from outside this daemon (docs/api.md#dashboard). */
+    bool csp;
     /* When set, body is shared and stays valid until release(release_arg),
      * which the server calls once the response is sent or dropped. */
     void (*release)(void *arg);
@@ -50,6 +61,7 @@ struct http_api_ctx {
     struct loop *loop;       /* for its heartbeat (checks refuse a stalled loop) */
     unsigned cmd_timeout_ms; /* how long a control request waits for the loop */
     unsigned cmd_queue_max;  /* the loop's command queue bound, for messages */
+    struct history *history; /* /metrics-history's source; NULL: none */
 };
 
 /* Answers @req into @resp, or sets resp->park for a control request. */

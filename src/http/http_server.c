@@ -155,6 +155,11 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, const char *method
         snprintf(v, sizeof(v), "%u", resp->retry_after_s);
         MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, v);
     }
+    if (resp->csp) {
+        MHD_add_response_header(r, "Content-Security-Policy", HTTP_DASHBOARD_CSP);
+        MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    }
     enum MHD_Result rc = MHD_queue_response(conn, (unsigned)resp->status, r);
     MHD_destroy_response(r);
     return rc;
@@ -431,6 +436,7 @@ struct http_server *http_server_start(const struct http_server_params *p, struct
     s->api.loop = p->loop;
     s->api.cmd_timeout_ms = p->control_timeout_ms;
     s->api.cmd_queue_max = p->control_queue_max;
+    s->api.history = p->history;
     s->request_timeout_ms = p->request_timeout_ms;
     s->control_timeout_ms = p->control_timeout_ms;
     atomic_init(&s->budget, p->max_connections);

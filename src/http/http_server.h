@@ -12,6 +12,7 @@
 
 struct loop;
 struct http_server;
+struct history;
 
 /* Descriptors the server itself uses besides its connections: the listening
  * socket, and an epoll descriptor and a wake-up descriptor per thread. */
@@ -27,6 +28,7 @@ struct http_server_params {
     uint32_t idle_timeout_s;     /* no byte moved for this long: closed */
     uint32_t control_timeout_ms; /* a control request's wait for the loop */
     unsigned control_queue_max;  /* the loop's queue bound, for messages */
+    struct history *history;     /* /metrics-history's source (borrowed); NULL: none */
 };
 
 /* The thread count @requested resolves to (0: number of CPUs). */

@@ -47,12 +47,18 @@ static const struct pattern patterns[] = {
         {"/help", ROUTE_HELP, false},
         {"/config/memcache", ROUTE_CONFIG_MEMCACHE, true},
         {"/metrics", ROUTE_PROMETHEUS, false},
+        {"/dashboard", ROUTE_DASHBOARD, false},
+        {"/dashboard/app.js", ROUTE_DASHBOARD_JS, false},
+        {"/dashboard/style.css", ROUTE_DASHBOARD_CSS, false},
+        {"/metrics-history", ROUTE_METRICS_HISTORY, false},
+        {"/cluster-metrics", ROUTE_CLUSTER_METRICS, false},
 };
 
 #define NPATTERNS (sizeof(patterns) / sizeof(patterns[0]))
 
 /* /help lists what the original lists (it registers /config/memcache as a
- * plain GET and so leaves it out), plus our /metrics. */
+ * plain GET and so leaves it out), plus our own endpoints (/metrics, the
+ * dashboard and its JSON; not the dashboard's script and style). */
 static const char *const help_list[] = {
         "/lb-check",
         "/_ping",
@@ -86,6 +92,9 @@ static const char *const help_list[] = {
         "/debug/metrics",
         "/help",
         "/metrics",
+        "/dashboard",
+        "/metrics-history",
+        "/cluster-metrics",
         NULL};
 
 const char *const *router_patterns(void)

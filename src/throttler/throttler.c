@@ -136,6 +136,7 @@ struct throttler *throttler_new(const struct throttler_params *p)
     t->cfg = p->cfg;
     t->clock = p->clock != NULL ? p->clock : wall_clock;
     t->clock_arg = p->clock_arg;
+    t->history = p->history;
     uint64_t now_ms = throttler_now_ms(t);
     t->hostname = xstrdup(p->hostname);
     t->service_id = xstrdup(p->service_id);

@@ -18,6 +18,7 @@ struct config_hostport;
 struct loop_cmd;
 struct snap_leader;
 struct throttler;
+struct history;
 
 /* A wall clock: epoch milliseconds now. */
 typedef uint64_t throttler_clock_fn(void *arg);
@@ -33,6 +34,9 @@ struct throttler_params {
      * other than the wall clock only where that one is driven too. */
     throttler_clock_fn *clock;
     void *clock_arg;
+    /* Where each metric's aggregate is recorded once a second (borrowed; must
+     * outlive the throttler); NULL: nowhere. */
+    struct history *history;
 };
 
 /* Creates the throttler described by @p. Publishes a first snapshot. Loop

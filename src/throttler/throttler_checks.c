@@ -19,6 +19,7 @@
 #include "probe/probe.h"
 #include "snapshot/check.h"
 #include "snapshot/events.h"
+#include "snapshot/history.h"
 #include "throttler/aggregate.h"
 
 /* ---- check records ---- */
@@ -163,6 +164,30 @@ void throttler_tick_collect(struct throttler *t)
         throttler_start_probes(t, throttler_now_ms(t));
 }
 
+/* Records every metric's aggregate for the second of @now_ms (the first
+ * aggregation of each second does), and forgets clusters no longer here. */
+static void record_history(struct throttler *t, uint64_t now_ms)
+{
+    uint64_t s = now_ms / 1000;
+    if (t->history == NULL || s == t->history_s)
+        return;
+    t->history_s = s;
+    for (size_t i = 0; i < t->nclusters; i++) {
+        const struct cluster *c = &t->clusters[i];
+        struct history_sample v[FRENO_METRICS_MAX];
+        for (size_t j = 0; j < c->nmetrics; j++) {
+            const struct cluster_metric *cm = &c->metrics[j];
+            v[j] = (struct history_sample){.metric = cm->metric,
+                                           .name = cm->name,
+                                           .threshold = cm->threshold,
+                                           .has_value = cm->has_value && cm->ok,
+                                           .value = cm->value};
+        }
+        history_record(t->history, c->cfg->name, v, c->nmetrics, s);
+    }
+    history_sweep(t->history);
+}
+
 void throttler_tick_aggregate(struct throttler *t)
 {
     uint64_t now_ms = throttler_now_ms(t);
@@ -182,6 +207,7 @@ void throttler_tick_aggregate(struct throttler *t)
             }
         }
     }
+    record_history(t, now_ms);
     if (t->dirty_metrics)
         throttler_rebuild_metrics(t);
     if (t->publish_pending)

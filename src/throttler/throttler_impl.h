@@ -109,6 +109,8 @@ struct throttler {
     uv_timer_t *timers[THROTTLER_TIMERS]; /* collect, aggregate, self check, slow, sweep */
     throttler_aggregate_fn *on_aggregated;
     void *on_aggregated_arg;
+    struct history *history; /* borrowed, may be NULL */
+    uint64_t history_s;      /* the last second recorded there */
 
     struct app_throttle apps;
     struct skipped_hosts skipped;

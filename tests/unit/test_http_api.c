@@ -30,6 +30,7 @@
 #include "snap_build.h"
 #include "snapshot/check.h"
 #include "snapshot/events.h"
+#include "snapshot/history.h"
 #include "snapshot/snapshot.h"
 
 #define FAR_MS   4102444800000ull /* 2100-01-01T00:00:00Z */
@@ -713,9 +714,182 @@ static void test_lb_check_and_help(void **state)
         o += (size_t)snprintf(want + o, sizeof(want) - o, "%s\"%s\"", o > 1 ? "," : "", *p);
     snprintf(want + o, sizeof(want) - o, "]\n");
     assert_non_null(strstr(want, "[\"/lb-check\",\"/_ping\","));
-    assert_non_null(strstr(want, ",\"/metrics\"]\n"));
+    assert_non_null(strstr(want, ",\"/metrics\","));
+    assert_non_null(strstr(want, ",\"/dashboard\",\"/metrics-history\",\"/cluster-metrics\"]\n"));
     assert_null(strstr(want, "/config/memcache"));
     expect_get("/help", 200, true, want);
+}
+
+/* ---- dashboard ---- */
+
+static void answer_with_history(const struct ask *a, struct history *h, struct http_resp *resp)
+{
+    struct http_api_ctx ctx = api_ctx();
+    ctx.history = h;
+    struct ask lookups = *a;
+    struct http_req req = {
+            .method = "GET",
+            .path = a->path,
+            .peer = "10.0.0.9",
+            .query = query_of,
+            .header = header_of,
+            .ctx = &lookups,
+    };
+    http_api_handle(&ctx, &req, resp);
+}
+
+/* The page, its script and its style: compiled in, typed, with the policy
+ * that forbids loading anything from elsewhere; nothing in them names
+ * another origin. */
+static void test_dashboard_assets(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *path, *type, *marker;
+    } assets[] = {
+            {"/dashboard", "text/html; charset=utf-8", "<script src=\"/dashboard/app.js\""},
+            {"/dashboard/", "text/html; charset=utf-8", "href=\"/dashboard/style.css\""},
+            {"/dashboard/app.js", "text/javascript; charset=utf-8", "textContent"},
+            {"/dashboard/style.css", "text/css; charset=utf-8", "svg.chart"},
+    };
+    for (size_t i = 0; i < sizeof(assets) / sizeof(assets[0]); i++) {
+        struct http_resp resp;
+        answer(&(struct ask){.path = assets[i].path}, &resp);
+        assert_int_equal(resp.status, 200);
+        assert_string_equal(resp.content_type, assets[i].type);
+        assert_true(resp.csp);
+        assert_int_equal(resp.len, strlen(resp.body));
+        if (strstr(resp.body, assets[i].marker) == NULL)
+            fail_msg("%s lacks %s", assets[i].path, assets[i].marker);
+        /* The one absolute URL is the SVG namespace, which loads nothing. */
+        const char *u = resp.body;
+        while ((u = strstr(u, "http")) != NULL) {
+            if (strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0)
+                assert_int_equal(strncmp(u, "http://www.w3.org/2000/svg\"", 27), 0);
+            u += 4;
+        }
+        /* Data reaches the page as text only. */
+        assert_null(strstr(resp.body, "innerHTML"));
+        assert_null(strstr(resp.body, "insertAdjacentHTML"));
+        assert_null(strstr(resp.body, "document.write"));
+        resp_done(&resp);
+    }
+    assert_null(strstr(HTTP_DASHBOARD_CSP, "unsafe"));
+    assert_non_null(strstr(HTTP_DASHBOARD_CSP, "default-src 'none'"));
+}
+
+static void test_cluster_metrics(void **state)
+{
+    (void)state;
+    publish_full(NULL, "replication not running");
+    struct http_resp resp;
+    answer(&(struct ask){.path = "/cluster-metrics"}, &resp);
+    assert_int_equal(resp.status, 200);
+    assert_true(resp.json);
+    assert_true(resp.csp);
+    json_error_t e;
+    json_t *j = json_loadb(resp.body, resp.len, 0, &e);
+    assert_non_null(j);
+    resp_done(&resp);
+    assert_true(json_integer_value(json_object_get(j, "Now")) >= (json_int_t)built_ms);
+    json_t *cs = json_object_get(j, "Clusters");
+    assert_int_equal(json_array_size(cs), 4);
+    const char *want_names[] = {"broken", "fresh", "high", "low"};
+    for (size_t i = 0; i < 4; i++) {
+        json_t *c = json_array_get(cs, i);
+        assert_string_equal(json_string_value(json_object_get(c, "Name")), want_names[i]);
+        json_t *m = json_array_get(json_object_get(c, "Metrics"), 0);
+        assert_string_equal(json_string_value(json_object_get(m, "Metric")), "default");
+        assert_true(json_number_value(json_object_get(m, "Threshold")) == 1);
+        assert_true(json_is_array(json_object_get(m, "Hosts")));
+    }
+    json_t *broken = json_array_get(json_object_get(json_array_get(cs, 0), "Metrics"), 0);
+    assert_true(json_is_true(json_object_get(broken, "HasValue")));
+    assert_true(json_is_false(json_object_get(broken, "Ok")));
+    assert_true(json_is_null(json_object_get(broken, "Value")));
+    assert_string_equal(json_string_value(json_object_get(broken, "Error")),
+                        "replication not running");
+    json_t *high = json_array_get(json_object_get(json_array_get(cs, 2), "Metrics"), 0);
+    assert_string_equal(json_string_value(json_object_get(high, "Name")), "mysql/high");
+    assert_true(json_number_value(json_object_get(high, "Value")) == 2.5);
+    json_t *fresh = json_array_get(json_object_get(json_array_get(cs, 1), "Metrics"), 0);
+    assert_true(json_is_false(json_object_get(fresh, "HasValue")));
+    json_decref(j);
+
+    answer(&(struct ask){.path = "/cluster-metrics",
+                         .query = (const char *const[]){"cluster", "low", NULL}},
+           &resp);
+    j = json_loadb(resp.body, resp.len, 0, &e);
+    resp_done(&resp);
+    assert_int_equal(json_array_size(json_object_get(j, "Clusters")), 1);
+    json_decref(j);
+    /* The overview leaves the hosts out. */
+    answer(&(struct ask){.path = "/cluster-metrics",
+                         .query = (const char *const[]){"hosts", "false", NULL}},
+           &resp);
+    j = json_loadb(resp.body, resp.len, 0, &e);
+    resp_done(&resp);
+    json_t *m0 = json_array_get(
+            json_object_get(json_array_get(json_object_get(j, "Clusters"), 0), "Metrics"), 0);
+    assert_non_null(json_object_get(m0, "Threshold"));
+    assert_null(json_object_get(m0, "Hosts"));
+    json_decref(j);
+    expect_ask(
+            &(struct ask){.path = "/cluster-metrics",
+                          .query = (const char *const[]){"cluster", "no\"such", NULL}},
+            404, true,
+            "{\"StatusCode\":404,\"Message\":\"cluster-metrics: no cluster \\\"no\\\\\\\"such\\\"\"}\n");
+    expect_ask(
+            &(struct ask){.path = "/cluster-metrics",
+                          .query = (const char *const[]){"cluster", "a\nb", NULL}},
+            400, true,
+            "{\"StatusCode\":400,\"Message\":\"cluster-metrics: cluster holds a control character or bytes that are not UTF-8\"}\n");
+}
+
+static void test_metrics_history_endpoint(void **state)
+{
+    (void)state;
+    struct history *h = history_new();
+    struct history_sample s = {.metric = "default",
+                               .name = "mysql/c1",
+                               .threshold = 1,
+                               .has_value = true,
+                               .value = 0.5};
+    history_record(h, "c1", &s, 1, 1700000000);
+    s.value = 0.75;
+    history_record(h, "c1", &s, 1, 1700000001);
+    struct http_resp resp;
+    answer_with_history(&(struct ask){.path = "/metrics-history"}, h, &resp);
+    check_resp("metrics-history", &resp, 200, true,
+               "{\"IntervalSeconds\":1,\"Points\":900,\"Clusters\":{\"c1\":{\"Start\":1700000000,"
+               "\"Metrics\":{\"default\":{\"Name\":\"mysql/c1\",\"Threshold\":1,\"Values\":[0.5,"
+               "0.75]}}}}}\n");
+    answer_with_history(&(struct ask){.path = "/metrics-history",
+                                      .query = (const char *const[]){"cluster", "c1", "since",
+                                                                     "1700000000", NULL}},
+                        h, &resp);
+    assert_true(resp.csp);
+    check_resp("metrics-history since", &resp, 200, true,
+               "{\"IntervalSeconds\":1,\"Points\":900,\"Clusters\":{\"c1\":{\"Start\":1700000001,"
+               "\"Metrics\":{\"default\":{\"Name\":\"mysql/c1\",\"Threshold\":1,\"Values\":[0.75]}"
+               "}}}}\n");
+    answer_with_history(&(struct ask){.path = "/metrics-history",
+                                      .query = (const char *const[]){"cluster", "c2", NULL}},
+                        h, &resp);
+    check_resp("metrics-history unknown", &resp, 404, true,
+               "{\"StatusCode\":404,\"Message\":\"metrics-history: no cluster \\\"c2\\\"\"}\n");
+    static const char *const bad[] = {"x", "-1", "1.5", ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        answer_with_history(&(struct ask){.path = "/metrics-history",
+                                          .query = (const char *const[]){"since", bad[i], NULL}},
+                            h, &resp);
+        assert_int_equal(resp.status, 500);
+        assert_non_null(strstr(resp.body, "metrics-history: since"));
+        resp_done(&resp);
+    }
+    history_free(h);
+    expect_get("/metrics-history", 404, true,
+               "{\"StatusCode\":404,\"Message\":\"metrics-history: no history kept here\"}\n");
 }
 
 static void test_route_errors(void **state)
@@ -1005,6 +1179,9 @@ int main(void)
             cmocka_unit_test(test_leadership_endpoints),
             cmocka_unit_test(test_identity_and_texts),
             cmocka_unit_test(test_lb_check_and_help),
+            cmocka_unit_test(test_dashboard_assets),
+            cmocka_unit_test(test_cluster_metrics),
+            cmocka_unit_test(test_metrics_history_endpoint),
             cmocka_unit_test(test_route_errors),
             cmocka_unit_test(test_control_requests_parked),
             cmocka_unit_test(test_control_bad_options),
