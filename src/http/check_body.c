@@ -126,8 +126,25 @@ static const struct check_metric *decided(const struct check_result *res)
     return &res->metrics[res->decided_by];
 }
 
+/* What a metric's threshold_from reads as in answers. */
+static const char *threshold_from_name(enum check_threshold_from f)
+{
+    switch (f) {
+    case CHECK_THRESHOLD_READ:
+        return "check-read";
+    case CHECK_THRESHOLD_RULE:
+        return "rule";
+    case CHECK_THRESHOLD_RULE_FACTOR:
+        return "rule-factor";
+    case CHECK_THRESHOLD_CLUSTER:
+        break;
+    }
+    return "cluster";
+}
+
 /* The reason metric @cm gives for its status. */
-static void reason_metric(struct out *o, const struct check_metric *cm)
+static void reason_metric(struct out *o, const struct check_result *res,
+                          const struct check_metric *cm)
 {
     const struct snap_metric *m = cm->m;
     char v[CHECK_BODY_NUMBER_MAX + 8], t[CHECK_BODY_NUMBER_MAX + 8];
@@ -155,6 +172,9 @@ static void reason_metric(struct out *o, const struct check_metric *cm)
             snprintf(t, sizeof(t), "?");
         out_fmt(o, "%s: %s%s%s is above the threshold %s", m->name, v, host[0] ? " on " : "", host,
                 t);
+        if (res->rule != NULL && (cm->threshold_from == CHECK_THRESHOLD_RULE ||
+                                  cm->threshold_from == CHECK_THRESHOLD_RULE_FACTOR))
+            out_fmt(o, " set by app rule %s", res->rule->key);
         break;
     default:
         break;
@@ -202,7 +222,7 @@ static void reason_text(char *buf, size_t size, const struct check_request *r,
         break;
     case CHECK_REASON_METRIC:
         if (cm != NULL)
-            reason_metric(&o, cm);
+            reason_metric(&o, res, cm);
         break;
     }
     /* A cut reason is still a reason. */
@@ -219,7 +239,15 @@ static void out_throttle(struct out *o, const struct snap_app *a)
     out_raw(o, "}", 1);
 }
 
-static void out_metric(struct out *o, const struct check_metric *cm)
+/* "Rule":{"Key":..,"Exempt":..}: the app rule that shaped the answer. */
+static void out_rule(struct out *o, const struct snap_rule *r)
+{
+    out_raw(o, ",\"Rule\":{\"Key\":", 15);
+    out_str(o, r->key, CHECK_BODY_KEY_MAX);
+    out_fmt(o, ",\"Exempt\":%s}", r->rule.exempt ? "true" : "false");
+}
+
+static void out_metric(struct out *o, const struct check_metric *cm, bool with_from)
 {
     const struct snap_metric *m = cm->m;
     out_raw(o, "{\"Metric\":", 10);
@@ -233,6 +261,8 @@ static void out_metric(struct out *o, const struct check_metric *cm)
     out_str(o, m->has_value ? m->host : "", HOSTPORT_TEXT_SIZE);
     out_raw(o, ",\"Message\":", 11);
     out_str(o, cm->message, CHECK_BODY_MESSAGE_MAX);
+    if (with_from)
+        out_fmt(o, ",\"ThresholdFrom\":\"%s\"", threshold_from_name(cm->threshold_from));
     out_raw(o, "}", 1);
 }
 
@@ -248,11 +278,13 @@ static void out_details(struct out *o, const struct check_request *r,
     out_str(o, reason, CHECK_BODY_REASON_MAX);
     if (res->reason == CHECK_REASON_THROTTLED && res->throttle != NULL)
         out_throttle(o, res->throttle);
+    if (res->rule != NULL)
+        out_rule(o, res->rule);
     out_raw(o, ",\"Metrics\":[", 12);
     for (size_t i = 0; i < res->nmetrics; i++) {
         if (i > 0)
             out_raw(o, ",", 1);
-        out_metric(o, &res->metrics[i]);
+        out_metric(o, &res->metrics[i], res->rule != NULL);
     }
     out_raw(o, "]", 1);
 }

@@ -47,12 +47,15 @@ static const struct pattern patterns[] = {
         {"/help", ROUTE_HELP, false},
         {"/config/memcache", ROUTE_CONFIG_MEMCACHE, true},
         {"/metrics", ROUTE_PROMETHEUS, false},
+        {"/app-rule/:app", ROUTE_APP_RULE, false},
+        {"/remove-app-rule/:app", ROUTE_REMOVE_APP_RULE, false},
+        {"/app-rules", ROUTE_APP_RULES, false},
 };
 
 #define NPATTERNS (sizeof(patterns) / sizeof(patterns[0]))
 
 /* /help lists what the original lists (it registers /config/memcache as a
- * plain GET and so leaves it out), plus our /metrics. */
+ * plain GET and so leaves it out), plus our /metrics and app rules. */
 static const char *const help_list[] = {
         "/lb-check",
         "/_ping",
@@ -85,6 +88,9 @@ static const char *const help_list[] = {
         "/debug/vars",
         "/debug/metrics",
         "/help",
+        "/app-rule/:app",
+        "/remove-app-rule/:app",
+        "/app-rules",
         "/metrics",
         NULL};
 
