@@ -280,7 +280,8 @@ def test_rules_backend_without_the_table():
     ha.backend_sql("DROP TABLE app_rules")
     nodes = ha.Nodes("rules-old", ha.NODE_PORTS[:1])
     leader, _ = nodes.wait_one_leader(timeout=5)
-    expect_eq(check(leader, "any", "ha")[0], 200, "checks as before")
+    wait_until(lambda: check(leader, "any", "ha")[0], lambda s: s == 200, timeout=10,
+               what="checks answered as before")
     status, msg = control(leader, "/app-rule/x?threshold=2")
     expect_eq(status, 500, f"rule without the table: {msg}")
     expect("has no table app_rules; create it with freno --init-backend" in msg, f"the reason: {msg}")
