@@ -356,22 +356,24 @@ void leader_mysql_state_kick(struct mysql_leader *m)
         return;
     m->job_gen = m->ops_gen;
     m->job_term = m->term;
+    bool no_rules = m->rules.want && !m->rules_present;
+    if (no_rules) {
+        /* No table, no rules: nothing to load or wait for before serving. */
+        m->rules.want = false;
+        m->rules.loaded_term = m->term;
+    }
     if (m->apps.want) {
         load_send(m, &m->apps);
     } else if (m->hosts.want) {
         load_send(m, &m->hosts);
-    } else if (m->rules.want && !m->rules_present) {
-        /* No table, no rules: nothing to wait for before serving. */
-        m->rules.want = false;
-        m->rules.loaded_term = m->term;
-        leader_mysql_maybe_serve(m);
-        leader_mysql_state_kick(m);
     } else if (m->rules.want) {
         load_send(m, &m->rules);
     } else if (m->want_health) {
         m->want_health = false;
         leader_mysql_send(m->state_conn, backend_sql_register_health(&m->ids), on_health, m);
     }
+    if (no_rules)
+        leader_mysql_maybe_serve(m);
 }
 
 static void on_health_timer(uv_timer_t *h)

@@ -46,6 +46,21 @@ const struct app_rule_limit *app_rule_limit_of(const struct app_rule *r, const c
     return NULL;
 }
 
+bool app_rule_equal(const struct app_rule *a, const struct app_rule *b)
+{
+    if (a->exempt != b->exempt || a->nmetrics != b->nmetrics || a->nlimits != b->nlimits)
+        return false;
+    for (size_t i = 0; i < a->nmetrics; i++)
+        if (strcmp(a->metrics[i], b->metrics[i]) != 0)
+            return false;
+    for (size_t i = 0; i < a->nlimits; i++) {
+        const struct app_rule_limit *x = &a->limits[i], *y = &b->limits[i];
+        if (strcmp(x->metric, y->metric) != 0 || x->value != y->value || x->factor != y->factor)
+            return false;
+    }
+    return true;
+}
+
 bool app_rule_applies(const struct app_rule *r, const char *metric)
 {
     if (r->exempt)

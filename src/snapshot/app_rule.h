@@ -63,6 +63,9 @@ size_t app_rule_format(const struct app_rule *r, char *buf, size_t size);
  * app_rule_from_query() makes. Returns 0, or -EINVAL with @err set. */
 int app_rule_parse(const char *text, size_t len, struct app_rule *r, struct err *err);
 
+/* Whether @a and @b are the same rule, member by member. */
+bool app_rule_equal(const struct app_rule *a, const struct app_rule *b);
+
 /* Check path (no allocation): whether metric @metric applies to an app held
  * by @r, and the limit @r sets for it (NULL: the cluster's threshold). */
 bool app_rule_applies(const struct app_rule *r, const char *metric);

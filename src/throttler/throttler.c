@@ -7,6 +7,7 @@
 #include "throttler/throttler.h"
 #include "throttler/throttler_impl.h"
 
+#include <errno.h>
 #include <stdlib.h>
 
 #include "config/config.h"
@@ -229,5 +230,8 @@ void throttler_apply_cmd(struct throttler *t, struct loop_cmd *cmd)
         throttler_publish_at(t, throttler_now_ms(t));
         break;
     }
-    loop_cmd_finish(t->loop, cmd, rc < 0 ? 500 : 200, rc < 0 ? err.msg : "OK");
+    /* A rule the HTTP side let through but that is still bad is the
+     * client's error, as there. */
+    int status = rc == -EINVAL && cmd->kind == LOOP_CMD_SET_APP_RULE ? 400 : 500;
+    loop_cmd_finish(t->loop, cmd, rc < 0 ? status : 200, rc < 0 ? err.msg : "OK");
 }

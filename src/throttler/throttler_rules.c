@@ -96,7 +96,7 @@ void throttler_replace_rules(struct throttler *t, const struct throttler_rule *v
     for (size_t i = 0; i < n; i++) {
         const struct throttler_rule_entry *cur = opset_get(&t->rules, v[i].key);
         if (cur != NULL && same_expiry(cur->expire_at_ms, v[i].expire_at_ms) &&
-            memcmp(&cur->rule, v[i].rule, sizeof(cur->rule)) == 0) {
+            app_rule_equal(&cur->rule, v[i].rule)) {
             opset_touch(&t->rules, v[i].key);
             continue;
         }

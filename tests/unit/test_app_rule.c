@@ -139,6 +139,12 @@ static void test_text_round_trip_and_hostile(void **state)
     assert_int_equal(app_rule_parse(t, n, &back, &err), 0);
     assert_string_equal(text_of(&back, t2), t);
     assert_int_equal(back.nlimits, 9);
+    assert_true(app_rule_equal(&r, &back));
+    back.limits[8].value = 6;
+    assert_false(app_rule_equal(&r, &back));
+    back.limits[8].value = 5;
+    back.limits[8].factor = false;
+    assert_false(app_rule_equal(&r, &back));
     assert_true(back.limits[0].value == 0.000123456789012345);
 
     /* Stored text is hostile: each of these is refused with a reason. */
