@@ -41,3 +41,15 @@ CREATE TABLE IF NOT EXISTS skipped_hosts (
   expires_at timestamp NOT NULL,
   PRIMARY KEY (host_name)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- Per-app rules (an extension; docs/ha.md#app-rules). Optional: a backend
+-- without this table works as before, with no rules. The Go original never
+-- reads it. rule is the rule's JSON text, e.g. {"Thresholds":{"default":2}};
+-- expires_at NULL: never expires.
+CREATE TABLE IF NOT EXISTS app_rules (
+  app_name varchar(128) NOT NULL,
+  rule varchar(1024) NOT NULL,
+  ruled_at timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  expires_at timestamp NULL DEFAULT NULL,
+  PRIMARY KEY (app_name)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;

@@ -136,6 +136,7 @@ struct config {
     int64_t max_recent_apps;        /* MaxRecentApps, default 10000 */
     int64_t max_throttled_apps;     /* MaxThrottledApps, default 100000 */
     int64_t max_skipped_hosts;      /* MaxSkippedHosts, default 100000 */
+    int64_t max_app_rules;          /* MaxAppRules, default 1000 */
 
     /* Stores.MySQL defaults are folded into each cluster; kept for reference. */
     struct config_cluster mysql_defaults;

@@ -222,6 +222,11 @@ static const struct config_key keys[] = {
          .def_num = 100000,
          .flags = CONFIG_KEY_RESTART,
          .desc = "most skipped hosts held at once; a new one past it is refused"},
+        {.name = "MaxAppRules",
+         INT(1, 100000),
+         IN_CONFIG(max_app_rules),
+         .def_num = 1000,
+         .desc = "most per-app rules held at once; a new one past it is refused"},
         {.name = "Stores", OBJECT, .desc = "stores to probe"},
         {.name = "Stores.MySQL", OBJECT, .desc = "MySQL clusters and the defaults they inherit"},
 

@@ -129,12 +129,30 @@ static const struct check_metric *decided(const struct check_result *res)
     return &res->metrics[res->decided_by];
 }
 
+/* What a metric's threshold_from reads as in answers. */
+static const char *threshold_from_name(enum check_threshold_from f)
+{
+    switch (f) {
+    case CHECK_THRESHOLD_READ:
+        return "check-read";
+    case CHECK_THRESHOLD_RULE:
+        return "rule";
+    case CHECK_THRESHOLD_RULE_FACTOR:
+        return "rule-factor";
+    case CHECK_THRESHOLD_CLUSTER:
+        break;
+    }
+    return "cluster";
+}
+
 /* The reason metric @cm gives for its status. */
-static void reason_metric(struct out *o, const struct check_metric *cm)
+static void reason_metric(struct out *o, const struct check_result *res,
+                          const struct check_metric *cm)
 {
     const struct snap_metric *m = cm->m;
     char v[CHECK_BODY_NUMBER_MAX + 8], t[CHECK_BODY_NUMBER_MAX + 8];
     const char *host = m->host != NULL ? m->host : "";
+    bool by_rule;
     switch (cm->status) {
     case 404:
         out_fmt(o, "%s: no value on this node (not the leader, not collected yet, or expired)",
@@ -156,8 +174,10 @@ static void reason_metric(struct out *o, const struct check_metric *cm)
             snprintf(v, sizeof(v), "?");
         if (jsonfmt_number(t, sizeof(t), cm->threshold) == 0)
             snprintf(t, sizeof(t), "?");
-        out_fmt(o, "%s: %s%s%s is above the threshold %s", m->name, v, host[0] ? " on " : "", host,
-                t);
+        by_rule = res->rule != NULL && (cm->threshold_from == CHECK_THRESHOLD_RULE ||
+                                        cm->threshold_from == CHECK_THRESHOLD_RULE_FACTOR);
+        out_fmt(o, "%s: %s%s%s is above the threshold %s%s%s", m->name, v, host[0] ? " on " : "",
+                host, t, by_rule ? " set by app rule " : "", by_rule ? res->rule->key : "");
         break;
     default:
         break;
@@ -205,7 +225,7 @@ static void reason_text(char *buf, size_t size, const struct check_request *r,
         break;
     case CHECK_REASON_METRIC:
         if (cm != NULL)
-            reason_metric(&o, cm);
+            reason_metric(&o, res, cm);
         break;
     }
     /* A cut reason is still a reason. */
@@ -222,7 +242,15 @@ static void out_throttle(struct out *o, const struct snap_app *a)
     out_raw(o, "}", 1);
 }
 
-static void out_metric(struct out *o, const struct check_metric *cm)
+/* "Rule":{"Key":..,"Exempt":..}: the app rule that shaped the answer. */
+static void out_rule(struct out *o, const struct snap_rule *r)
+{
+    out_raw(o, ",\"Rule\":{\"Key\":", 15);
+    out_str(o, r->key, CHECK_BODY_KEY_MAX);
+    out_fmt(o, ",\"Exempt\":%s}", r->rule.exempt ? "true" : "false");
+}
+
+static void out_metric(struct out *o, const struct check_metric *cm, bool with_from)
 {
     const struct snap_metric *m = cm->m;
     out_raw(o, "{\"Metric\":", 10);
@@ -236,13 +264,17 @@ static void out_metric(struct out *o, const struct check_metric *cm)
     out_str(o, m->has_value ? m->host : "", HOSTPORT_TEXT_SIZE);
     out_raw(o, ",\"Message\":", 11);
     out_str(o, cm->message, CHECK_BODY_MESSAGE_MAX);
+    if (with_from)
+        out_fmt(o, ",\"ThresholdFrom\":\"%s\"", threshold_from_name(cm->threshold_from));
     out_raw(o, "}", 1);
 }
 
 static void out_details(struct out *o, const struct check_request *r,
                         const struct check_result *res)
 {
-    char reason[CHECK_BODY_REASON_MAX + 1];
+    /* Zeroed: clang-analyzer cannot follow vsnprintf and took its bytes for
+     * garbage (513 bytes, only on answers that explain themselves). */
+    char reason[CHECK_BODY_REASON_MAX + 1] = {0};
     const struct check_metric *cm = decided(res);
     out_raw(o, ",\"Metric\":", 10);
     out_str(o, cm != NULL ? cm->m->metric : "", FRENO_METRIC_NAME_MAX);
@@ -251,11 +283,13 @@ static void out_details(struct out *o, const struct check_request *r,
     out_str(o, reason, CHECK_BODY_REASON_MAX);
     if (res->reason == CHECK_REASON_THROTTLED && res->throttle != NULL)
         out_throttle(o, res->throttle);
+    if (res->rule != NULL)
+        out_rule(o, res->rule);
     out_raw(o, ",\"Metrics\":[", 12);
     for (size_t i = 0; i < res->nmetrics; i++) {
         if (i > 0)
             out_raw(o, ",", 1);
-        out_metric(o, &res->metrics[i]);
+        out_metric(o, &res->metrics[i], res->rule != NULL);
     }
     out_raw(o, "]", 1);
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The body of a check answer (docs/api.md#check-body): the original's four
  * fields, and when the answer explains itself the extension fields (Metric,
- * Reason, Throttle, Metrics). Written into a caller's buffer, with no
+ * Reason, Throttle, Rule, Metrics). Written into a caller's buffer, with no
  * allocation and no lock: it runs on the check path. Any thread. */
 #pragma once
 
@@ -26,7 +26,8 @@
 #define CHECK_BODY_MAX                                                                             \
     (96 + 3 * CHECK_BODY_NUMBER_MAX + CHECK_BODY_ORIGINAL_MAX + 16 + FRENO_METRIC_NAME_MAX + 16 +  \
      2 * CHECK_BODY_REASON_MAX + 64 + 2 * CHECK_BODY_KEY_MAX + 32 + CHECK_BODY_NUMBER_MAX + 16 +   \
-     FRENO_METRICS_MAX * (96 + FRENO_METRIC_NAME_MAX + 2 * CHECK_BODY_NUMBER_MAX +                 \
+     48 + 2 * CHECK_BODY_KEY_MAX +                                                                 \
+     FRENO_METRICS_MAX * (96 + 40 + FRENO_METRIC_NAME_MAX + 2 * CHECK_BODY_NUMBER_MAX +            \
                           2 * HOSTPORT_TEXT_SIZE + 2 * CHECK_BODY_MESSAGE_MAX))
 
 /* Writes the answer @res to the check @r into @buf of @size bytes

@@ -27,6 +27,7 @@
 #include "http/router.h"
 #include "loop/loop.h"
 #include "metrics/metrics.h"
+#include "snapshot/app_rule.h"
 #include "snapshot/check.h"
 #include "snapshot/events.h"
 #include "snapshot/history.h"
@@ -170,6 +171,9 @@ struct api_route {
     bool reads_snapshot;
     enum loop_cmd_kind command; /* what a control route queues */
 };
+
+/* A command holds any rule's text. */
+_Static_assert(LOOP_CMD_RULE_MAX == APP_RULE_TEXT_MAX, "a control command holds any rule");
 
 /* The check body fits the answer's own buffer, whatever the snapshot holds. */
 _Static_assert(CHECK_BODY_MAX <= HTTP_RESP_SMALL, "a check answer fits http_resp.small");
@@ -660,11 +664,14 @@ static const struct control_kind {
     const char *what;       /* the request's name in messages */
     const char *name_param; /* the route parameter naming the app or host */
     bool has_store;         /* ?store_name=S makes the key "<name>/S" */
+    int bad_status;         /* a name past FRENO_NAME_MAX: the original's 500, else 400 */
 } control_kinds[] = {
-        [LOOP_CMD_THROTTLE_APP] = {"throttle-app", "app", true},
-        [LOOP_CMD_UNTHROTTLE_APP] = {"unthrottle-app", "app", true},
-        [LOOP_CMD_SKIP_HOST] = {"skip-host", "hostName", false},
-        [LOOP_CMD_RECOVER_HOST] = {"recover-host", "hostName", false},
+        [LOOP_CMD_THROTTLE_APP] = {"throttle-app", "app", true, 500},
+        [LOOP_CMD_UNTHROTTLE_APP] = {"unthrottle-app", "app", true, 500},
+        [LOOP_CMD_SKIP_HOST] = {"skip-host", "hostName", false, 500},
+        [LOOP_CMD_RECOVER_HOST] = {"recover-host", "hostName", false, 500},
+        [LOOP_CMD_SET_APP_RULE] = {"app-rule", "app", true, 400},
+        [LOOP_CMD_REMOVE_APP_RULE] = {"remove-app-rule", "app", true, 400},
 };
 
 static const struct control_kind *control_kind_of(enum loop_cmd_kind kind)
@@ -710,7 +717,7 @@ static bool control_name(const struct api_call *c, const struct control_kind *k,
                     : snprintf(cmd->name, sizeof(cmd->name), "%s", name);
     if (n >= 0 && (size_t)n < sizeof(cmd->name) && (size_t)n <= FRENO_NAME_MAX)
         return true;
-    return resp_general(resp, 500,
+    return resp_general(resp, k->bad_status,
                         "%s: name of %d bytes is longer than the %d bytes the backend can store",
                         k->what, n, FRENO_NAME_MAX);
 }
@@ -742,6 +749,38 @@ static bool control_options(const struct api_call *c, const char *what, struct l
     return true;
 }
 
+/* Sets the rule and TTL of an app-rule request from its query (docs/api.md#app-rule):
+ * every parameter is checked here, so that a bad one is a 400 that names it,
+ * and the loop gets the rule's canonical text. */
+static bool rule_options(const struct api_call *c, struct loop_cmd *cmd, struct http_resp *resp)
+{
+    const struct http_req *req = c->req;
+    const char *app = route_param(c->rt, "app");
+    if (strcmp(app, CHECK_APP_FRENO) == 0 || strcmp(app, CHECK_APP_SHARE_DOMAIN) == 0)
+        return resp_general(resp, 400, "app-rule: %s is the daemon's own app; it takes no rule",
+                            app);
+    const char *ttl = req->query(req->ctx, "ttl");
+    if (ttl != NULL && (parse_i64(ttl, &cmd->ttl_min) < 0 || cmd->ttl_min < 0)) {
+        return resp_general(resp, 400,
+                            "app-rule: ttl %.40s is not a whole number of minutes, 0 or more", ttl);
+    }
+    uint64_t now_ms = clock_wall_ms();
+    if (ttl != NULL &&
+        (now_ms >= TTL_END_MS || (uint64_t)cmd->ttl_min > (TTL_END_MS - now_ms) / 60000))
+        return resp_general(resp, 400, "app-rule: ttl %lld minutes ends after 9999-12-31",
+                            (long long)cmd->ttl_min);
+    cmd->has_ttl = ttl != NULL;
+    struct app_rule rule;
+    struct err err = {0};
+    if (app_rule_from_query(&rule, req->query(req->ctx, "exempt"), req->query(req->ctx, "metrics"),
+                            req->query(req->ctx, "metric"), req->query(req->ctx, "threshold"),
+                            req->query(req->ctx, "factor"), &err) < 0)
+        return resp_general(resp, 400, "%s", err.msg);
+    if (app_rule_format(&rule, cmd->rule, sizeof(cmd->rule)) == 0)
+        return resp_general(resp, 500, "app-rule: the rule does not fit its text");
+    return true;
+}
+
 static void handle_control(const struct api_call *c, struct http_resp *resp)
 {
     const struct control_kind *k = &control_kinds[c->route->command];
@@ -750,7 +789,11 @@ static void handle_control(const struct api_call *c, struct http_resp *resp)
         resp_general(resp, 401, "control request: missing or wrong token");
         return;
     }
-    if (!control_name(c, k, &cmd, resp) || !control_options(c, k->what, &cmd, resp))
+    bool rule = cmd.kind == LOOP_CMD_SET_APP_RULE || cmd.kind == LOOP_CMD_REMOVE_APP_RULE;
+    if (!control_name(c, k, &cmd, resp))
+        return;
+    if (rule ? cmd.kind == LOOP_CMD_SET_APP_RULE && !rule_options(c, &cmd, resp)
+             : !control_options(c, k->what, &cmd, resp))
         return;
     if (c->req->park == NULL) {
         resp_general(resp, 500, "control request: not available here");
@@ -760,6 +803,40 @@ static void handle_control(const struct api_call *c, struct http_resp *resp)
      * request and answers through http_api_control_answer(). */
     *c->req->park = cmd;
     resp->park = true;
+}
+
+/* /app-rules: every rule not expired, by key (docs/api.md#app-rules). */
+static void handle_app_rules(const struct api_call *c, struct http_resp *resp)
+{
+    const struct snap_rules *rs = c->s ? c->s->rules : NULL;
+    json_t *o = json_object();
+    for (size_t i = 0; rs && i < rs->len; i++) {
+        const struct snap_rule *r = &rs->v[i];
+        if (expired(r->expire_at_ms, c->now_ms))
+            continue;
+        char ts[40];
+        json_t *e = json_object();
+        json_t *metrics = json_array();
+        json_t *thresholds = json_object();
+        json_t *factors = json_object();
+        for (size_t j = 0; j < r->rule.nmetrics; j++)
+            json_array_append_new(metrics, json_string(r->rule.metrics[j]));
+        for (size_t j = 0; j < r->rule.nlimits; j++) {
+            const struct app_rule_limit *l = &r->rule.limits[j];
+            json_t *num = l->value == floor(l->value) && fabs(l->value) < 1e15
+                                  ? json_integer((json_int_t)l->value)
+                                  : json_real(l->value);
+            json_object_set_new(l->factor ? factors : thresholds, l->metric, num);
+        }
+        json_object_set_new(e, "ExpireAt",
+                            json_string(clock_rfc3339(r->expire_at_ms, ts, sizeof(ts))));
+        json_object_set_new(e, "Exempt", json_boolean(r->rule.exempt));
+        json_object_set_new(e, "Metrics", metrics);
+        json_object_set_new(e, "Thresholds", thresholds);
+        json_object_set_new(e, "Factors", factors);
+        json_object_set_new(o, r->key, e);
+    }
+    resp_json(resp, 200, o, JSON_SORT_KEYS | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
 }
 
 void http_api_control_answer(const struct http_api_ctx *ctx, const struct loop_cmd *cmd,
@@ -831,6 +908,9 @@ static const struct api_route api_routes[] = {
         [ROUTE_DASHBOARD_CSS] = {handle_dashboard, false},
         [ROUTE_METRICS_HISTORY] = {handle_metrics_history, false},
         [ROUTE_CLUSTER_METRICS] = {handle_cluster_metrics, true},
+        [ROUTE_APP_RULE] = {handle_control, true, LOOP_CMD_SET_APP_RULE},
+        [ROUTE_REMOVE_APP_RULE] = {handle_control, true, LOOP_CMD_REMOVE_APP_RULE},
+        [ROUTE_APP_RULES] = {handle_app_rules, true},
 };
 
 /* The route's entry, or NULL when @rs is not a match or nothing handles it. */

@@ -52,13 +52,16 @@ static const struct pattern patterns[] = {
         {"/dashboard/style.css", ROUTE_DASHBOARD_CSS, false},
         {"/metrics-history", ROUTE_METRICS_HISTORY, false},
         {"/cluster-metrics", ROUTE_CLUSTER_METRICS, false},
+        {"/app-rule/:app", ROUTE_APP_RULE, false},
+        {"/remove-app-rule/:app", ROUTE_REMOVE_APP_RULE, false},
+        {"/app-rules", ROUTE_APP_RULES, false},
 };
 
 #define NPATTERNS (sizeof(patterns) / sizeof(patterns[0]))
 
 /* /help lists what the original lists (it registers /config/memcache as a
- * plain GET and so leaves it out), plus our own endpoints (/metrics, the
- * dashboard and its JSON; not the dashboard's script and style). */
+ * plain GET and so leaves it out), plus our own endpoints (/metrics, app
+ * rules, the dashboard and its JSON; not the dashboard's script and style). */
 static const char *const help_list[] = {
         "/lb-check",
         "/_ping",
@@ -91,6 +94,9 @@ static const char *const help_list[] = {
         "/debug/vars",
         "/debug/metrics",
         "/help",
+        "/app-rule/:app",
+        "/remove-app-rule/:app",
+        "/app-rules",
         "/metrics",
         "/dashboard",
         "/metrics-history",

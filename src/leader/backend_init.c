@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* freno --init-backend: creates the backend schema (if missing) and its four
- * tables idempotently, then checks them. Runs on the main thread before the
- * daemon's loop exists, on a private loop that it spins until done, so the
- * MariaDB client stays behind myasync like everywhere else. */
+/* freno --init-backend: creates the backend schema (if missing), its four
+ * tables and the app_rules table of per-app rules idempotently, then checks
+ * them. Runs on the main thread before the daemon's loop exists, on a
+ * private loop that it spins until done, so the MariaDB client stays behind
+ * myasync like everywhere else. */
 #include "leader/leader.h"
 
 #include <errno.h>
@@ -28,7 +29,8 @@ enum init_step {
     STEP_CREATE_SCHEMA,
     STEP_USE,
     STEP_TABLES, /* + table index */
-    STEP_CHECK = STEP_TABLES + BACKEND_TABLES_COUNT,
+    STEP_RULES = STEP_TABLES + BACKEND_TABLES_COUNT,
+    STEP_CHECK,
     STEP_DONE,
 };
 
@@ -62,6 +64,7 @@ static void on_query(struct myconn *c, enum myconn_status status, const struct m
                            : in->step == STEP_CREATE_SCHEMA ? "create the schema"
                            : in->step == STEP_USE           ? "use the schema"
                            : in->step == STEP_CHECK         ? "check the tables"
+                           : in->step == STEP_RULES         ? BACKEND_RULES_TABLE
                                                     : backend_tables[in->step - STEP_TABLES];
         init_fail(in, -EIO, what, errmsg);
         return;
@@ -78,7 +81,7 @@ static void on_query(struct myconn *c, enum myconn_status status, const struct m
         char missing[BACKEND_MISSING_TABLES_SIZE];
         bool nullable;
         backend_schema_check(res->cells, res->nrows, missing, sizeof(missing), &nullable);
-        if (missing[0] != '\0') {
+        if (missing[0] != '\0' || !backend_schema_has_rules(res->cells, res->nrows)) {
             init_fail(in, -EIO, "check the tables", "still missing after CREATE");
             return;
         }
@@ -101,7 +104,7 @@ static void init_next(struct init *in)
     char *sql = NULL;
     if (in->step == STEP_DONE) {
         log_info(
-                "init-backend: %s:%u/%s: tables service_election, service_health, throttled_apps and skipped_hosts are ready",
+                "init-backend: %s:%u/%s: tables service_election, service_health, throttled_apps, skipped_hosts and app_rules are ready",
                 in->cfg->backend_host, (unsigned)in->cfg->backend_port, in->cfg->backend_schema);
         loop_stop(in->loop);
         return;
@@ -122,6 +125,8 @@ static void init_next(struct init *in)
         sql = xasprintf("USE %s", in->schema_ident);
     } else if (in->step == STEP_CHECK) {
         sql = backend_sql_schema_columns();
+    } else if (in->step == STEP_RULES) {
+        sql = xstrdup(backend_rules_ddl());
     } else {
         sql = xstrdup(backend_schema_ddl((size_t)(in->step - STEP_TABLES)));
     }

@@ -15,6 +15,7 @@
 #include "core/parse.h"
 #include "core/xalloc.h"
 #include "mysql/myasync.h"
+#include "snapshot/app_rule.h"
 
 const char *const backend_tables[BACKEND_TABLES_COUNT] = {
         "service_election",
@@ -63,6 +64,19 @@ static const char *const schema_ddl[BACKEND_TABLES_COUNT] = {
         "  PRIMARY KEY (host_name)\n"
         ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
 };
+
+static const char rules_ddl[] = "CREATE TABLE IF NOT EXISTS app_rules (\n"
+                                "  app_name varchar(128) NOT NULL,\n"
+                                "  rule varchar(1024) NOT NULL,\n"
+                                "  ruled_at timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP,\n"
+                                "  expires_at timestamp NULL DEFAULT NULL,\n"
+                                "  PRIMARY KEY (app_name)\n"
+                                ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4";
+
+const char *backend_rules_ddl(void)
+{
+    return rules_ddl;
+}
 
 const char *backend_schema_ddl(size_t i)
 {
@@ -174,8 +188,9 @@ char *backend_sql_schema_columns(void)
 {
     return xasprintf("select table_name, column_name, is_nullable from information_schema.columns "
                      "where table_schema = database() and table_name in "
-                     "('%s', '%s', '%s', '%s')",
-                     backend_tables[0], backend_tables[1], backend_tables[2], backend_tables[3]);
+                     "('%s', '%s', '%s', '%s', '%s')",
+                     backend_tables[0], backend_tables[1], backend_tables[2], backend_tables[3],
+                     BACKEND_RULES_TABLE);
 }
 
 /* A row is live when it has no expiry or one after the current second. */
@@ -265,6 +280,40 @@ char *backend_sql_load_hosts(size_t limit)
                      limit);
 }
 
+char *backend_sql_set_rule(const char *key, const char *text, int64_t ttl_min)
+{
+    char *k = hex(key), *r = hex(text);
+    char expiry[64];
+    if (ttl_min > 0)
+        snprintf(expiry, sizeof(expiry), "now() + interval %" PRId64 " minute", ttl_min);
+    else
+        snprintf(expiry, sizeof(expiry), "NULL");
+    char *sql = xasprintf("replace into app_rules (app_name, rule, ruled_at, expires_at) "
+                          "values (%s, %s, now(), %s)",
+                          k, r, expiry);
+    free(k);
+    free(r);
+    return sql;
+}
+
+char *backend_sql_remove_rule(const char *key)
+{
+    char *k = hex(key);
+    char *sql = xasprintf("delete from app_rules where app_name = %s", k);
+    free(k);
+    return sql;
+}
+
+char *backend_sql_load_rules(size_t limit)
+{
+    return xasprintf("select app_name, rule, expires_at is null, "
+                     "timestampdiff(second, now(), expires_at), "
+                     "timestampdiff(second, ruled_at, expires_at) from app_rules "
+                     "where expires_at is null or expires_at > now() or expires_at < ruled_at "
+                     "order by ruled_at desc, app_name limit %zu",
+                     limit);
+}
+
 /* ---- rows ---- */
 
 static bool name_ok(const char *name, const char *what, struct err *err)
@@ -348,6 +397,34 @@ enum backend_row backend_parse_host(const char *const *cells, uint64_t now_ms,
         return BACKEND_ROW_BAD;
     out->host = cells[0];
     return parse_expiry(cells[1], cells[2], now_ms, &out->expire_at_ms, err);
+}
+
+enum backend_row backend_parse_rule(const char *const *cells, uint64_t now_ms,
+                                    struct backend_rule *out, struct app_rule *rule,
+                                    struct err *err)
+{
+    const char *name = cells[0], *text = cells[1], *never = cells[2];
+    if (!name_ok(name, "app_name", err))
+        return BACKEND_ROW_BAD;
+    if (text == NULL)
+        return bad(err, "rule is NULL");
+    if (app_rule_parse(text, strlen(text), rule, err) < 0)
+        return BACKEND_ROW_BAD;
+    out->key = name;
+    out->expire_at_ms = 0;
+    if (never != NULL && strcmp(never, "1") == 0)
+        return BACKEND_ROW_OK;
+    return parse_expiry(cells[3], cells[4], now_ms, &out->expire_at_ms, err);
+}
+
+bool backend_schema_has_rules(const char *const *cells, size_t nrows)
+{
+    for (size_t r = 0; r < nrows; r++) {
+        const char *table = cells[r * BACKEND_SCHEMA_COLUMNS];
+        if (table != NULL && strcasecmp(table, BACKEND_RULES_TABLE) == 0)
+            return true;
+    }
+    return false;
 }
 
 void backend_schema_check(const char *const *cells, size_t nrows, char *missing,

@@ -131,6 +131,34 @@ struct backend_host {
 enum backend_row backend_parse_host(const char *const *cells, uint64_t now_ms,
                                     struct backend_host *out, struct err *err);
 
+/* Per-app rules (docs/ha.md#app-rules): an optional fifth table. A backend
+ * without it works as before, with no rules; the original never reads it. */
+#define BACKEND_RULES_TABLE "app_rules"
+/* Its CREATE TABLE IF NOT EXISTS statement (also in sql/backend-schema.sql). */
+const char *backend_rules_ddl(void);
+/* Whether the rows of backend_sql_schema_columns() show the rules table. */
+bool backend_schema_has_rules(const char *const *cells, size_t nrows);
+/* Stores the rule @text of @key, replacing any, expiring in @ttl_min
+ * minutes (0: never). */
+char *backend_sql_set_rule(const char *key, const char *text, int64_t ttl_min);
+char *backend_sql_remove_rule(const char *key);
+/* Rows (app_name, rule, expires_at is null, ttl_seconds, span_seconds) of
+ * live or malformed rules: at most @limit, the most recently set first. */
+char *backend_sql_load_rules(size_t limit);
+#define BACKEND_RULE_COLUMNS 5
+/* An upper bound on the bytes of one row of that load. */
+#define BACKEND_RULE_ROW_BYTES_MAX 2048
+
+struct app_rule;
+struct backend_rule {
+    const char *key;       /* points into the row */
+    uint64_t expire_at_ms; /* 0: never */
+};
+/* Parses one row of backend_sql_load_rules() into @out and @rule. */
+enum backend_row backend_parse_rule(const char *const *cells, uint64_t now_ms,
+                                    struct backend_rule *out, struct app_rule *rule,
+                                    struct err *err);
+
 /* Room for the names of all four tables joined with ", ". */
 #define BACKEND_MISSING_TABLES_SIZE 128
 /* The statement that makes a throttled_apps.expires_at created NOT NULL

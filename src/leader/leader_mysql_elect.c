@@ -183,12 +183,14 @@ static void confirm_lease(struct mysql_leader *m, uint64_t sent_ms)
      * previous leader a moment ago is enforced from our first answer. */
     m->apps.want = true;
     m->hosts.want = true;
+    m->rules.want = true;
     leader_mysql_state_kick(m);
 }
 
 void leader_mysql_maybe_serve(struct mysql_leader *m)
 {
     if (m->leading && m->apps.loaded_term == m->term && m->hosts.loaded_term == m->term &&
+        (m->rules.loaded_term == m->term || !m->rules_present) &&
         clock_boot_ms() < m->lease_until_ms)
         start_serving(m);
 }
@@ -368,6 +370,15 @@ static void on_schema(struct myconn *c, enum myconn_status status, const struct 
                 "leader: backend %s: throttled_apps.expires_at is NOT NULL, so permanent throttles cannot be stored and are refused; fix: %s",
                 m->backend, BACKEND_FIX_APPS_EXPIRY);
     m->apps_expiry_nullable = nullable;
+    bool rules = backend_schema_has_rules(res->cells, res->nrows);
+    if (!rules && (m->rules_present || !m->rules_absence_logged))
+        log_warn(
+                "leader: backend %s: no table %s, so per-app rules are off; create it with freno --init-backend --config FILE",
+                m->backend, BACKEND_RULES_TABLE);
+    else if (rules && !m->rules_present && m->rules_absence_logged)
+        log_info("leader: backend %s: table %s present now", m->backend, BACKEND_RULES_TABLE);
+    m->rules_absence_logged = !rules;
+    m->rules_present = rules;
     m->schema_ok = true;
     attempt_send(m);
     leader_mysql_state_kick(m);
@@ -393,6 +404,7 @@ static void elect_start(struct mysql_leader *m)
     if (m->leading && !m->serving) {
         m->apps.want |= m->apps.loaded_term != m->term;
         m->hosts.want |= m->hosts.loaded_term != m->term;
+        m->rules.want |= m->rules.loaded_term != m->term;
         leader_mysql_state_kick(m);
     }
 }

@@ -39,8 +39,8 @@ struct svc_list {
     size_t len;
 };
 
-/* One operator table the state connection loads: throttled_apps or
- * skipped_hosts. */
+/* One operator table the state connection loads: throttled_apps,
+ * skipped_hosts or app_rules. */
 struct table_load {
     struct mysql_leader *m;
     const struct load_kind *kind; /* what differs between the two */
@@ -101,6 +101,9 @@ struct mysql_leader {
     uint64_t job_term;
     struct table_load apps;
     struct table_load hosts;
+    struct table_load rules; /* app_rules, when the backend has it */
+    bool rules_present;
+    bool rules_absence_logged;
 
     /* Operator commands, one at a time, in order (struct op). */
     struct leader_queue ops;

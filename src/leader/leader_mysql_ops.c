@@ -6,6 +6,7 @@
  * "outcome unknown", never as refused. Loop thread. */
 #include "leader/leader_mysql_impl.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,8 @@
 #include "core/xalloc.h"
 #include "log/log.h"
 #include "loop/loop.h"
+#include "snapshot/app_rule.h"
+#include "throttler/opset.h"
 #include "throttler/skipped_hosts.h"
 #include "throttler/throttler.h"
 
@@ -60,6 +63,10 @@ static const char *cmd_what(const struct loop_cmd *cmd)
         return "skip-host";
     case LOOP_CMD_RECOVER_HOST:
         return "recover-host";
+    case LOOP_CMD_SET_APP_RULE:
+        return "app-rule";
+    case LOOP_CMD_REMOVE_APP_RULE:
+        return "remove-app-rule";
     }
     return "command";
 }
@@ -78,6 +85,22 @@ static int apply_throttle(struct mysql_leader *m, const struct loop_cmd *cmd,
         return throttler_throttle_app(m->t, cmd->name, cmd->has_ttl, cmd->ttl_min, cmd->has_ratio,
                                       cmd->ratio, err);
     throttler_put_app(m->t, cmd->name, a.expire_at_ms, a.ratio < 0 ? 1.0 : a.ratio);
+    throttler_publish(m->t);
+    return 0;
+}
+
+/* A rule stored in the backend, applied here with our clock (the next
+ * reload brings the database's expiry). */
+static int apply_rule(struct mysql_leader *m, const struct loop_cmd *cmd, struct err *err)
+{
+    struct app_rule rule;
+    uint64_t expire_at_ms = 0;
+    int rc = app_rule_parse(cmd->rule, strlen(cmd->rule), &rule, err);
+    if (rc < 0)
+        return rc;
+    if (cmd->has_ttl && cmd->ttl_min > 0)
+        expire_at_ms = clock_wall_ms() + (uint64_t)cmd->ttl_min * OPSET_MIN_MS;
+    throttler_put_rule(m->t, cmd->name, expire_at_ms, &rule);
     throttler_publish(m->t);
     return 0;
 }
@@ -101,6 +124,13 @@ static void op_apply(struct mysql_leader *m, const struct myresult *readback)
         break;
     case LOOP_CMD_RECOVER_HOST:
         throttler_recover_host(m->t, cmd->name);
+        break;
+    case LOOP_CMD_SET_APP_RULE:
+        rc = apply_rule(m, cmd, &err);
+        break;
+    case LOOP_CMD_REMOVE_APP_RULE:
+        throttler_remove_rule(m->t, cmd->name);
+        throttler_publish(m->t);
         break;
     }
     if (rc < 0)
@@ -195,9 +225,32 @@ static char *op_sql(const struct mysql_leader *m, const struct loop_cmd *cmd, ch
                                                         : SKIPPED_HOST_DEFAULT_TTL_MIN);
     case LOOP_CMD_RECOVER_HOST:
         return backend_sql_recover_host(cmd->name);
+    case LOOP_CMD_SET_APP_RULE:
+        return backend_sql_set_rule(cmd->name, cmd->rule, cmd->has_ttl ? cmd->ttl_min : 0);
+    case LOOP_CMD_REMOVE_APP_RULE:
+        return backend_sql_remove_rule(cmd->name);
     }
     snprintf(msg, size, "%s: unknown command", what);
     return NULL;
+}
+
+/* A rule is checked whole (text, TTL, MaxAppRules counting the queued new
+ * ones) before it is written. */
+static int check_rule(const struct mysql_leader *m, const struct loop_cmd *cmd, bool *adds,
+                      struct err *err)
+{
+    if (!m->rules_present)
+        return err_set(err, -ENOENT,
+                       "app-rule: backend %s has no table %s; create it with freno --init-backend",
+                       m->backend, BACKEND_RULES_TABLE);
+    *adds = throttler_rule_is_new(m->t, cmd->name);
+    size_t pending = 0;
+    for (const struct leader_queued *e = m->ops.head; e != NULL && *adds; e = e->next)
+        pending += ((const struct op *)e)->adds && e->cmd->kind == cmd->kind;
+    struct app_rule rule;
+    uint64_t expire_at_ms;
+    return throttler_plan_rule(m->t, cmd->name, cmd->rule, cmd->has_ttl, cmd->ttl_min,
+                               clock_wall_ms(), pending, &rule, &expire_at_ms, err);
 }
 
 /* The caps are checked before the backend is written: a request past them
@@ -208,6 +261,8 @@ static int check_room(const struct mysql_leader *m, const struct loop_cmd *cmd, 
                       struct err *err)
 {
     *adds = false;
+    if (cmd->kind == LOOP_CMD_SET_APP_RULE)
+        return check_rule(m, cmd, adds, err);
     if (cmd->kind != LOOP_CMD_THROTTLE_APP && cmd->kind != LOOP_CMD_SKIP_HOST)
         return 0;
     bool app = cmd->kind == LOOP_CMD_THROTTLE_APP;
@@ -231,7 +286,15 @@ void leader_mysql_submit(struct leader *l, struct loop_cmd *cmd)
     bool adds;
     struct err err = {0};
     if (check_room(m, cmd, &adds, &err) < 0) {
-        loop_cmd_finish(m->loop, cmd, 500, err.msg);
+        loop_cmd_finish(m->loop, cmd, err.code == -EINVAL ? 400 : 500, err.msg);
+        if (err.code == -ENOENT)
+            m->schema_ok = false; /* look again: it may have been created since */
+        return;
+    }
+    if (cmd->kind == LOOP_CMD_REMOVE_APP_RULE && !m->rules_present) {
+        loop_cmd_finish(m->loop, cmd, 500,
+                        "remove-app-rule: the backend has no table app_rules; nothing to remove");
+        m->schema_ok = false;
         return;
     }
     char msg[256];

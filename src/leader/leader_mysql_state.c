@@ -16,6 +16,7 @@
 #include "leader/share_poll.h"
 #include "log/log.h"
 #include "loop/loop_timer.h"
+#include "snapshot/app_rule.h"
 #include "throttler/app_throttle.h"
 #include "throttler/skipped_hosts.h"
 #include "throttler/throttler.h"
@@ -117,6 +118,7 @@ struct load_kind {
                               struct err *err);
     /* Hands the load's rows to the throttler. */
     void (*take)(struct load *ld);
+    size_t row_bytes_max; /* 0: BACKEND_LOAD_ROW_BYTES_MAX */
 };
 
 static enum backend_row parse_app(const char *const *cells, uint64_t now_ms, void *out,
@@ -272,13 +274,56 @@ static void take_hosts(struct load *ld)
     free(v);
 }
 
-/* The two tables a leader loads: {table, cap_key, ncols, sql, parse, take}. */
-static const struct load_kind apps_kind = {"throttled_apps",    "MaxThrottledApps",
-                                           BACKEND_APP_COLUMNS, backend_sql_load_apps,
-                                           parse_app,           take_apps};
-static const struct load_kind hosts_kind = {"skipped_hosts",      "MaxSkippedHosts",
-                                            BACKEND_HOST_COLUMNS, backend_sql_load_hosts,
-                                            parse_host,           take_hosts};
+/* A rule row: its name and expiry, with the rule parsed beside. */
+struct rule_row {
+    struct backend_rule r;
+    struct app_rule rule;
+};
+
+static enum backend_row parse_rule(const char *const *cells, uint64_t now_ms, void *out,
+                                   struct err *err)
+{
+    struct rule_row *row = out;
+    return backend_parse_rule(cells, now_ms, &row->r, &row->rule, err);
+}
+
+static void take_rules(struct load *ld)
+{
+    size_t cap = ld->res->nrows ? ld->res->nrows : 1;
+    struct throttler_rule *v = xcalloc(cap, sizeof(*v));
+    struct app_rule *rules = xcalloc(cap, sizeof(*rules));
+    size_t n = 0;
+    struct rule_row row;
+    while (load_next(ld, &row)) {
+        rules[n] = row.rule;
+        v[n] = (struct throttler_rule){
+                .key = row.r.key, .expire_at_ms = row.r.expire_at_ms, .rule = &rules[n]};
+        n++;
+    }
+    throttler_replace_rules(ld->m->t, v, n);
+    free(v);
+    free(rules);
+}
+
+/* The tables a leader loads: {table, cap_key, ncols, sql, parse, take}. */
+static const struct load_kind apps_kind = {"throttled_apps",
+                                           "MaxThrottledApps",
+                                           BACKEND_APP_COLUMNS,
+                                           backend_sql_load_apps,
+                                           parse_app,
+                                           take_apps,
+                                           0};
+static const struct load_kind hosts_kind = {"skipped_hosts",
+                                            "MaxSkippedHosts",
+                                            BACKEND_HOST_COLUMNS,
+                                            backend_sql_load_hosts,
+                                            parse_host,
+                                            take_hosts,
+                                            0};
+
+static const struct load_kind rules_kind = {
+        BACKEND_RULES_TABLE, "MaxAppRules", BACKEND_RULE_COLUMNS,      backend_sql_load_rules,
+        parse_rule,          take_rules,    BACKEND_RULE_ROW_BYTES_MAX};
 
 static void on_load(struct myconn *c, enum myconn_status status, const struct myresult *res,
                     const char *errmsg, void *arg)
@@ -295,7 +340,8 @@ static void load_send(struct mysql_leader *m, struct table_load *t)
 {
     t->want = false;
     struct myquery_limits lim = {.max_rows = t->max + 1};
-    lim.max_bytes = lim.max_rows * BACKEND_LOAD_ROW_BYTES_MAX;
+    lim.max_bytes = lim.max_rows *
+                    (t->kind->row_bytes_max ? t->kind->row_bytes_max : BACKEND_LOAD_ROW_BYTES_MAX);
     lim.timeout_ms = LOAD_TIMEOUT_MS + (uint32_t)(lim.max_rows / LOAD_ROWS_PER_TIMEOUT_MS);
     char *sql = t->kind->sql(lim.max_rows);
     myconn_query_limited(m->state_conn, sql, &lim, on_load, t);
@@ -310,14 +356,24 @@ void leader_mysql_state_kick(struct mysql_leader *m)
         return;
     m->job_gen = m->ops_gen;
     m->job_term = m->term;
+    bool no_rules = m->rules.want && !m->rules_present;
+    if (no_rules) {
+        /* No table, no rules: nothing to load or wait for before serving. */
+        m->rules.want = false;
+        m->rules.loaded_term = m->term;
+    }
     if (m->apps.want) {
         load_send(m, &m->apps);
     } else if (m->hosts.want) {
         load_send(m, &m->hosts);
+    } else if (m->rules.want) {
+        load_send(m, &m->rules);
     } else if (m->want_health) {
         m->want_health = false;
         leader_mysql_send(m->state_conn, backend_sql_register_health(&m->ids), on_health, m);
     }
+    if (no_rules)
+        leader_mysql_maybe_serve(m);
 }
 
 static void on_health_timer(uv_timer_t *h)
@@ -334,6 +390,7 @@ static void on_reload_timer(uv_timer_t *h)
      * skipped hosts, so an operator's call to any node reaches the leader. */
     m->apps.want = true;
     m->hosts.want = true;
+    m->rules.want = true;
     leader_mysql_state_kick(m);
 }
 
@@ -375,6 +432,7 @@ void leader_mysql_state_init(struct mysql_leader *m, const struct config *cfg)
 {
     table_load_init(m, &m->apps, &apps_kind, cfg->max_throttled_apps, APP_THROTTLE_DEFAULT_MAX);
     table_load_init(m, &m->hosts, &hosts_kind, cfg->max_skipped_hosts, SKIPPED_HOSTS_DEFAULT_MAX);
+    table_load_init(m, &m->rules, &rules_kind, cfg->max_app_rules, APP_RULES_DEFAULT_MAX);
     m->health_chan.name = "health";
     m->share_chan.name = "share-domain services";
 }
@@ -395,5 +453,6 @@ void leader_mysql_state_deinit(struct mysql_leader *m)
     loop_timer_close(&m->share_timer);
     strmap_deinit(&m->apps.bad);
     strmap_deinit(&m->hosts.bad);
+    strmap_deinit(&m->rules.bad);
     leader_mysql_svc_clear(&m->domain_services);
 }

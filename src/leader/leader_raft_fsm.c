@@ -15,6 +15,7 @@
 #include "leader/raft_codec.h"
 #include "log/log.h"
 #include "loop/loop.h"
+#include "snapshot/app_rule.h"
 #include "throttler/throttler.h"
 
 /* ---- operator commands ---- */
@@ -52,6 +53,21 @@ static int plan(struct rnode *n, const struct loop_cmd *cmd, struct raft_codec_c
                                         &out->expire_at_ms, err);
     case LOOP_CMD_RECOVER_HOST:
         out->op = RAFT_CODEC_RECOVER;
+        return 0;
+    case LOOP_CMD_SET_APP_RULE: {
+        out->op = RAFT_CODEC_SET_RULE;
+        struct app_rule rule;
+        /* Room is counted against what is applied: commands go one at a
+         * time, so none is on its way meanwhile. */
+        int rc = throttler_plan_rule(n->t, cmd->name, cmd->rule, cmd->has_ttl, cmd->ttl_min, now_ms,
+                                     0, &rule, &out->expire_at_ms, err);
+        if (rc < 0)
+            return rc;
+        snprintf(out->rule, sizeof(out->rule), "%s", cmd->rule);
+        return 0;
+    }
+    case LOOP_CMD_REMOVE_APP_RULE:
+        out->op = RAFT_CODEC_REMOVE_RULE;
         return 0;
     }
     return err_set(err, -EINVAL, "unknown command %d", (int)cmd->kind);
@@ -105,7 +121,9 @@ static void propose(struct rnode *n, struct loop_cmd *cmd)
     char *text = NULL;
     size_t len = 0;
     if (plan(n, cmd, &c, &err) < 0 || raft_codec_encode_cmd(&c, &text, &len, &err) < 0) {
-        loop_cmd_finish(leader_raft_loop(n), cmd, 500, err.msg);
+        loop_cmd_finish(leader_raft_loop(n), cmd,
+                        (cmd->kind == LOOP_CMD_SET_APP_RULE && err.code == -EINVAL) ? 400 : 500,
+                        err.msg);
         return;
     }
     struct raft_buffer buf = to_raft_buffer(text, len);
@@ -187,6 +205,16 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
     case RAFT_CODEC_RECOVER:
         throttler_remove_skipped_host(n->t, c.key);
         break;
+    case RAFT_CODEC_SET_RULE: {
+        /* The decoder checked the text already. */
+        struct app_rule rule;
+        if (app_rule_parse(c.rule, strlen(c.rule), &rule, &err) == 0)
+            throttler_put_rule(n->t, c.key, c.expire_at_ms, &rule);
+        break;
+    }
+    case RAFT_CODEC_REMOVE_RULE:
+        throttler_remove_rule(n->t, c.key);
+        break;
     }
     /* Published by on_applied() on the leader, before it answers, and by
      * the throttler's next tick elsewhere: a replay of thousands of entries
@@ -204,16 +232,25 @@ static void collect_host(const char *host, uint64_t expire_at_ms, void *arg)
     raft_codec_state_add_host(arg, host, expire_at_ms);
 }
 
+static void collect_rule(const char *key, uint64_t expire_at_ms, const struct app_rule *rule,
+                         void *arg)
+{
+    char text[APP_RULE_TEXT_MAX];
+    if (app_rule_format(rule, text, sizeof(text)) > 0)
+        raft_codec_state_add_rule(arg, key, expire_at_ms, text);
+}
+
 static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     struct rnode *n = fsm->data;
     struct raft_codec_state s = {0};
     throttler_each_app(n->t, collect_app, &s);
     throttler_each_skipped_host(n->t, collect_host, &s);
+    throttler_each_rule(n->t, collect_rule, &s);
     char *text;
     size_t len;
     raft_codec_encode_state(&s, &text, &len);
-    size_t entries = s.apps_len + s.hosts_len;
+    size_t entries = s.apps_len + s.hosts_len + s.rules_len;
     raft_codec_state_deinit(&s);
     unsigned threshold = SNAPSHOT_THRESHOLD;
     if (entries / SNAPSHOT_ENTRIES_PER_COMMAND > threshold)
@@ -259,8 +296,25 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
                                            .expire_at_ms = s.hosts[i].expire_at_ms};
     throttler_replace_skipped_hosts(n->t, hosts, s.hosts_len);
     free(hosts);
-    log_info("raft: restored a snapshot: %zu app throttle(s), %zu skipped host(s)", s.apps_len,
-             s.hosts_len);
+    struct app_rule *parsed = xcalloc(s.rules_len ? s.rules_len : 1, sizeof(*parsed));
+    struct throttler_rule *rules = xcalloc(s.rules_len ? s.rules_len : 1, sizeof(*rules));
+    size_t nrules = 0;
+    for (size_t i = 0; i < s.rules_len; i++) {
+        if (app_rule_parse(s.rules[i].rule, strlen(s.rules[i].rule), &parsed[nrules], &err) < 0)
+            continue; /* the decoder left such rules out already */
+        rules[nrules] = (struct throttler_rule){.key = s.rules[i].key,
+                                                .expire_at_ms = s.rules[i].expire_at_ms,
+                                                .rule = &parsed[nrules]};
+        nrules++;
+    }
+    throttler_replace_rules(n->t, rules, nrules);
+    free(rules);
+    free(parsed);
+    if (s.rules_skipped > 0)
+        log_error("raft: snapshot: left out %zu app rule(s) this build cannot read; first: %s",
+                  s.rules_skipped, s.rules_skipped_first);
+    log_info("raft: restored a snapshot: %zu app throttle(s), %zu skipped host(s), %zu app rule(s)",
+             s.apps_len, s.hosts_len, nrules);
     raft_codec_state_deinit(&s);
     throttler_publish_pending(n->t);
     return 0;

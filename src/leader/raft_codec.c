@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* Raft log entries and snapshots as versioned JSON (jansson). A command is
- * {"v":1,"op":"throttle","key":"app","expire_at_ms":N,"ratio":R}; a snapshot
- * is {"v":1,"apps":[{"key","expire_at_ms","ratio"}],"hosts":[{"host",
- * "expire_at_ms"}]}. Unknown members are ignored (room to grow); a missing or
- * mistyped member, or another version, is an error. Any thread. */
+ * {"v":1,"op":"throttle","key":"app","expire_at_ms":N,"ratio":R}, or for a
+ * per-app rule {"v":1,"op":"rule","key":"app","expire_at_ms":N,"rule":"..."};
+ * a snapshot is {"v":1,"apps":[{"key","expire_at_ms","ratio"}],"hosts":
+ * [{"host","expire_at_ms"}],"rules":[{"key","expire_at_ms","rule"}]}, where
+ * "rules" is absent from snapshots written before rules existed. Unknown members are ignored (room
+ * to grow); a missing or mistyped member, or another version, is an error. Any thread. */
 #include "leader/raft_codec.h"
 
 #include <errno.h>
@@ -17,26 +19,38 @@
 
 #include "core/jsonfmt.h"
 #include "core/xalloc.h"
+#include "snapshot/app_rule.h"
+
+_Static_assert(RAFT_CODEC_RULE_MAX == APP_RULE_TEXT_MAX, "a raft entry holds any rule");
 
 #define FORMAT_VERSION 1
 
 static const char *const op_names[] = {
-        [RAFT_CODEC_THROTTLE] = "throttle",
-        [RAFT_CODEC_UNTHROTTLE] = "unthrottle",
-        [RAFT_CODEC_SKIP] = "skip",
-        [RAFT_CODEC_RECOVER] = "recover",
+        [RAFT_CODEC_THROTTLE] = "throttle", [RAFT_CODEC_UNTHROTTLE] = "unthrottle",
+        [RAFT_CODEC_SKIP] = "skip",         [RAFT_CODEC_RECOVER] = "recover",
+        [RAFT_CODEC_SET_RULE] = "rule",     [RAFT_CODEC_REMOVE_RULE] = "unrule",
 };
 
 const char *raft_codec_op_name(enum raft_codec_op op)
 {
-    if ((int)op < RAFT_CODEC_THROTTLE || (int)op > RAFT_CODEC_RECOVER)
+    if ((int)op < RAFT_CODEC_THROTTLE || (int)op > RAFT_CODEC_OP_LAST)
         return "?";
     return op_names[op];
 }
 
 static bool op_has_expiry(enum raft_codec_op op)
 {
-    return op == RAFT_CODEC_THROTTLE || op == RAFT_CODEC_SKIP;
+    return op == RAFT_CODEC_THROTTLE || op == RAFT_CODEC_SKIP || op == RAFT_CODEC_SET_RULE;
+}
+
+/* Checks the rule text @text of @key; 0 or -EINVAL with @err set. */
+static int check_rule(const char *what, const char *key, const char *text, struct err *err)
+{
+    struct app_rule r;
+    int rc = app_rule_parse(text, strlen(text), &r, err);
+    if (rc < 0)
+        err_prefix(err, "%s %s", what, key);
+    return rc;
 }
 
 static bool ratio_is_valid(double r)
@@ -74,6 +88,9 @@ int raft_codec_encode_cmd(const struct raft_codec_cmd *c, char **out, size_t *le
         return err_set(err, -EINVAL, "raft command %s %s: ratio must be in [0..1] range", name,
                        c->key);
 
+    if (c->op == RAFT_CODEC_SET_RULE && check_rule("raft command rule", c->key, c->rule, err) < 0)
+        return -EINVAL;
+
     /* JSON strings are UTF-8; a key that is not would be dropped silently. */
     json_t *key = json_stringn(c->key, key_len);
     if (key == NULL)
@@ -87,6 +104,8 @@ int raft_codec_encode_cmd(const struct raft_codec_cmd *c, char **out, size_t *le
         json_object_set_new(o, "expire_at_ms", json_integer((json_int_t)c->expire_at_ms));
     if (c->op == RAFT_CODEC_THROTTLE)
         json_object_set_new(o, "ratio", json_real(c->ratio));
+    if (c->op == RAFT_CODEC_SET_RULE)
+        json_object_set_new(o, "rule", json_string(c->rule));
     dump(o, out, len);
     return 0;
 }
@@ -138,6 +157,21 @@ static const char *get_key(const json_t *o, const char *what, const char *name, 
     return s;
 }
 
+/* Member "rule" of @o, a string that fits @size bytes with its NUL, copied
+ * into @out. */
+static int get_rule(const json_t *o, const char *what, char *out, size_t size, struct err *err)
+{
+    const json_t *v = json_object_get(o, "rule");
+    if (!json_is_string(v))
+        return err_set(err, -EINVAL, "%s: \"rule\" must be a string", what);
+    size_t n = json_string_length(v);
+    if (n == 0 || n >= size || strlen(json_string_value(v)) != n)
+        return err_set(err, -EINVAL, "%s: \"rule\" must be 1 to %zu bytes with no NUL", what,
+                       size - 1);
+    memcpy(out, json_string_value(v), n + 1);
+    return 0;
+}
+
 /* Parses @buf as a JSON object of our format version. */
 static json_t *load_object(const void *buf, size_t len, const char *what, struct err *err)
 {
@@ -174,7 +208,7 @@ int raft_codec_decode_cmd(const void *buf, size_t len, struct raft_codec_cmd *c,
     int rc = -EINVAL;
     memset(c, 0, sizeof(*c));
     const char *op = json_string_value(json_object_get(o, "op"));
-    for (int i = RAFT_CODEC_THROTTLE; op != NULL && i <= RAFT_CODEC_RECOVER; i++)
+    for (int i = RAFT_CODEC_THROTTLE; op != NULL && i <= RAFT_CODEC_OP_LAST; i++)
         if (strcmp(op, op_names[i]) == 0)
             c->op = (enum raft_codec_op)i;
     if (c->op == 0) {
@@ -188,6 +222,9 @@ int raft_codec_decode_cmd(const void *buf, size_t len, struct raft_codec_cmd *c,
     if (op_has_expiry(c->op) && get_ms(o, what, "expire_at_ms", &c->expire_at_ms, err) < 0)
         goto out;
     if (c->op == RAFT_CODEC_THROTTLE && get_ratio(o, what, &c->ratio, err) < 0)
+        goto out;
+    if (c->op == RAFT_CODEC_SET_RULE && (get_rule(o, what, c->rule, sizeof(c->rule), err) < 0 ||
+                                         check_rule(what, c->key, c->rule, err) < 0))
         goto out;
     rc = 0;
 out:
@@ -216,8 +253,23 @@ void raft_codec_state_add_host(struct raft_codec_state *s, const char *host, uin
     s->hosts[s->hosts_len++] = (struct raft_codec_host){xstrdup(host), expire_at_ms};
 }
 
+void raft_codec_state_add_rule(struct raft_codec_state *s, const char *key, uint64_t expire_at_ms,
+                               const char *rule)
+{
+    if (s->rules_len == s->rules_cap) {
+        s->rules_cap = s->rules_cap ? s->rules_cap * 2 : 16;
+        s->rules = xrealloc(s->rules, s->rules_cap * sizeof(*s->rules));
+    }
+    s->rules[s->rules_len++] = (struct raft_codec_rule){xstrdup(key), expire_at_ms, xstrdup(rule)};
+}
+
 void raft_codec_state_deinit(struct raft_codec_state *s)
 {
+    for (size_t i = 0; i < s->rules_len; i++) {
+        free(s->rules[i].key);
+        free(s->rules[i].rule);
+    }
+    free(s->rules);
     for (size_t i = 0; i < s->apps_len; i++)
         free(s->apps[i].key);
     for (size_t i = 0; i < s->hosts_len; i++)
@@ -230,6 +282,12 @@ void raft_codec_state_deinit(struct raft_codec_state *s)
 static int cmp_app(const void *a, const void *b)
 {
     return strcmp(((const struct raft_codec_app *)a)->key, ((const struct raft_codec_app *)b)->key);
+}
+
+static int cmp_rule(const void *a, const void *b)
+{
+    return strcmp(((const struct raft_codec_rule *)a)->key,
+                  ((const struct raft_codec_rule *)b)->key);
 }
 
 static int cmp_host(const void *a, const void *b)
@@ -352,6 +410,7 @@ void raft_codec_encode_state(const struct raft_codec_state *s, char **out, size_
 {
     struct raft_codec_app *apps = sorted_copy(s->apps, s->apps_len, sizeof(*apps), cmp_app);
     struct raft_codec_host *hosts = sorted_copy(s->hosts, s->hosts_len, sizeof(*hosts), cmp_host);
+    struct raft_codec_rule *rules = sorted_copy(s->rules, s->rules_len, sizeof(*rules), cmp_rule);
     FILE *f = open_memstream(out, len);
     if (f == NULL)
         abort(); /* out of memory: fatal, as in xmalloc */
@@ -377,13 +436,28 @@ void raft_codec_encode_state(const struct raft_codec_state *s, char **out, size_
         fputc('}', f);
         first = false;
     }
-    fputs("]}", f);
+    fputs("]", f);
+    /* A state without rules is written as before rules existed. */
+    if (s->rules_len > 0)
+        fputs(",\"rules\":[", f);
+    first = true;
+    for (size_t i = 0; i < s->rules_len; i++) {
+        if (!utf8_valid(rules[i].key) || !utf8_valid(rules[i].rule))
+            continue;
+        put_entry(f, first, "key", rules[i].key, rules[i].expire_at_ms);
+        fputs(",\"rule\":", f);
+        put_string(f, rules[i].rule);
+        fputc('}', f);
+        first = false;
+    }
+    fputs(s->rules_len > 0 ? "]}" : "}", f);
     /* Writes to memory fail only when it runs out: fatal, as in xmalloc. */
     bool failed = ferror(f) != 0;
     if (fclose(f) != 0 || failed)
         abort();
     free(apps);
     free(hosts);
+    free(rules);
 }
 
 /* Element @i of the snapshot's array @name, which must be an object; where
@@ -434,6 +508,31 @@ int raft_codec_decode_state(const void *buf, size_t len, struct raft_codec_state
         if (host == NULL || get_ms(e, where, "expire_at_ms", &at, err) < 0)
             goto out;
         raft_codec_state_add_host(&tmp, host, at);
+    }
+    /* Absent from snapshots written before rules existed. */
+    const json_t *rules = json_object_get(o, "rules");
+    if (rules != NULL && !json_is_array(rules)) {
+        err_set(err, -EINVAL, "%s: \"rules\" must be an array", what);
+        goto out;
+    }
+    for (size_t i = 0; i < json_array_size(rules); i++) {
+        const json_t *e = entry_at(rules, what, "rules", i, where, sizeof(where), err);
+        const char *key = e != NULL ? get_key(e, where, "key", err) : NULL;
+        uint64_t at = 0;
+        char text[RAFT_CODEC_RULE_MAX];
+        if (key == NULL || get_ms(e, where, "expire_at_ms", &at, err) < 0 ||
+            get_rule(e, where, text, sizeof(text), err) < 0)
+            goto out;
+        /* A rule this build cannot read (a later one wrote it) is left
+         * out alone: the rest of the state still loads. */
+        struct err rule_err = {0};
+        if (check_rule(where, key, text, &rule_err) < 0) {
+            if (tmp.rules_skipped++ == 0)
+                snprintf(tmp.rules_skipped_first, sizeof(tmp.rules_skipped_first), "%s",
+                         rule_err.msg);
+            continue;
+        }
+        raft_codec_state_add_rule(&tmp, key, at, text);
     }
     *s = tmp;
     memset(&tmp, 0, sizeof(tmp));

@@ -21,7 +21,12 @@ enum raft_codec_op {
     RAFT_CODEC_UNTHROTTLE,   /* key = app key */
     RAFT_CODEC_SKIP,         /* key = host; expire_at_ms */
     RAFT_CODEC_RECOVER,      /* key = host */
+    RAFT_CODEC_SET_RULE,     /* key = app key; rule = its text; expire_at_ms (0: never) */
+    RAFT_CODEC_REMOVE_RULE,  /* key = app key */
 };
+#define RAFT_CODEC_OP_LAST RAFT_CODEC_REMOVE_RULE
+/* Room for a per-app rule's text, its NUL included (APP_RULE_TEXT_MAX). */
+#define RAFT_CODEC_RULE_MAX 1024
 
 /* One replicated command. The leader computes the resulting entry (absolute
  * expiry, ratio) before proposing, so every node stores the same values. */
@@ -30,6 +35,7 @@ struct raft_codec_cmd {
     char key[RAFT_CODEC_KEY_MAX + 1];
     uint64_t expire_at_ms;
     double ratio;
+    char rule[RAFT_CODEC_RULE_MAX]; /* RAFT_CODEC_SET_RULE */
 };
 
 struct raft_codec_app {
@@ -43,7 +49,14 @@ struct raft_codec_host {
     uint64_t expire_at_ms;
 };
 
-/* The operator state in a snapshot. Owns its arrays and strings. */
+struct raft_codec_rule {
+    char *key;
+    uint64_t expire_at_ms; /* 0: never */
+    char *rule;            /* its canonical text */
+};
+
+/* The operator state in a snapshot. Owns its arrays and strings. A
+ * snapshot written before rules existed has none. */
 struct raft_codec_state {
     struct raft_codec_app *apps;
     size_t apps_len;
@@ -51,6 +64,13 @@ struct raft_codec_state {
     struct raft_codec_host *hosts;
     size_t hosts_len;
     size_t hosts_cap;
+    struct raft_codec_rule *rules;
+    size_t rules_len;
+    size_t rules_cap;
+    /* Decoding: rules left out because their text is not a valid rule, and
+     * the reason of the first. */
+    size_t rules_skipped;
+    char rules_skipped_first[256];
 };
 
 /* Name of @op as written in the log ("throttle", ...), or "?" if unknown. */
@@ -68,6 +88,8 @@ int raft_codec_decode_cmd(const void *buf, size_t len, struct raft_codec_cmd *c,
 void raft_codec_state_add_app(struct raft_codec_state *s, const char *key, uint64_t expire_at_ms,
                               double ratio);
 void raft_codec_state_add_host(struct raft_codec_state *s, const char *host, uint64_t expire_at_ms);
+void raft_codec_state_add_rule(struct raft_codec_state *s, const char *key, uint64_t expire_at_ms,
+                               const char *rule);
 /* Frees what @s owns and empties it. */
 void raft_codec_state_deinit(struct raft_codec_state *s);
 

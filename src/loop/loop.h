@@ -16,7 +16,12 @@ enum loop_cmd_kind {
     LOOP_CMD_UNTHROTTLE_APP,
     LOOP_CMD_SKIP_HOST,
     LOOP_CMD_RECOVER_HOST,
+    LOOP_CMD_SET_APP_RULE,    /* name: app key; rule: its canonical text; ttl */
+    LOOP_CMD_REMOVE_APP_RULE, /* name: app key */
 };
+
+/* Room for a per-app rule's text in a command (APP_RULE_TEXT_MAX). */
+#define LOOP_CMD_RULE_MAX 1024
 
 /* A request from an HTTP thread. Filled by the submitter, answered by the
  * loop (status is an HTTP code, msg the error text when not 200). */
@@ -27,6 +32,7 @@ struct loop_cmd {
     int64_t ttl_min; /* minutes */
     bool has_ratio;
     double ratio;
+    char rule[LOOP_CMD_RULE_MAX]; /* LOOP_CMD_SET_APP_RULE */
     int status;
     char msg[256];
 };

@@ -75,21 +75,56 @@ static unsigned throttle_retry_after(const struct snap_app *a, uint64_t now_ms)
     return seconds_until(a->expire_at_ms, now_ms);
 }
 
-/* The place per-app rules plug in: whether metric @m applies to the app of
- * @r, and the threshold it is held to there (@reads_override: @m is the
- * metric a /check-read threshold replaces). Today every metric applies to
- * every app at the cluster's threshold for it. @s is where rules will be
- * read from. */
-static bool metric_rule(const struct snapshot *s, const struct check_request *r,
+/* The rule that holds @app checking @store at @now_ms: "app/store" first,
+ * then "app", as throttles; expired ones do not count. The daemon's own
+ * apps have none. */
+static const struct snap_rule *rule_for(const struct snapshot *s, const char *app,
+                                        const char *store, uint64_t now_ms)
+{
+    if (s == NULL || s->rules == NULL || s->rules->len == 0 || app[0] == '\0' ||
+        strcmp(app, CHECK_APP_FRENO) == 0 || strcmp(app, CHECK_APP_SHARE_DOMAIN) == 0)
+        return NULL;
+    char key[512];
+    int n = snprintf(key, sizeof(key), "%s/%s", app, store);
+    const struct snap_rule *r = NULL;
+    if (n > 0 && (size_t)n < sizeof(key))
+        r = snapshot_find_rule(s, key);
+    if (r == NULL || (r->expire_at_ms != 0 && r->expire_at_ms <= now_ms))
+        r = snapshot_find_rule(s, app);
+    if (r == NULL || (r->expire_at_ms != 0 && r->expire_at_ms <= now_ms))
+        return NULL;
+    return r;
+}
+
+/* Whether metric @m applies to the app of @r, and the threshold it is held
+ * to there (@reads_override: @m is the metric a /check-read threshold
+ * replaces). Without a rule every metric applies at the cluster's
+ * threshold. A rule may leave metrics out (exempt, or a Metrics list) and
+ * set a metric's threshold or a factor of the cluster's; the threshold a
+ * /check-read names still wins, as the client asked for it. */
+static bool metric_rule(const struct snap_rule *rule, const struct check_request *r,
                         const struct snap_metric *m, bool reads_override, struct check_metric *out)
 {
-    (void)s;
+    if (rule != NULL && !app_rule_applies(&rule->rule, m->metric))
+        return false;
+    const struct app_rule_limit *l =
+            rule != NULL ? app_rule_limit_of(&rule->rule, m->metric) : NULL;
     if (reads_override && r->override_threshold > 0) {
         out->threshold = r->override_threshold;
         out->threshold_json = NULL;
+        out->threshold_from = CHECK_THRESHOLD_READ;
+    } else if (l != NULL && l->factor) {
+        out->threshold = m->threshold * l->value;
+        out->threshold_json = NULL;
+        out->threshold_from = CHECK_THRESHOLD_RULE_FACTOR;
+    } else if (l != NULL) {
+        out->threshold = l->value;
+        out->threshold_json = NULL;
+        out->threshold_from = CHECK_THRESHOLD_RULE;
     } else {
         out->threshold = m->threshold;
         out->threshold_json = m->threshold_json;
+        out->threshold_from = CHECK_THRESHOLD_CLUSTER;
     }
     return true;
 }
@@ -139,8 +174,8 @@ static int severity(int status)
 /* Fills out->metrics with the metrics of @c that apply to @r (only the one
  * @r names, if it names one). Returns false when @r names a metric @c does
  * not have. */
-static bool select_metrics(const struct snapshot *s, const struct check_request *r,
-                           const struct snap_cluster *c, struct check_result *out)
+static bool select_metrics(const struct check_request *r, const struct snap_cluster *c,
+                           struct check_result *out)
 {
     for (size_t i = 0; i < c->nmetrics && out->nmetrics < FRENO_METRICS_MAX; i++) {
         const struct snap_metric *m = &c->metrics[i];
@@ -149,7 +184,7 @@ static bool select_metrics(const struct snapshot *s, const struct check_request 
         struct check_metric *cm = &out->metrics[out->nmetrics];
         cm->m = m;
         bool reads_override = r->metric != NULL || i == 0;
-        if (!metric_rule(s, r, m, reads_override, cm))
+        if (!metric_rule(out->rule, r, m, reads_override, cm))
             continue;
         metric_judge(r, cm);
         out->nmetrics++;
@@ -240,6 +275,7 @@ void check_decide(const struct snapshot *s, const struct check_request *r, uint6
     out->throttle = NULL;
     out->retry_after_s = 0;
     out->nmetrics = 0;
+    out->rule = NULL;
     if (strcmp(r->store_type, "mysql") != 0) {
         answer(out, 404, CHECK_REASON_NOT_MYSQL, MSG_NO_METRIC);
         goto out;
@@ -249,8 +285,10 @@ void check_decide(const struct snapshot *s, const struct check_request *r, uint6
     bool has_metric = true;
     if (c != NULL) {
         out->cluster = c;
-        out->details = out->details || c->nmetrics > 1;
-        has_metric = select_metrics(s, r, c, out);
+        out->rule = rule_for(s, r->app, r->store_name, now_ms);
+        /* An answer a rule shaped says so. */
+        out->details = out->details || c->nmetrics > 1 || out->rule != NULL;
+        has_metric = select_metrics(r, c, out);
     }
 
     if (r->app[0] == '\0') {

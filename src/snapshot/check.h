@@ -55,6 +55,14 @@ enum check_reason {
     CHECK_REASON_METRIC,       /* the deciding metric's own status: 404, 500 or 429 */
 };
 
+/* Where the threshold a metric holds an app to comes from. */
+enum check_threshold_from {
+    CHECK_THRESHOLD_CLUSTER,     /* the cluster's own */
+    CHECK_THRESHOLD_READ,        /* the threshold of a /check-read path */
+    CHECK_THRESHOLD_RULE,        /* a per-app rule's absolute threshold */
+    CHECK_THRESHOLD_RULE_FACTOR, /* a per-app rule's factor of the cluster's */
+};
+
 /* What one metric says about a check. The strings are static or owned by
  * the snapshot: use them before snapshot_release(). */
 struct check_metric {
@@ -64,6 +72,7 @@ struct check_metric {
     double threshold; /* the threshold the app is held to */
     const char *threshold_json; /* it preformatted, or NULL when the caller formats it */
     const char *message;        /* as the Message of an answer this metric decides */
+    enum check_threshold_from threshold_from;
 };
 
 struct check_result {
@@ -87,6 +96,9 @@ struct check_result {
      * CHECK_REASON_LOW_PRIORITY, and 200 when a metric applies), or -1. */
     int decided_by;
     const struct snap_app *throttle; /* CHECK_REASON_THROTTLED: the entry that denied */
+    /* The per-app rule that held the app ("app/store", else "app"; not
+     * expired), or NULL: no rule, and the answer is the original's. */
+    const struct snap_rule *rule;
     /* Seconds a client should wait before it asks again; 0: no Retry-After
      * (200, 404). */
     unsigned retry_after_s;

@@ -286,12 +286,32 @@ void snap_leaders_unref(struct snap_leaders *p)
     part_unref(p);
 }
 
+static void rules_free(struct snap_part *part)
+{
+    struct snap_rules *p = (struct snap_rules *)part;
+    named_entries_free(p->keys, p->v, p->len, sizeof(*p->v));
+}
+
+_Static_assert(offsetof(struct snap_rule, key) == 0, "a rule entry begins with its name");
+
+struct snap_rules *snap_rules_new_packed(struct snap_rule *v, size_t len, char *block)
+{
+    struct snap_rules p = {.v = v, .len = len, .keys = block};
+    return part_dup(&p, sizeof(p), rules_free);
+}
+
+void snap_rules_unref(struct snap_rules *p)
+{
+    part_unref(p);
+}
+
 /* ---- snapshots ---- */
 
 /* Calls @fn on each part of @s (NULL ones included). */
 static void each_part(const struct snapshot *s, void (*fn)(void *part))
 {
-    void *parts[] = {s->clusters, s->probes, s->apps, s->hosts, s->recents, s->text, s->leader};
+    void *parts[] = {s->clusters, s->probes, s->apps,   s->hosts,
+                     s->recents,  s->text,   s->leader, s->rules};
     for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
         fn(parts[i]);
 }
@@ -419,4 +439,16 @@ const struct snap_app *snapshot_find_app(const struct snapshot *s, const char *k
     if (s == NULL || s->apps == NULL)
         return NULL;
     return bsearch(key, s->apps->v, s->apps->len, sizeof(*s->apps->v), cmp_app_key);
+}
+
+static int cmp_rule_key(const void *key, const void *r)
+{
+    return strcmp(key, ((const struct snap_rule *)r)->key);
+}
+
+const struct snap_rule *snapshot_find_rule(const struct snapshot *s, const char *key)
+{
+    if (s == NULL || s->rules == NULL)
+        return NULL;
+    return bsearch(key, s->rules->v, s->rules->len, sizeof(*s->rules->v), cmp_rule_key);
 }

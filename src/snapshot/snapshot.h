@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "snapshot/app_rule.h"
+
 /* Live per-metric state written by HTTP threads: the low-priority mark.
  * Reference counted so a snapshot may outlive the loop's own reference. */
 struct metric_live {
@@ -163,6 +165,19 @@ struct snap_leaders {
     struct snap_part part;
     struct snap_leader l;
 };
+/* Per-app rules (docs/semantics.md#app-rules), expired ones included until
+ * the loop sweeps them: readers test the expiry. */
+struct snap_rule {
+    char *key;             /* "app" or "app/store"; first, as in snap_app */
+    uint64_t expire_at_ms; /* 0: never */
+    struct app_rule rule;
+};
+struct snap_rules {
+    struct snap_part part;
+    struct snap_rule *v; /* sorted by key */
+    size_t len;
+    char *keys; /* NULL, or the one block every key points into */
+};
 
 struct snapshot {
     uint64_t built_at_ms;
@@ -183,6 +198,7 @@ struct snapshot {
     struct snap_recents *recents;
     struct snap_text *text;
     struct snap_leaders *leader;
+    struct snap_rules *rules;
 };
 
 /* Part constructors return one reference; *_unref drops one and frees the
@@ -212,6 +228,10 @@ void snap_text_unref(struct snap_text *p);
 /* Takes ownership of the strings and arrays in @l. */
 struct snap_leaders *snap_leaders_new(const struct snap_leader *l);
 void snap_leaders_unref(struct snap_leaders *p);
+/* Takes ownership of @v and @block (every key of @v lies in it; NULL: each
+ * key is its own allocation). */
+struct snap_rules *snap_rules_new_packed(struct snap_rule *v, size_t len, char *block);
+void snap_rules_unref(struct snap_rules *p);
 /* Drops the reference @s holds on each of its parts (NULL ones are fine),
  * as when @s itself goes; its strings are not touched. */
 void snapshot_parts_unref(struct snapshot *s);
@@ -242,6 +262,8 @@ void snapshot_release(const struct snapshot *s);
 /* Lookups (binary search). NULL when absent. */
 const struct snap_cluster *snapshot_find_cluster(const struct snapshot *s, const char *name);
 const struct snap_app *snapshot_find_app(const struct snapshot *s, const char *key);
+/* The rule of @key, expired or not, or NULL. */
+const struct snap_rule *snapshot_find_rule(const struct snapshot *s, const char *key);
 const struct snap_probe_set *snapshot_find_probes(const struct snapshot *s, const char *metric);
 /* The metric of @c named @metric (FRENO_METRIC_DEFAULT or a Metrics name),
  * or NULL. */

@@ -7,6 +7,7 @@
 #include "throttler/throttler.h"
 #include "throttler/throttler_impl.h"
 
+#include <errno.h>
 #include <stdlib.h>
 
 #include "config/config.h"
@@ -53,6 +54,8 @@ void throttler_tick_sweep(struct throttler *t)
     uint64_t now_ms = throttler_now_ms(t);
     if (app_throttle_sweep(&t->apps, now_ms) > 0)
         throttler_mark_apps(t);
+    if (throttler_rules_sweep(t, now_ms))
+        throttler_mark_rules(t);
     if (skipped_hosts_sweep(&t->skipped, now_ms) > 0) {
         throttler_mark_hosts(t);
         throttler_apply_all_hosts(t, now_ms);
@@ -89,6 +92,7 @@ static void operator_state_init(struct throttler *t, uint64_t now_ms)
     app_throttle_set_max(&t->apps, (size_t)cfg->max_throttled_apps);
     skipped_hosts_init(&t->skipped);
     skipped_hosts_set_max(&t->skipped, (size_t)cfg->max_skipped_hosts);
+    throttler_rules_init(t);
     recent_apps_init(&t->recent, (size_t)cfg->max_recent_apps);
     t->checks =
             check_counters_new((size_t)cfg->max_counted_apps, (size_t)cfg->max_counted_app_stores);
@@ -98,6 +102,7 @@ static void operator_state_deinit(struct throttler *t)
 {
     app_throttle_deinit(&t->apps);
     skipped_hosts_deinit(&t->skipped);
+    throttler_rules_deinit(t);
     recent_apps_deinit(&t->recent);
     check_counters_free(t->checks);
 }
@@ -209,6 +214,25 @@ void throttler_apply_cmd(struct throttler *t, struct loop_cmd *cmd)
     case LOOP_CMD_RECOVER_HOST:
         throttler_recover_host(t, cmd->name);
         break;
+    case LOOP_CMD_SET_APP_RULE: {
+        struct app_rule rule;
+        uint64_t expire_at_ms = 0;
+        uint64_t now_ms = throttler_now_ms(t);
+        rc = throttler_plan_rule(t, cmd->name, cmd->rule, cmd->has_ttl, cmd->ttl_min, now_ms, 0,
+                                 &rule, &expire_at_ms, &err);
+        if (rc == 0) {
+            throttler_put_rule(t, cmd->name, expire_at_ms, &rule);
+            throttler_publish_at(t, now_ms);
+        }
+        break;
     }
-    loop_cmd_finish(t->loop, cmd, rc < 0 ? 500 : 200, rc < 0 ? err.msg : "OK");
+    case LOOP_CMD_REMOVE_APP_RULE:
+        throttler_remove_rule(t, cmd->name);
+        throttler_publish_at(t, throttler_now_ms(t));
+        break;
+    }
+    /* A rule the HTTP side let through but that is still bad is the
+     * client's error, as there. */
+    int status = rc == -EINVAL && cmd->kind == LOOP_CMD_SET_APP_RULE ? 400 : 500;
+    loop_cmd_finish(t->loop, cmd, rc < 0 ? status : 200, rc < 0 ? err.msg : "OK");
 }

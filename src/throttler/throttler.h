@@ -168,5 +168,37 @@ void throttler_each_skipped_host(struct throttler *t,
 void throttler_set_share_health(struct throttler *t, const char *metric, int64_t seconds,
                                 uint64_t now_ms);
 
+/* Per-app rules (docs/semantics.md#app-rules), at most MaxAppRules. A set
+ * replaces the whole rule of @key; @text is its canonical text. */
+struct app_rule;
+/* Computes, without changing anything, what setting the rule @text on @key
+ * with an optional TTL (absent or 0: never expires) stores at @now_ms: the
+ * parsed rule and its absolute expiry. Returns 0, -EINVAL (bad text, key or
+ * TTL) or -ENOSPC (a new key past MaxAppRules, counting @pending others on
+ * their way), with @err set. */
+int throttler_plan_rule(struct throttler *t, const char *key, const char *text, bool has_ttl,
+                        int64_t ttl_min, uint64_t now_ms, size_t pending, struct app_rule *rule,
+                        uint64_t *expire_at_ms, struct err *err);
+/* Whether @key has no rule yet (so storing one takes a slot). */
+bool throttler_rule_is_new(struct throttler *t, const char *key);
+/* Stores / removes a rule as given (from a backend, a raft log, or a plan);
+ * publishing is left to the caller or the next tick, as for apps. */
+void throttler_put_rule(struct throttler *t, const char *key, uint64_t expire_at_ms,
+                        const struct app_rule *rule);
+void throttler_remove_rule(struct throttler *t, const char *key);
+/* One rule of a whole set loaded from a backend or a raft snapshot. */
+struct throttler_rule {
+    const char *key;
+    uint64_t expire_at_ms;
+    const struct app_rule *rule;
+};
+/* Replaces every rule with @v in one step and publishes when it changed. */
+void throttler_replace_rules(struct throttler *t, const struct throttler_rule *v, size_t n);
+/* Iterates current rules in key order; @fn must not change them. */
+void throttler_each_rule(struct throttler *t,
+                         void (*fn)(const char *key, uint64_t expire_at_ms,
+                                    const struct app_rule *rule, void *arg),
+                         void *arg);
+
 /* Applies an operator command locally and finishes it (200 or 500). */
 void throttler_apply_cmd(struct throttler *t, struct loop_cmd *cmd);

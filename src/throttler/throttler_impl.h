@@ -114,6 +114,8 @@ struct throttler {
 
     struct app_throttle apps;
     struct skipped_hosts skipped;
+    struct opset rules; /* key -> struct throttler_rule_entry (throttler_rules.c) */
+    size_t rules_max;   /* MaxAppRules */
     struct recent_apps recent;
     struct check_counters *checks; /* per app, store, app and store */
     bool apps_evicting_logged;
@@ -125,6 +127,7 @@ struct throttler {
     struct snapshot next;
     bool dirty_apps; /* next.apps / next.hosts are rebuilt at the next publish */
     bool dirty_hosts;
+    bool dirty_rules;
     bool dirty_metrics;
     bool dirty_recent;
     bool publish_pending;
@@ -138,6 +141,19 @@ uint64_t throttler_now_ms(const struct throttler *t);
 /* The 5 s tick: drops expired app throttles, skipped hosts (whose hosts
  * return to the probed sets) and recent apps, and publishes what changed. */
 void throttler_tick_sweep(struct throttler *t);
+
+/* ---- throttler_rules.c ---- */
+
+/* A per-app rule as the throttler keeps it: expiry first (opset's sweep). */
+struct throttler_rule_entry {
+    uint64_t expire_at_ms; /* 0: never */
+    struct app_rule rule;
+};
+
+void throttler_rules_init(struct throttler *t);
+void throttler_rules_deinit(struct throttler *t);
+/* Drops expired rules; true when any went. */
+bool throttler_rules_sweep(struct throttler *t, uint64_t now_ms);
 
 /* ---- throttler_hosts.c ---- */
 
@@ -180,6 +196,7 @@ void throttler_tick_self_check(struct throttler *t);
  * replay applies hundreds). */
 void throttler_mark_apps(struct throttler *t);
 void throttler_mark_hosts(struct throttler *t);
+void throttler_mark_rules(struct throttler *t);
 /* Rebuild a part now from the current state (and mark a publish pending). */
 void throttler_rebuild_metrics(struct throttler *t);
 void throttler_rebuild_recents(struct throttler *t);

@@ -151,6 +151,15 @@ static void host_fill(void *dst, char *key, const void *value)
             (struct snap_host){.host = key, .expire_at_ms = *(const uint64_t *)value};
 }
 
+static void rule_fill(void *dst, char *key, const void *value)
+{
+    const struct throttler_rule_entry *e = value;
+    struct snap_rule *r = dst;
+    r->key = key;
+    r->expire_at_ms = e->expire_at_ms;
+    memcpy(&r->rule, &e->rule, sizeof(r->rule));
+}
+
 /* Rebuilds the app throttle and skipped host parts marked changed. Entries
  * come in key order, which the snapshot's binary search needs; the names
  * are packed into one block, so 100,000 entries cost a few milliseconds to
@@ -168,8 +177,14 @@ static void build_operator_parts(struct throttler *t)
         snap_hosts_unref(t->next.hosts);
         t->next.hosts = snap_hosts_new_packed(hosts, opset_len(&t->skipped.set), block);
     }
+    if (t->dirty_rules) {
+        struct snap_rule *rules = opset_export(&t->rules, sizeof(*rules), rule_fill, &block);
+        snap_rules_unref(t->next.rules);
+        t->next.rules = snap_rules_new_packed(rules, opset_len(&t->rules), block);
+    }
     t->dirty_apps = false;
     t->dirty_hosts = false;
+    t->dirty_rules = false;
 }
 
 /* ---- recent apps ---- */
@@ -364,6 +379,7 @@ void throttler_publish_first(struct throttler *t, uint64_t now_ms)
     throttler_rebuild_metrics(t);
     throttler_mark_apps(t);
     throttler_mark_hosts(t);
+    throttler_mark_rules(t);
     throttler_rebuild_recents(t);
     throttler_rebuild_text(t, now_ms);
     throttler_publish_at(t, now_ms);

@@ -80,7 +80,8 @@ def prepare_backend():
         DROP DATABASE IF EXISTS {EMPTY_SCHEMA};
         CREATE DATABASE {EMPTY_SCHEMA};""")
     out = init_backend(SCHEMA)
-    expect("tables service_election, service_health, throttled_apps and skipped_hosts are ready" in out,
+    expect("tables service_election, service_health, throttled_apps, skipped_hosts and app_rules are ready"
+           in out,
            f"--init-backend did not report the tables ready:\n{out}")
     # Idempotent: a second run changes nothing and succeeds.
     init_backend(SCHEMA)

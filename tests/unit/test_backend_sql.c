@@ -17,6 +17,7 @@
 
 #include "core/xalloc.h"
 #include "leader/backend_sql.h"
+#include "snapshot/app_rule.h"
 
 #define T0 1700000000000ull
 
@@ -144,7 +145,7 @@ static void test_statements_exact(void **state)
     assert_string_equal(sql, "select table_name, column_name, is_nullable from "
                              "information_schema.columns where table_schema = database() and "
                              "table_name in ('service_election', 'service_health', "
-                             "'throttled_apps', 'skipped_hosts')");
+                             "'throttled_apps', 'skipped_hosts', 'app_rules')");
     free(sql);
     sql = backend_sql_read_app("a");
     assert_string_equal(sql, "select app_name, ratio, expires_at is null, timestampdiff(second, "
@@ -388,10 +389,69 @@ static void test_schema_file_matches(void **state)
     size_t wl = 0;
     for (size_t i = 0; i < BACKEND_TABLES_COUNT; i++)
         wl += (size_t)snprintf(want + wl, 65536 - wl, "\n%s;\n", backend_schema_ddl(i));
+    wl += (size_t)snprintf(want + wl, 65536 - wl, "\n%s;\n", backend_rules_ddl());
     assert_string_equal(text, want);
     assert_null(backend_schema_ddl(BACKEND_TABLES_COUNT));
     free(text);
     free(want);
+}
+
+/* Per-app rules: statements (hex literals only), the bounded load, rows as
+ * a hostile writer may leave them, and the optional table in the schema. */
+static void test_rules(void **state)
+{
+    (void)state;
+    char *sql = backend_sql_set_rule("a'b", "{\"Exempt\":true}", 30);
+    assert_contains(sql, "replace into app_rules (app_name, rule, ruled_at, expires_at) values "
+                         "(X'612762', X'7B22457865");
+    assert_contains(sql, "now(), now() + interval 30 minute)");
+    assert_null(strstr(sql, "Exempt"));
+    free(sql);
+    sql = backend_sql_set_rule("a", "{\"Exempt\":true}", 0);
+    assert_contains(sql, "now(), NULL)");
+    free(sql);
+    sql = backend_sql_remove_rule("a");
+    assert_string_equal(sql, "delete from app_rules where app_name = X'61'");
+    free(sql);
+    sql = backend_sql_load_rules(1001);
+    assert_contains(sql, "from app_rules where expires_at is null or expires_at > now() or "
+                         "expires_at < ruled_at order by ruled_at desc, app_name limit 1001");
+    free(sql);
+
+    struct backend_rule r;
+    struct app_rule rule;
+    struct err err = {0};
+    const char *ok[5] = {"gh-ost", "{\"Thresholds\":{\"default\":2}}", "1", NULL, NULL};
+    assert_int_equal(backend_parse_rule(ok, T0, &r, &rule, &err), BACKEND_ROW_OK);
+    assert_string_equal(r.key, "gh-ost");
+    assert_true(r.expire_at_ms == 0 && rule.nlimits == 1 && rule.limits[0].value == 2);
+    const char *ttl[5] = {"x", "{\"Exempt\":true}", "0", "60", "120"};
+    assert_int_equal(backend_parse_rule(ttl, T0, &r, &rule, &err), BACKEND_ROW_OK);
+    assert_true(r.expire_at_ms == T0 + 60000 && rule.exempt);
+    const char *gone[5] = {"x", "{\"Exempt\":true}", "0", "0", "120"};
+    assert_int_equal(backend_parse_rule(gone, T0, &r, &rule, &err), BACKEND_ROW_EXPIRED);
+    const char *bad[][5] = {
+            {"", "{\"Exempt\":true}", "1", NULL, NULL},
+            {"x", NULL, "1", NULL, NULL},
+            {"x", "not json", "1", NULL, NULL},
+            {"x", "{\"Thresholds\":{\"default\":-1}}", "1", NULL, NULL},
+            {"x", "{}", "1", NULL, NULL},
+            {"x", "{\"Exempt\":true}", "0", "60", "-5"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err.msg[0] = '\0';
+        if (backend_parse_rule(bad[i], T0, &r, &rule, &err) != BACKEND_ROW_BAD ||
+            err.msg[0] == '\0')
+            fail_msg("row %zu was not rejected", i);
+    }
+
+    const char *with[] = {"throttled_apps", "ratio", "YES", "APP_RULES", "rule", "NO"};
+    assert_true(backend_schema_has_rules(with, 2));
+    assert_false(backend_schema_has_rules(with, 1));
+    sql = backend_sql_schema_columns();
+    assert_contains(sql, "'skipped_hosts', 'app_rules')");
+    free(sql);
+    assert_contains(backend_rules_ddl(), "CREATE TABLE IF NOT EXISTS app_rules");
 }
 
 int main(void)
@@ -410,6 +470,7 @@ int main(void)
             cmocka_unit_test(test_fix_matches_schema),
             cmocka_unit_test(test_charset_of),
             cmocka_unit_test(test_schema_file_matches),
+            cmocka_unit_test(test_rules),
     };
     return cmocka_run_group_tests(tests, setup_ids, teardown_ids);
 }
