@@ -36,6 +36,19 @@ struct config_hostport {
     uint16_t port;
 };
 
+/* ControlTokens (extension): name -> secret, in the order written. Names
+ * are unique, 1..CONFIG_TOKEN_NAME_MAX bytes of [A-Za-z0-9_-], and not
+ * CONFIG_TOKEN_DEFAULT_NAME, which names ControlToken in the audit trail. */
+struct config_tokens {
+    char **names;
+    char **secrets; /* never logged */
+    size_t len;
+};
+
+#define CONFIG_TOKENS_MAX         64
+#define CONFIG_TOKEN_NAME_MAX     32
+#define CONFIG_TOKEN_DEFAULT_NAME "default"
+
 /* One of a cluster's extra metrics (Stores.MySQL.Metrics and a cluster's
  * Metrics, docs/config.md#metrics), inheritance applied. */
 struct config_metric {
@@ -136,6 +149,14 @@ struct config {
     int64_t max_recent_apps;        /* MaxRecentApps, default 10000 */
     int64_t max_throttled_apps;     /* MaxThrottledApps, default 100000 */
     int64_t max_skipped_hosts;      /* MaxSkippedHosts, default 100000 */
+    /* TLS, listener and who may do what (extensions). */
+    char *listen_address;                /* ListenAddress: "" means every address */
+    char *tls_cert_file;                 /* TLSCertFile: "" means plain HTTP */
+    char *tls_key_file;                  /* TLSKeyFile: set with TLSCertFile */
+    char *tls_client_ca_file;            /* TLSClientCAFile: "" means no client certificates */
+    struct config_tokens control_tokens; /* ControlTokens */
+    int64_t audit_log_max_days;          /* AuditLogMaxDays, default 90 */
+    int64_t audit_log_max_rows;          /* AuditLogMaxRows, default 100000 */
 
     /* Stores.MySQL defaults are folded into each cluster; kept for reference. */
     struct config_cluster mysql_defaults;
@@ -183,6 +204,10 @@ const char *config_source_key(enum config_host_source s);
 /* The short name of host source @s that log lines use ("haproxy"). Any
  * thread. */
 const char *config_source_name(enum config_host_source s);
+
+/* Tells whether @s has the form of a ListenAddress: an IPv4 or IPv6
+ * literal or a host name. Any thread. */
+bool config_listen_address_ok(const char *s);
 
 /* Replaces the items of @sv with the non-empty items of the comma-separated
  * list @csv, each as written (blanks are kept). Main thread. */
