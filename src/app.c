@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "core/audit.h"
 #include "core/err.h"
 #include "core/fdlimit.h"
 #include "core/xalloc.h"
@@ -98,6 +99,17 @@ static void on_cmd(struct loop_cmd *cmd, void *arg)
         return;
     }
     leader_submit(a->leader, cmd);
+}
+
+/* Every control command the loop finished goes to the audit trail. */
+static void on_cmd_finished(const struct loop_cmd *cmd, int status, const char *msg, void *arg)
+{
+    struct app *a = arg;
+    struct audit_record r = cmd->audit;
+    r.status = status;
+    r.at_ms = loop_now_ms(a->loop);
+    audit_clean(r.message, sizeof(r.message), msg);
+    leader_audit(a->leader, &r);
 }
 
 static void on_aggregated(const char *metric, bool has_value, bool ok, double value,
@@ -323,6 +335,7 @@ int app_run(const struct app_params *p)
         goto out;
     }
     loop_set_cmd_handler(a.loop, on_cmd, &a);
+    loop_set_finish_hook(a.loop, on_cmd_finished, &a);
     loop_set_queue_max(a.loop, (unsigned)a.cfg->control_queue_length);
     a.http = http_start(&a, &err);
     if (a.http == NULL) {

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "core/err.h"
+#include "core/token.h"
 
 /* Where raft listens when RaftBind is not set (as the original). */
 #define CONFIG_RAFT_BIND_DEFAULT "127.0.0.1:10008"
@@ -36,18 +37,17 @@ struct config_hostport {
     uint16_t port;
 };
 
-/* ControlTokens (extension): name -> secret, in the order written. Names
- * are unique, 1..CONFIG_TOKEN_NAME_MAX bytes of [A-Za-z0-9_-], and not
- * CONFIG_TOKEN_DEFAULT_NAME, which names ControlToken in the audit trail. */
+/* ControlTokens (extension): name -> secret, in the order written, at most
+ * CONFIG_TOKENS_MAX. Names are unique, 1..TOKEN_NAME_MAX bytes of
+ * [A-Za-z0-9_-], and not TOKEN_DEFAULT_NAME, which names ControlToken in
+ * the audit trail. */
 struct config_tokens {
     char **names;
     char **secrets; /* never logged */
     size_t len;
 };
 
-#define CONFIG_TOKENS_MAX         64
-#define CONFIG_TOKEN_NAME_MAX     32
-#define CONFIG_TOKEN_DEFAULT_NAME "default"
+#define CONFIG_TOKENS_MAX 64
 
 /* One of a cluster's extra metrics (Stores.MySQL.Metrics and a cluster's
  * Metrics, docs/config.md#metrics), inheritance applied. */

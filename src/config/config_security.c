@@ -89,7 +89,7 @@ void config_tokens_expand(struct config_loader *ld, struct config_tokens *t, con
 static bool token_name_ok(const char *s)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > CONFIG_TOKEN_NAME_MAX)
+    if (n == 0 || n > TOKEN_NAME_MAX)
         return false;
     return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") == n;
 }
@@ -142,11 +142,11 @@ void config_security_finish(struct config_loader *ld)
         if (!token_name_ok(c->control_tokens.names[i]))
             config_diag_error(ld, NULL,
                               "ControlTokens: name \"%s\" must be 1..%d bytes of A-Z a-z 0-9 _ -",
-                              cname, CONFIG_TOKEN_NAME_MAX);
-        else if (strcmp(c->control_tokens.names[i], CONFIG_TOKEN_DEFAULT_NAME) == 0)
+                              cname, TOKEN_NAME_MAX);
+        else if (strcmp(c->control_tokens.names[i], TOKEN_DEFAULT_NAME) == 0)
             config_diag_error(ld, NULL,
                               "ControlTokens: the name \"%s\" is reserved for ControlToken",
-                              CONFIG_TOKEN_DEFAULT_NAME);
+                              TOKEN_DEFAULT_NAME);
         else if (c->control_tokens.secrets[i][0] == '\0')
             config_diag_error(ld, NULL, "ControlTokens.%s: empty secret", cname);
         free(cname);

@@ -47,6 +47,7 @@ static const struct pattern patterns[] = {
         {"/help", ROUTE_HELP, false},
         {"/config/memcache", ROUTE_CONFIG_MEMCACHE, true},
         {"/metrics", ROUTE_PROMETHEUS, false},
+        {"/audit-log", ROUTE_AUDIT_LOG, true},
 };
 
 #define NPATTERNS (sizeof(patterns) / sizeof(patterns[0]))

@@ -32,6 +32,7 @@ enum route_id {
     ROUTE_HELP,
     ROUTE_CONFIG_MEMCACHE,
     ROUTE_PROMETHEUS,
+    ROUTE_AUDIT_LOG,
 };
 
 #define ROUTE_PATH_MAX   4096

@@ -28,7 +28,8 @@ enum init_step {
     STEP_CREATE_SCHEMA,
     STEP_USE,
     STEP_TABLES, /* + table index */
-    STEP_CHECK = STEP_TABLES + BACKEND_TABLES_COUNT,
+    STEP_AUDIT = STEP_TABLES + BACKEND_TABLES_COUNT,
+    STEP_CHECK,
     STEP_DONE,
 };
 
@@ -62,6 +63,7 @@ static void on_query(struct myconn *c, enum myconn_status status, const struct m
                            : in->step == STEP_CREATE_SCHEMA ? "create the schema"
                            : in->step == STEP_USE           ? "use the schema"
                            : in->step == STEP_CHECK         ? "check the tables"
+                           : in->step == STEP_AUDIT         ? "audit_log"
                                                     : backend_tables[in->step - STEP_TABLES];
         init_fail(in, -EIO, what, errmsg);
         return;
@@ -101,7 +103,7 @@ static void init_next(struct init *in)
     char *sql = NULL;
     if (in->step == STEP_DONE) {
         log_info(
-                "init-backend: %s:%u/%s: tables service_election, service_health, throttled_apps and skipped_hosts are ready",
+                "init-backend: %s:%u/%s: tables service_election, service_health, throttled_apps, skipped_hosts and audit_log are ready",
                 in->cfg->backend_host, (unsigned)in->cfg->backend_port, in->cfg->backend_schema);
         loop_stop(in->loop);
         return;
@@ -122,6 +124,8 @@ static void init_next(struct init *in)
         sql = xasprintf("USE %s", in->schema_ident);
     } else if (in->step == STEP_CHECK) {
         sql = backend_sql_schema_columns();
+    } else if (in->step == STEP_AUDIT) {
+        sql = xstrdup(backend_audit_ddl());
     } else {
         sql = xstrdup(backend_schema_ddl((size_t)(in->step - STEP_TABLES)));
     }

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/audit.h"
 #include "core/err.h"
 #include "core/limits.h"
 
@@ -21,6 +22,7 @@ enum raft_codec_op {
     RAFT_CODEC_UNTHROTTLE,   /* key = app key */
     RAFT_CODEC_SKIP,         /* key = host; expire_at_ms */
     RAFT_CODEC_RECOVER,      /* key = host */
+    RAFT_CODEC_AUDIT,        /* audit = one entry of the audit trail; no key */
 };
 
 /* One replicated command. The leader computes the resulting entry (absolute
@@ -30,6 +32,7 @@ struct raft_codec_cmd {
     char key[RAFT_CODEC_KEY_MAX + 1];
     uint64_t expire_at_ms;
     double ratio;
+    struct audit_record audit; /* RAFT_CODEC_AUDIT */
 };
 
 struct raft_codec_app {
@@ -51,6 +54,9 @@ struct raft_codec_state {
     struct raft_codec_host *hosts;
     size_t hosts_len;
     size_t hosts_cap;
+    /* The audit trail, oldest first (a snapshot without one has none). */
+    struct audit_record *audit;
+    size_t audit_len;
 };
 
 /* Name of @op as written in the log ("throttle", ...), or "?" if unknown. */
@@ -68,6 +74,8 @@ int raft_codec_decode_cmd(const void *buf, size_t len, struct raft_codec_cmd *c,
 void raft_codec_state_add_app(struct raft_codec_state *s, const char *key, uint64_t expire_at_ms,
                               double ratio);
 void raft_codec_state_add_host(struct raft_codec_state *s, const char *host, uint64_t expire_at_ms);
+/* Appends a copy of audit entry @r to @s. */
+void raft_codec_state_add_audit(struct raft_codec_state *s, const struct audit_record *r);
 /* Frees what @s owns and empties it. */
 void raft_codec_state_deinit(struct raft_codec_state *s);
 

@@ -13,6 +13,9 @@
 
 /* Live per-metric state written by HTTP threads: the low-priority mark.
  * Reference counted so a snapshot may outlive the loop's own reference. */
+struct audit_record;
+struct token_set;
+
 struct metric_live {
     _Atomic uint64_t normal_throttled_at_ms; /* last 429 of a normal app */
     _Atomic int refs;
@@ -164,11 +167,21 @@ struct snap_leaders {
     struct snap_leader l;
 };
 
+/* The audit trail GET /audit-log shows, newest first (core/audit.h). */
+struct snap_audit {
+    struct snap_part part;
+    struct audit_record *v;
+    size_t len;
+};
+
 struct snapshot {
     uint64_t built_at_ms;
     const char *hostname;      /* process lifetime */
     const char *memcache_json; /* process lifetime: /config/memcache body */
     const char *control_token; /* process lifetime, may be NULL */
+    /* ControlToken (as "default") and ControlTokens: process lifetime;
+     * NULL when control requests need no token. */
+    const struct token_set *tokens;
     /* Checks stop vouching for metrics once the loop's heartbeat is older
      * than this (CheckStaleAfterMillis); 0: no such test. */
     uint64_t stale_after_ms;
@@ -181,6 +194,7 @@ struct snapshot {
     struct snap_recents *recents;
     struct snap_text *text;
     struct snap_leaders *leader;
+    struct snap_audit *audit;
 };
 
 /* Part constructors return one reference; *_unref drops one and frees the
@@ -210,6 +224,9 @@ void snap_text_unref(struct snap_text *p);
 /* Takes ownership of the strings and arrays in @l. */
 struct snap_leaders *snap_leaders_new(const struct snap_leader *l);
 void snap_leaders_unref(struct snap_leaders *p);
+/* Takes ownership of @v. */
+struct snap_audit *snap_audit_new(struct audit_record *v, size_t len);
+void snap_audit_unref(struct snap_audit *p);
 /* Drops the reference @s holds on each of its parts (NULL ones are fine),
  * as when @s itself goes; its strings are not touched. */
 void snapshot_parts_unref(struct snapshot *s);

@@ -102,6 +102,7 @@ struct throttler {
     char *hostname;
     char *service_id;
     char *memcache_json;
+    struct token_set *tokens; /* control tokens; NULL: none needed */
     struct cluster *clusters;
     size_t nclusters;
     bool is_leader;
