@@ -79,8 +79,13 @@ void config_tokens_expand(struct config_loader *ld, struct config_tokens *t, con
     for (size_t i = 0; i < t->len; i++) {
         char *cname = config_clean(t->names[i]);
         char *path = xasprintf("ControlTokens.%s", cname);
+        size_t errors = ld->diag->errors_len;
         config_expand_key(ld, &(struct config_key){.type = CONFIG_KEY_STRING, .flags = k->flags},
                           &t->secrets[i], file, path);
+        /* An empty secret would let an empty token in; one from a missing
+         * variable is reported by the expansion already. */
+        if (t->secrets[i][0] == '\0' && ld->diag->errors_len == errors)
+            config_diag_error(ld, NULL, "%s: empty secret", path);
         free(path);
         free(cname);
     }
@@ -147,8 +152,6 @@ void config_security_finish(struct config_loader *ld)
             config_diag_error(ld, NULL,
                               "ControlTokens: the name \"%s\" is reserved for ControlToken",
                               TOKEN_DEFAULT_NAME);
-        else if (c->control_tokens.secrets[i][0] == '\0')
-            config_diag_error(ld, NULL, "ControlTokens.%s: empty secret", cname);
         free(cname);
     }
 }

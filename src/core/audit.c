@@ -43,6 +43,20 @@ static size_t escape_one(const uint8_t *s, size_t n, char esc[12], size_t *take)
     return *take;
 }
 
+/* The length of @s (@n bytes) as clean text. */
+static size_t clean_len(const uint8_t *s, size_t n)
+{
+    size_t total = 0;
+    while (n > 0) {
+        char esc[12];
+        size_t take;
+        total += escape_one(s, n, esc, &take);
+        s += take;
+        n -= take;
+    }
+    return total;
+}
+
 size_t audit_clean(char *dst, size_t size, const char *src)
 {
     if (size == 0)
@@ -51,23 +65,24 @@ size_t audit_clean(char *dst, size_t size, const char *src)
         src = "-";
     const uint8_t *s = (const uint8_t *)src;
     size_t n = strlen(src), o = 0;
+    /* Cut: keep room for the mark, and never split an escape or a
+     * character. */
+    bool cut = clean_len(s, n) > size - 1;
+    size_t room = !cut ? size - 1 : size > CUT_MARK_LEN + 1 ? size - 1 - CUT_MARK_LEN : 0;
     while (n > 0) {
         char esc[12];
         size_t take;
         size_t el = escape_one(s, n, esc, &take);
-        /* Keep room for the cut mark unless this is the last piece. */
-        size_t room = take == n ? size - 1 : size - 1 - CUT_MARK_LEN;
-        if (size <= CUT_MARK_LEN + 1 || o + el > room) {
-            if (size > CUT_MARK_LEN + 1) {
-                memcpy(dst + o, CUT_MARK, CUT_MARK_LEN);
-                o += CUT_MARK_LEN;
-            }
+        if (o + el > room)
             break;
-        }
         memcpy(dst + o, esc, el);
         o += el;
         s += take;
         n -= take;
+    }
+    if (cut && size > CUT_MARK_LEN + 1) {
+        memcpy(dst + o, CUT_MARK, CUT_MARK_LEN);
+        o += CUT_MARK_LEN;
     }
     dst[o] = '\0';
     return o;
