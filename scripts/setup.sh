@@ -14,7 +14,7 @@ PACKAGES=(
     wrk hey curl python3 jq procps iproute2
     libsodium-dev prometheus libunistring-dev
     libsystemd-dev man-db debhelper lintian debootstrap
-    libgnutls28-dev gnutls-bin
+    libgnutls28-dev
 )
 
 missing=()

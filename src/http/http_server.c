@@ -553,7 +553,10 @@ int http_server_reload_tls(struct http_server *s, struct err *err)
 {
     if (s == NULL || s->tls == NULL)
         return 0;
-    return http_tls_reload(s->tls, err);
+    int rc = http_tls_reload(s->tls, err);
+    if (rc < 0)
+        err_prefix(err, "http: SIGHUP");
+    return rc;
 }
 
 void http_server_set_connection_budget(struct http_server *s, unsigned max)

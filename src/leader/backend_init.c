@@ -103,7 +103,7 @@ static void init_next(struct init *in)
     char *sql = NULL;
     if (in->step == STEP_DONE) {
         log_info(
-                "init-backend: %s:%u/%s: tables service_election, service_health, throttled_apps, skipped_hosts and audit_log are ready",
+                "init-backend: %s:%u/%s: tables service_election, service_health, throttled_apps and skipped_hosts are ready, and audit_log for the audit trail",
                 in->cfg->backend_host, (unsigned)in->cfg->backend_port, in->cfg->backend_schema);
         loop_stop(in->loop);
         return;
