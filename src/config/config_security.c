@@ -111,10 +111,8 @@ static bool host_name_ok(const char *s)
         if (l == 0 || l > 63 || p[0] == '-' || p[l - 1] == '-')
             return false;
         p += l;
-        if (*p == '.' && p[1] != '\0')
-            p++;
-        else if (*p == '.')
-            p++; /* a trailing dot: fully qualified */
+        if (*p == '.')
+            p++; /* a trailing one means fully qualified */
         else if (*p != '\0')
             return false;
     }

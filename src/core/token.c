@@ -4,6 +4,7 @@
  * stops early. */
 #include "core/token.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,15 +61,15 @@ const char *token_set_match(const struct token_set *s, const char *presented)
         return NULL;
     unsigned char d[DIGEST_SIZE];
     digest(s, presented, d);
-    const char *found = NULL;
+    size_t found = SIZE_MAX;
     for (size_t i = 0; i < s->len; i++) {
-        int same = sodium_memcmp(d, s->v[i].digest, DIGEST_SIZE) == 0;
+        size_t same = (size_t)(sodium_memcmp(d, s->v[i].digest, DIGEST_SIZE) == 0);
         /* Record the match without a branch the comparison could steer. */
-        uintptr_t mask = (uintptr_t)0 - (uintptr_t)same;
-        found = (const char *)(((uintptr_t)s->v[i].name & mask) | ((uintptr_t)found & ~mask));
+        size_t mask = (size_t)0 - same;
+        found = (i & mask) | (found & ~mask);
     }
     sodium_memzero(d, sizeof(d));
-    return found;
+    return found == SIZE_MAX ? NULL : s->v[found].name;
 }
 
 void token_set_free(struct token_set *s)

@@ -510,10 +510,9 @@ struct http_server *http_server_start(const struct http_server_params *p, struct
         flags |= MHD_USE_TLS;
         extra[nextra++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK2, 0,
                                                   (void *)http_tls_cert_callback()};
-        const char *ca = http_tls_client_ca_pem(s->tls);
+        char *ca = http_tls_client_ca_pem(s->tls);
         if (ca != NULL) {
-            extra[nextra++] =
-                    (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, (void *)(uintptr_t)ca};
+            extra[nextra++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, ca};
             s->client_certs = true;
         }
     }

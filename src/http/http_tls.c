@@ -279,7 +279,7 @@ void http_tls_free(struct http_tls *t)
     free(t);
 }
 
-const char *http_tls_client_ca_pem(const struct http_tls *t)
+char *http_tls_client_ca_pem(struct http_tls *t)
 {
     return t != NULL ? t->ca_pem : NULL;
 }

@@ -33,7 +33,7 @@ int http_tls_reload(struct http_tls *t, struct err *err);
 void http_tls_free(struct http_tls *t);
 /* The PEM text of the client CA file read at start, or NULL when client
  * certificates are not asked for; valid until http_tls_free(). */
-const char *http_tls_client_ca_pem(const struct http_tls *t);
+char *http_tls_client_ca_pem(struct http_tls *t);
 /* GnuTLS's certificate callback (gnutls_certificate_retrieve_function3) for
  * MHD_OPTION_HTTPS_CERT_CALLBACK2. */
 http_tls_any_fn *http_tls_cert_callback(void);
