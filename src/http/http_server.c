@@ -266,12 +266,21 @@ static enum MHD_Result refuse(struct MHD_Connection *conn, const char *method, i
 }
 
 /* With TLSClientCAFile: whether the connection's client presented a
- * certificate the client CA signed. */
+ * certificate the client CA signed. Verified on the connection's first
+ * request and remembered in its slot: later requests on a kept-alive
+ * connection cost a load, and allocate nothing. */
 static bool client_cert_ok(struct http_server *srv, struct MHD_Connection *conn)
 {
+    struct conn_slot *slot = conn_slot_of(conn);
+    enum conn_tls_verdict v = slot != NULL ? conn_slot_tls_verdict(slot) : CONN_TLS_UNKNOWN;
+    if (v != CONN_TLS_UNKNOWN)
+        return v == CONN_TLS_OK;
     const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-    return http_tls_client_ok(srv->tls, ci != NULL ? ci->tls_session : NULL);
+    bool ok = http_tls_client_ok(srv->tls, ci != NULL ? ci->tls_session : NULL);
+    if (slot != NULL)
+        conn_slot_set_tls_verdict(slot, ok ? CONN_TLS_OK : CONN_TLS_REFUSED);
+    return ok;
 }
 
 /* The first call for a request, once its head has arrived: refuse what must

@@ -8,6 +8,7 @@ check-ssl; curl asks with and without a client certificate. Daemons here
 listen on 18120-18124 and HAProxy on 18125; each test stops its own daemons,
 since the harness's after-test probe speaks plain HTTP to 127.0.0.1."""
 
+import http.client
 import json
 import os
 import re
@@ -225,6 +226,20 @@ def test_sec_tls_haproxy_check_ssl_and_client_certs():
         stranger = ("--cert", str(certs.path("stranger.pem")), "--key", str(certs.path("stranger.key")))
         expect_eq(curl(url + "/lb-check", "--cacert", str(certs.ca), *stranger)[0], 403,
                   "lb-check with a certificate of another CA")
+        # Several requests on one kept-alive connection: the certificate is
+        # verified once per connection, every request is answered.
+        ctx = ssl.create_default_context(cafile=str(certs.ca))
+        ctx.load_cert_chain(str(certs.path("client.pem")), str(certs.path("client.key")))
+        conn = http.client.HTTPSConnection("127.0.0.1", TLS_PORT, context=ctx, timeout=5)
+        try:
+            for path in ("/lb-check", "/leader-check", "/check/a/mysql/none", "/lb-check"):
+                conn.request("GET", path)
+                resp = conn.getresponse()
+                resp.read()
+                expect(resp.status in (200, 404), f"{path} on a kept-alive connection: {resp.status}")
+                expect(not resp.will_close, f"{path}: the connection stays open")
+        finally:
+            conn.close()
         # A client that does not trust our CA refuses the server.
         expect(curl(url + "/lb-check", *client)[2] != 0, "curl without --cacert must refuse the server")
         # Plain HTTP on the TLS port gets no HTTP answer.
