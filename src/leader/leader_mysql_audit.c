@@ -177,6 +177,10 @@ static void on_prune(struct myconn *c, enum myconn_status status, const struct m
     struct mysql_audit *a = arg;
     a->job = JOB_IDLE;
     if (status != MYCONN_OK) {
+        /* Not again before the next round (a missing DELETE grant would
+         * fail every tick). */
+        a->prune_step = 0;
+        a->prune_at_ms = clock_mono_ms() + AUDIT_PRUNE_EVERY_MS;
         job_failed(a, c, status, errmsg);
         kick(a);
         return;
