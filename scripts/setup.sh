@@ -15,6 +15,7 @@ PACKAGES=(
     libsodium-dev prometheus libunistring-dev
     libsystemd-dev man-db debhelper lintian debootstrap
     chromium
+    libgnutls28-dev
 )
 
 missing=()

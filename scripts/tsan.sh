@@ -44,6 +44,8 @@ SUBSET=(
     -k test_reload.test_reload_clusters_under_check_load
     -k test_dashboard.test_history_fills_at_one_point_a_second
     -k test_dashboard.test_page_in_chromium
+    -k test_security.test_sec_tls_rotation_on_sighup
+    -k test_security.test_sec_named_tokens_audit_lines
 )
 
 filters=()

@@ -53,3 +53,27 @@ CREATE TABLE IF NOT EXISTS app_rules (
   expires_at timestamp NULL DEFAULT NULL,
   PRIMARY KEY (app_name)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- The audit trail of control requests (an extension; docs/ha.md#audit-log).
+-- Optional: without it the daemon logs once and keeps the trail in its log.
+-- One row per control command a node carried out or refused: at_ms (epoch
+-- ms), the node (service_id), who asked (token name or "-", peer address,
+-- X-Forwarded-For), what, its parameters (a JSON object), the HTTP status
+-- and message. Text is stored escaped (control characters and bytes that
+-- are not UTF-8 as \uXXXX). The leader deletes rows older than
+-- AuditLogMaxDays (default 90) and all but the newest AuditLogMaxRows
+-- (default 100000) every minute.
+CREATE TABLE IF NOT EXISTS audit_log (
+  id bigint unsigned NOT NULL AUTO_INCREMENT,
+  at_ms bigint unsigned NOT NULL,
+  service_id varchar(128) NOT NULL,
+  who varchar(40) NOT NULL,
+  peer varchar(64) NOT NULL,
+  forwarded varchar(128) NOT NULL,
+  what varchar(32) NOT NULL,
+  params varchar(384) NOT NULL,
+  status smallint unsigned NOT NULL,
+  message varchar(200) NOT NULL,
+  PRIMARY KEY (id),
+  KEY at_ms_idx (at_ms)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;

@@ -5,7 +5,9 @@
  * READY once HTTP is up and the leader knows its role. Main thread. */
 #include "app.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "core/audit.h"
 #include "core/err.h"
 #include "core/fdlimit.h"
 #include "core/xalloc.h"
@@ -104,6 +107,17 @@ static void on_cmd(struct loop_cmd *cmd, void *arg)
         return;
     }
     leader_submit(a->leader, cmd);
+}
+
+/* Every control command the loop finished goes to the audit trail. */
+static void on_cmd_finished(const struct loop_cmd *cmd, int status, const char *msg, void *arg)
+{
+    struct app *a = arg;
+    struct audit_record r = cmd->audit;
+    r.status = status;
+    r.at_ms = loop_now_ms(a->loop);
+    audit_clean(r.message, sizeof(r.message), msg);
+    leader_audit(a->leader, &r);
 }
 
 static void on_aggregated(const char *metric, bool has_value, bool ok, double value,
@@ -203,6 +217,10 @@ static struct http_server *http_start(struct app *a, struct err *err)
             .control_timeout_ms = (uint32_t)c->control_timeout_millis,
             .control_queue_max = (unsigned)c->control_queue_length,
             .history = a->history,
+            .listen_address = c->listen_address,
+            .tls_cert_file = c->tls_cert_file,
+            .tls_key_file = c->tls_key_file,
+            .tls_client_ca_file = c->tls_client_ca_file,
     };
     struct http_server *http = http_server_start(&hp, err);
     if (http == NULL)
@@ -355,13 +373,50 @@ static void reload_config(struct app *a)
     reload_retire(a, prev);
 }
 
+/* Re-reads the TLS certificate, key and client CA; a set that does not
+ * load keeps the running one. Loop thread. */
+static void app_reload_tls(struct app *a)
+{
+    struct err err = {0};
+    if (http_server_reload_tls(a->http, &err) < 0)
+        log_error("%s; the running certificate stays", err.msg);
+}
+
 /* SIGHUP, the reload (ExecReload= sends it): the service manager hears
  * RELOADING then READY around it. One step per concern. Loop thread. */
 static void app_reload(struct app *a)
 {
     service_reloading(a->service);
     reload_config(a);
+    /* TLS certificate rotation: the files are re-read whatever the config
+     * says (changing their paths needs a restart). */
+    app_reload_tls(a);
     service_reloaded(a->service);
+}
+
+/* Tells whether @addr names only this machine: a loopback literal or
+ * "localhost". */
+static bool is_loopback(const char *addr)
+{
+    struct in_addr v4;
+    struct in6_addr v6;
+    if (inet_pton(AF_INET, addr, &v4) == 1)
+        return (ntohl(v4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, addr, &v6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&v6);
+    return strcmp(addr, "localhost") == 0;
+}
+
+/* Once at start: control requests that need no token, on a listener other
+ * machines reach, let anyone throttle every app. */
+static void warn_open_control(const struct config *c)
+{
+    if (c->control_token != NULL || c->control_tokens.len > 0 || is_loopback(c->listen_address))
+        return;
+    log_warn(
+            "app: control requests (throttle-app, skip-host, ...) need no token and the listener is on %s: anyone who reaches port %u can throttle; set ControlToken or ControlTokens, or ListenAddress 127.0.0.1",
+            c->listen_address[0] != '\0' ? c->listen_address : "every address",
+            (unsigned)c->listen_port);
 }
 
 static void on_sighup(uv_signal_t *h, int signum)
@@ -418,6 +473,7 @@ int app_run(const struct app_params *p)
         goto out;
     }
     loop_set_cmd_handler(a.loop, on_cmd, &a);
+    loop_set_finish_hook(a.loop, on_cmd_finished, &a);
     loop_set_queue_max(a.loop, (unsigned)a.cfg->control_queue_length);
     a.http = http_start(&a, &err);
     if (a.http == NULL) {
@@ -434,8 +490,11 @@ int app_run(const struct app_params *p)
     uv_signal_start(&a.sigterm, on_signal, SIGTERM);
     uv_signal_start(&a.sigint, on_signal, SIGINT);
     uv_signal_start(&a.sighup, on_sighup, SIGHUP);
-    log_info("app: listening on port %u, %zu cluster(s), service id %s",
-             (unsigned)a.cfg->listen_port, a.cfg->clusters_len, service_id);
+    log_info("app: listening on %s port %u (%s), %zu cluster(s), service id %s",
+             a.cfg->listen_address[0] != '\0' ? a.cfg->listen_address : "every address",
+             (unsigned)a.cfg->listen_port, a.cfg->tls_cert_file[0] != '\0' ? "HTTPS" : "HTTP",
+             a.cfg->clusters_len, service_id);
+    warn_open_control(a.cfg);
     a.http_up = true;
     app_notify(&a);
     loop_run(a.loop);

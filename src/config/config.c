@@ -123,6 +123,7 @@ static void finish_top_level(struct config_loader *ld)
         cfg->control_token = NULL;
     }
     config_cluster_fill_strings(&cfg->mysql_defaults);
+    config_security_finish(ld);
     const struct config_key *mk = config_key_by_name("Stores.MySQL.Metrics");
     config_metrics_finish_defaults(ld, &cfg->mysql_defaults.metrics, ld->origin[mk - ld->keys]);
 

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "core/err.h"
+#include "core/token.h"
 
 /* Where raft listens when RaftBind is not set (as the original). */
 #define CONFIG_RAFT_BIND_DEFAULT "127.0.0.1:10008"
@@ -35,6 +36,18 @@ struct config_hostport {
     char *host; /* without brackets for IPv6 literals */
     uint16_t port;
 };
+
+/* ControlTokens (extension): name -> secret, in the order written, at most
+ * CONFIG_TOKENS_MAX. Names are unique, 1..TOKEN_NAME_MAX bytes of
+ * [A-Za-z0-9_-], and not TOKEN_DEFAULT_NAME, which names ControlToken in
+ * the audit trail. */
+struct config_tokens {
+    char **names;
+    char **secrets; /* never logged */
+    size_t len;
+};
+
+#define CONFIG_TOKENS_MAX 64
 
 /* One of a cluster's extra metrics (Stores.MySQL.Metrics and a cluster's
  * Metrics, docs/config.md#metrics), inheritance applied. */
@@ -137,6 +150,14 @@ struct config {
     int64_t max_throttled_apps;     /* MaxThrottledApps, default 100000 */
     int64_t max_skipped_hosts;      /* MaxSkippedHosts, default 100000 */
     int64_t max_app_rules;          /* MaxAppRules, default 1000 */
+    /* TLS, listener and who may do what (extensions). */
+    char *listen_address;                /* ListenAddress: "" means every address */
+    char *tls_cert_file;                 /* TLSCertFile: "" means plain HTTP */
+    char *tls_key_file;                  /* TLSKeyFile: set with TLSCertFile */
+    char *tls_client_ca_file;            /* TLSClientCAFile: "" means no client certificates */
+    struct config_tokens control_tokens; /* ControlTokens */
+    int64_t audit_log_max_days;          /* AuditLogMaxDays, default 90 */
+    int64_t audit_log_max_rows;          /* AuditLogMaxRows, default 100000 */
 
     /* Stores.MySQL defaults are folded into each cluster; kept for reference. */
     struct config_cluster mysql_defaults;
@@ -184,6 +205,10 @@ const char *config_source_key(enum config_host_source s);
 /* The short name of host source @s that log lines use ("haproxy"). Any
  * thread. */
 const char *config_source_name(enum config_host_source s);
+
+/* Tells whether @s has the form of a ListenAddress: an IPv4 or IPv6
+ * literal or a host name. Any thread. */
+bool config_listen_address_ok(const char *s);
 
 /* Replaces the items of @sv with the non-empty items of the comma-separated
  * list @csv, each as written (blanks are kept). Main thread. */

@@ -84,6 +84,8 @@ void config_key_deinit(const struct config_key *k, void *f)
         config_strv_clear(f);
     } else if (k->type == CONFIG_KEY_METRICS) {
         config_metrics_clear(f);
+    } else if (k->type == CONFIG_KEY_TOKENS) {
+        config_tokens_clear(f);
     }
 }
 
@@ -95,6 +97,8 @@ bool config_key_is_zero(const struct config_key *k, const void *f)
         return ((const struct config_strv *)f)->len == 0;
     if (k->type == CONFIG_KEY_METRICS)
         return ((const struct config_metrics *)f)->len == 0;
+    if (k->type == CONFIG_KEY_TOKENS)
+        return ((const struct config_tokens *)f)->len == 0;
     if (is_scalar(k->type))
         return scalar_get(k, f) == 0;
     return true;
@@ -109,6 +113,8 @@ void config_key_copy(const struct config_key *k, void *dst, const void *src)
         config_strv_copy(dst, src);
     } else if (k->type == CONFIG_KEY_METRICS) {
         config_metrics_copy(dst, src);
+    } else if (k->type == CONFIG_KEY_TOKENS) {
+        config_tokens_copy(dst, src);
     } else if (is_scalar(k->type)) {
         scalar_set(k, dst, scalar_get(k, src));
     }
@@ -366,6 +372,8 @@ static void decode_null(struct config_loader *ld, const struct config_key *k,
         config_strv_clear(config_key_field(k, ld->cfg, cr));
     else if (k->type == CONFIG_KEY_METRICS)
         config_metrics_clear(config_key_field(k, ld->cfg, cr));
+    else if (k->type == CONFIG_KEY_TOKENS)
+        config_tokens_clear(config_key_field(k, ld->cfg, cr));
 }
 
 /* Decodes the members of @obj, which sits at table path @tpath and is shown
@@ -392,6 +400,8 @@ static void decode_object(struct config_loader *ld, json_t *obj, const char *tpa
             decode_clusters(ld, v, path);
         else if (k->type == CONFIG_KEY_METRICS)
             config_metrics_decode(ld, v, path, config_key_field(k, ld->cfg, cr));
+        else if (k->type == CONFIG_KEY_TOKENS)
+            config_tokens_decode(ld, k, v, path, config_key_field(k, ld->cfg, cr));
         else
             config_decode_value(ld, k, v, config_key_field(k, ld->cfg, cr), path);
         if (k->base == CONFIG_BASE_CONFIG)

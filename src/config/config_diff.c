@@ -118,6 +118,18 @@ static bool is_top_level(const struct config_key *k)
     return k->base == CONFIG_BASE_CONFIG && !in_mysql_defaults(k);
 }
 
+/* Same names with the same secrets, in the same order (the loader keeps
+ * the file's order, so a reordered file counts as a change: harmless). */
+static bool tokens_equal(const struct config_tokens *a, const struct config_tokens *b)
+{
+    if (a->len != b->len)
+        return false;
+    for (size_t i = 0; i < a->len; i++)
+        if (!str_equal(a->names[i], b->names[i]) || !str_equal(a->secrets[i], b->secrets[i]))
+            return false;
+    return true;
+}
+
 static bool field_equal(const struct config_key *k, const void *a, const void *b)
 {
     switch (k->type) {
@@ -135,6 +147,8 @@ static bool field_equal(const struct config_key *k, const void *a, const void *b
         return strv_equal(a, b);
     case CONFIG_KEY_METRICS:
         return metrics_equal(a, b);
+    case CONFIG_KEY_TOKENS:
+        return tokens_equal(a, b);
     case CONFIG_KEY_OBJECT:
     case CONFIG_KEY_CLUSTERS:
         break;

@@ -97,5 +97,7 @@ void config_expand_key(struct config_loader *ld, const struct config_key *k, voi
             expand_string(ld, &sv->v[i], strict, secret, file, epath);
             free(epath);
         }
+    } else if (k->type == CONFIG_KEY_TOKENS) {
+        config_tokens_expand(ld, f, file);
     }
 }

@@ -21,6 +21,7 @@ enum config_key_type {
     CONFIG_KEY_OBJECT,   /* a JSON object whose members are keys of their own */
     CONFIG_KEY_CLUSTERS, /* Stores.MySQL.Clusters: cluster name -> cluster object */
     CONFIG_KEY_METRICS,  /* struct config_metrics, from metric name -> metric object */
+    CONFIG_KEY_TOKENS,   /* struct config_tokens, from name -> string */
 };
 
 /* Which struct a key's offset points into. */

@@ -145,3 +145,19 @@ enum config_host_source config_source_pick(struct config_loader *ld, struct conf
  * into the forms the inventory reads; @cpath is the cluster's display path. */
 void config_source_finish(struct config_loader *ld, struct config_cluster_raw *cr,
                           const char *cpath);
+
+/* ---- ControlTokens and the listener (config_security.c) ---- */
+
+/* Frees every name and (wiped) secret; the map is empty and reusable. */
+void config_tokens_clear(struct config_tokens *t);
+/* Makes @dst a copy of @src. */
+void config_tokens_copy(struct config_tokens *dst, const struct config_tokens *src);
+/* Decodes the object @v shown at @path onto @t: a member replaces the
+ * secret of the same name (a later file's included). */
+void config_tokens_decode(struct config_loader *ld, const struct config_key *k, struct json_t *v,
+                          const char *path, struct config_tokens *t);
+/* Expands ${NAME} in every secret (strictly: unset or empty is an error). */
+void config_tokens_expand(struct config_loader *ld, struct config_tokens *t, const char *file);
+/* Checks the top-level TLS, ListenAddress and ControlTokens keys of @ld's
+ * config once every file is decoded and expanded. */
+void config_security_finish(struct config_loader *ld);

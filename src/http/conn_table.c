@@ -19,6 +19,9 @@ struct conn_slot {
     _Atomic int phase; /* enum slot_phase */
     _Atomic uint64_t since_ms;
     _Atomic int fd;
+    /* The connection's verdict on its client certificate (enum
+     * conn_tls_verdict), written and read by the connection's own thread. */
+    _Atomic int tls_verdict;
 };
 
 struct conn_table {
@@ -57,6 +60,7 @@ struct conn_slot *conn_table_claim(struct conn_table *t, int fd, uint64_t now_ms
         atomic_store(&s->fd, fd);
         atomic_store(&s->phase, PHASE_WAITING);
         atomic_store(&s->since_ms, now_ms);
+        atomic_store_explicit(&s->tls_verdict, CONN_TLS_UNKNOWN, memory_order_relaxed);
         atomic_store(&s->state, SLOT_LIVE);
         atomic_fetch_add(&t->live, 1);
         return s;
@@ -124,4 +128,14 @@ size_t conn_table_reap(struct conn_table *t, uint64_t now_ms, uint64_t limit_ms,
         atomic_store(&s->state, SLOT_LIVE);
     }
     return n;
+}
+
+enum conn_tls_verdict conn_slot_tls_verdict(const struct conn_slot *s)
+{
+    return (enum conn_tls_verdict)atomic_load_explicit(&s->tls_verdict, memory_order_relaxed);
+}
+
+void conn_slot_set_tls_verdict(struct conn_slot *s, enum conn_tls_verdict v)
+{
+    atomic_store_explicit(&s->tls_verdict, (int)v, memory_order_relaxed);
 }

@@ -42,3 +42,11 @@ void conn_slot_waiting(struct conn_slot *s, uint64_t now_ms);
  * @limit_ms before @now_ms, once per wait. Returns how many. */
 size_t conn_table_reap(struct conn_table *t, uint64_t now_ms, uint64_t limit_ms,
                        conn_table_reap_fn *fn, void *arg);
+
+/* What a connection's client certificate was found to be, once: the
+ * handshake happens once per connection, so the verification does too. */
+enum conn_tls_verdict { CONN_TLS_UNKNOWN, CONN_TLS_OK, CONN_TLS_REFUSED };
+/* The verdict stored for the connection of @s (CONN_TLS_UNKNOWN after a
+ * claim). The connection's own thread. */
+enum conn_tls_verdict conn_slot_tls_verdict(const struct conn_slot *s);
+void conn_slot_set_tls_verdict(struct conn_slot *s, enum conn_tls_verdict v);

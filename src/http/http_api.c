@@ -18,13 +18,16 @@
 
 #include <jansson.h>
 
+#include "core/audit.h"
 #include "core/clock.h"
 #include "core/jsonfmt.h"
 #include "core/limits.h"
 #include "core/parse.h"
+#include "core/token.h"
 #include "http/check_body.h"
 #include "http/dashboard.h"
 #include "http/router.h"
+#include "log/log.h"
 #include "loop/loop.h"
 #include "metrics/metrics.h"
 #include "snapshot/app_rule.h"
@@ -681,9 +684,12 @@ static const struct control_kind *control_kind_of(enum loop_cmd_kind kind)
     return NULL;
 }
 
-static bool control_authorized(const struct http_req *req, const struct snapshot *s)
+/* Whether the request may control: no token is needed, or it presents
+ * one; then @who (AUDIT_WHO_SIZE bytes) gets the token's name, else "-". */
+static bool control_authorized(const struct http_req *req, const struct snapshot *s, char *who)
 {
-    if (s == NULL || s->control_token == NULL || s->control_token[0] == '\0')
+    snprintf(who, AUDIT_WHO_SIZE, "-");
+    if (s == NULL || token_set_len(s->tokens) == 0)
         return true;
     const char *auth = req->header(req->ctx, "Authorization");
     const char *tok = NULL;
@@ -691,14 +697,51 @@ static bool control_authorized(const struct http_req *req, const struct snapshot
         tok = auth + 7;
     if (tok == NULL)
         tok = req->header(req->ctx, "X-Freno-Token");
-    if (tok == NULL)
+    /* Keyed digests compared in constant time: the answer's timing tells
+     * nothing about the secrets. */
+    const char *name = token_set_match(s->tokens, tok);
+    if (name == NULL)
         return false;
-    /* Constant-time compare so response timing does not leak the token. */
-    size_t a = strlen(tok), b = strlen(s->control_token);
-    unsigned char diff = (unsigned char)(a != b);
-    for (size_t i = 0; i < a && i < b; i++)
-        diff |= (unsigned char)(tok[i] ^ s->control_token[i]);
-    return diff == 0;
+    snprintf(who, AUDIT_WHO_SIZE, "%s", name);
+    return true;
+}
+
+/* Starts the audit record of control request @c of kind @k: who asked and
+ * with which parameters, as sent. */
+static void audit_begin(const struct api_call *c, const struct control_kind *k,
+                        struct audit_record *r)
+{
+    const struct http_req *req = c->req;
+    memset(r, 0, sizeof(*r));
+    audit_clean(r->peer, sizeof(r->peer), req->peer);
+    audit_clean(r->forwarded, sizeof(r->forwarded), req->header(req->ctx, "X-Forwarded-For"));
+    audit_clean(r->what, sizeof(r->what), k->what);
+    audit_params_init(r);
+    audit_params_add(r, k->name_param, route_param(c->rt, k->name_param));
+    if (k->has_store)
+        audit_params_add(r, "store_name", req->query(req->ctx, "store_name"));
+    audit_params_add(r, "ttl", route_param(c->rt, "ttlMinutes"));
+    audit_params_add(r, "ratio", route_param(c->rt, "ratio"));
+    if (k == &control_kinds[LOOP_CMD_SET_APP_RULE]) {
+        static const char *const rule_params[] = {"metric",  "threshold", "factor",
+                                                  "metrics", "exempt",    "ttl"};
+        for (size_t i = 0; i < sizeof(rule_params) / sizeof(rule_params[0]); i++)
+            audit_params_add(r, rule_params[i], req->query(req->ctx, rule_params[i]));
+    }
+}
+
+/* Ends @r with the answer @resp (a general response) and logs it. */
+static void audit_end(struct audit_record *r, const struct http_resp *resp)
+{
+    r->status = resp->status;
+    r->at_ms = clock_wall_ms();
+    json_t *j = json_loadb(resp->body, resp->len, 0, NULL);
+    const char *m = json_string_value(json_object_get(j, "Message"));
+    audit_clean(r->message, sizeof(r->message), m != NULL ? m : "");
+    json_decref(j);
+    char line[LOG_LINE_MAX];
+    audit_format_line(line, sizeof(line), r);
+    log_info("audit: %s", line);
 }
 
 /* Sets @cmd's name: the app or host, as "<app>/<store_name>" when the
@@ -785,18 +828,22 @@ static void handle_control(const struct api_call *c, struct http_resp *resp)
 {
     const struct control_kind *k = &control_kinds[c->route->command];
     struct loop_cmd cmd = {.kind = c->route->command};
-    if (!control_authorized(c->req, c->s)) {
+    audit_begin(c, k, &cmd.audit);
+    if (!control_authorized(c->req, c->s, cmd.audit.who)) {
         resp_general(resp, 401, "control request: missing or wrong token");
+        audit_end(&cmd.audit, resp);
         return;
     }
     bool rule = cmd.kind == LOOP_CMD_SET_APP_RULE || cmd.kind == LOOP_CMD_REMOVE_APP_RULE;
-    if (!control_name(c, k, &cmd, resp))
+    if (!control_name(c, k, &cmd, resp) ||
+        (rule ? cmd.kind == LOOP_CMD_SET_APP_RULE && !rule_options(c, &cmd, resp)
+              : !control_options(c, k->what, &cmd, resp))) {
+        audit_end(&cmd.audit, resp);
         return;
-    if (rule ? cmd.kind == LOOP_CMD_SET_APP_RULE && !rule_options(c, &cmd, resp)
-             : !control_options(c, k->what, &cmd, resp))
-        return;
+    }
     if (c->req->park == NULL) {
         resp_general(resp, 500, "control request: not available here");
+        audit_end(&cmd.audit, resp);
         return;
     }
     /* The HTTP thread does not wait for the loop: the server parks the
@@ -873,6 +920,56 @@ void http_api_control_answer(const struct http_api_ctx *ctx, const struct loop_c
     } else {
         resp_general(resp, 500, "control request: no answer");
     }
+    struct audit_record r = cmd->audit;
+    audit_end(&r, resp);
+}
+
+/* ---- the audit trail ---- */
+
+/* Entries GET /audit-log shows without ?limit=. */
+#define AUDIT_LOG_DEFAULT_LIMIT 100
+
+static json_t *audit_json(const struct audit_record *r)
+{
+    char ts[40];
+    json_t *o = json_object();
+    json_object_set_new(o, "At", json_string(clock_rfc3339(r->at_ms, ts, sizeof(ts))));
+    json_object_set_new(o, "Who", json_string(r->who));
+    json_object_set_new(o, "Peer", json_string(r->peer));
+    json_object_set_new(o, "Forwarded", json_string(r->forwarded));
+    json_object_set_new(o, "What", json_string(r->what));
+    json_t *params = json_loads(r->params, 0, NULL);
+    json_object_set_new(o, "Params", params != NULL ? params : json_string(r->params));
+    json_object_set_new(o, "Status", json_integer(r->status));
+    json_object_set_new(o, "Message", json_string(r->message));
+    return o;
+}
+
+/* GET /audit-log[?limit=N]: the newest control commands first. It shows
+ * who acted from where, so it needs a control token when they are
+ * required. */
+static void handle_audit_log(const struct api_call *c, struct http_resp *resp)
+{
+    char who[AUDIT_WHO_SIZE];
+    if (!control_authorized(c->req, c->s, who)) {
+        resp_general(resp, 401, "audit-log: missing or wrong token");
+        return;
+    }
+    int64_t limit = AUDIT_LOG_DEFAULT_LIMIT;
+    const char *l = c->req->query(c->req->ctx, "limit");
+    if (l != NULL && (parse_i64(l, &limit) < 0 || limit < 1 || limit > AUDIT_TRAIL_MAX)) {
+        char q[200];
+        if (jsonfmt_string(q, sizeof(q), l) == 0)
+            snprintf(q, sizeof(q), "\"...\"");
+        resp_general(resp, 400, "audit-log: limit %s is not an integer in 1..%d", q,
+                     AUDIT_TRAIL_MAX);
+        return;
+    }
+    const struct snap_audit *a = c->s ? c->s->audit : NULL;
+    json_t *arr = json_array();
+    for (size_t i = 0; a != NULL && i < a->len && i < (size_t)limit; i++)
+        json_array_append_new(arr, audit_json(&a->v[i]));
+    resp_json(resp, 200, arr, JSON_PRESERVE_ORDER);
 }
 
 /* ---- dispatch ---- */
@@ -911,6 +1008,7 @@ static const struct api_route api_routes[] = {
         [ROUTE_APP_RULE] = {handle_control, true, LOOP_CMD_SET_APP_RULE},
         [ROUTE_REMOVE_APP_RULE] = {handle_control, true, LOOP_CMD_REMOVE_APP_RULE},
         [ROUTE_APP_RULES] = {handle_app_rules, true},
+        [ROUTE_AUDIT_LOG] = {handle_audit_log, true},
 };
 
 /* The route's entry, or NULL when @rs is not a match or nothing handles it. */

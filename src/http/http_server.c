@@ -10,6 +10,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -27,6 +28,7 @@
 #include "core/xalloc.h"
 #include "http/conn_table.h"
 #include "http/http_api.h"
+#include "http/http_tls.h"
 #include "http/target.h"
 #include "log/log.h"
 #include "loop/loop.h"
@@ -48,6 +50,8 @@ struct http_server {
     struct http_api_ctx api;
     struct loop *loop;
     struct conn_table *conns;
+    struct http_tls *tls; /* NULL: plain HTTP */
+    bool client_certs;    /* every request needs a client certificate */
     uint32_t request_timeout_ms;
     uint32_t control_timeout_ms;
     _Atomic unsigned budget;  /* connections beyond this are closed as they open */
@@ -266,12 +270,39 @@ static enum MHD_Result refuse(struct MHD_Connection *conn, const char *method, i
     return send_resp(conn, method, &resp);
 }
 
+/* With TLSClientCAFile: whether the connection's client presented a
+ * certificate the client CA signed. Verified on the connection's first
+ * request and remembered in its slot: later requests on a kept-alive
+ * connection cost a load, and allocate nothing. */
+static bool client_cert_ok(struct http_server *srv, struct MHD_Connection *conn)
+{
+    struct conn_slot *slot = conn_slot_of(conn);
+    enum conn_tls_verdict v = slot != NULL ? conn_slot_tls_verdict(slot) : CONN_TLS_UNKNOWN;
+    if (v != CONN_TLS_UNKNOWN)
+        return v == CONN_TLS_OK;
+    const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    bool ok = http_tls_client_ok(srv->tls, ci != NULL ? ci->tls_session : NULL);
+    if (slot != NULL)
+        conn_slot_set_tls_verdict(slot, ok ? CONN_TLS_OK : CONN_TLS_REFUSED);
+    return ok;
+}
+
 /* The first call for a request, once its head has arrived: refuse what must
  * not reach a handler, else mark the request and wait for the second call. */
-static enum MHD_Result first_call(struct MHD_Connection *conn, const char *method, void **req_cls)
+static enum MHD_Result first_call(struct http_server *srv, struct MHD_Connection *conn,
+                                  const char *method, void **req_cls)
 {
     const enum http_target_problem *p = target_problem_of(*req_cls);
     *req_cls = &request_marker;
+    if (srv->client_certs && !client_cert_ok(srv, conn)) {
+        struct http_resp resp = {.status = 403};
+        resp.body = resp.small;
+        resp.len = (size_t)snprintf(
+                resp.small, sizeof(resp.small),
+                "403 Forbidden: a client certificate signed by TLSClientCAFile is required\n");
+        return send_resp(conn, method, &resp);
+    }
     if (p != NULL)
         return refuse(conn, method, 400, http_target_problem_text(*p));
     struct http_framing f = {0};
@@ -291,7 +322,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)upload_data;
     struct http_server *srv = cls;
     if (*req_cls == NULL || target_problem_of(*req_cls) != NULL)
-        return first_call(conn, method, req_cls);
+        return first_call(srv, conn, method, req_cls);
     if (*upload_data_size != 0) {
         *upload_data_size = 0; /* bodies are ignored */
         return MHD_YES;
@@ -429,6 +460,29 @@ unsigned http_server_thread_count(unsigned requested)
     return n > 0 ? (unsigned)n : 1;
 }
 
+/* Resolves ListenAddress @addr (a literal or a host name; the first
+ * address it has) with @port into @ss. Main thread, at start. */
+static int listen_sockaddr(const char *addr, uint16_t port, struct sockaddr_storage *ss,
+                           struct err *err)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG};
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(addr, NULL, &hints, &res);
+    if (rc != 0)
+        return err_set(err, -EINVAL, "http: ListenAddress %s: cannot resolve it: %s", addr,
+                       gai_strerror(rc));
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    if (ss->ss_family == AF_INET)
+        ((struct sockaddr_in *)(void *)ss)->sin_port = htons(port);
+    else
+        ((struct sockaddr_in6 *)(void *)ss)->sin6_port = htons(port);
+    return 0;
+}
+
+/* MHD options beyond the fixed ones: the address and TLS. */
+#define EXTRA_OPTIONS_MAX 4
+
 struct http_server *http_server_start(const struct http_server_params *p, struct err *err)
 {
     struct http_server *s = xcalloc(1, sizeof(*s));
@@ -442,8 +496,42 @@ struct http_server *http_server_start(const struct http_server_params *p, struct
     atomic_init(&s->budget, p->max_connections);
     s->conns = conn_table_new(p->max_connections);
     unsigned threads = http_server_thread_count(p->threads);
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_DUAL_STACK |
-                     MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+                     MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME;
+    struct MHD_OptionItem extra[EXTRA_OPTIONS_MAX + 1];
+    size_t nextra = 0;
+    struct sockaddr_storage ss = {0};
+    bool has_address = p->listen_address != NULL && p->listen_address[0] != '\0';
+    if (has_address) {
+        if (listen_sockaddr(p->listen_address, p->port, &ss, err) < 0)
+            goto fail;
+        if (ss.ss_family == AF_INET6)
+            flags |= MHD_USE_IPv6;
+        extra[nextra++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
+    } else {
+        flags |= MHD_USE_DUAL_STACK;
+    }
+    if (p->tls_cert_file != NULL && p->tls_cert_file[0] != '\0') {
+        if (MHD_is_feature_supported(MHD_FEATURE_HTTPS_CERT_CALLBACK2) != MHD_YES) {
+            err_set(err, -ENOTSUP,
+                    "http: this libmicrohttpd cannot serve TLS with certificate rotation (no HTTPS certificate callback)");
+            goto fail;
+        }
+        s->tls = http_tls_new(p->tls_cert_file, p->tls_key_file, p->tls_client_ca_file, err);
+        if (s->tls == NULL) {
+            err_prefix(err, "http");
+            goto fail;
+        }
+        flags |= MHD_USE_TLS;
+        extra[nextra++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK2, 0,
+                                                  (void *)http_tls_cert_callback()};
+        char *ca = http_tls_client_ca_pem(s->tls);
+        if (ca != NULL) {
+            extra[nextra++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, ca};
+            s->client_certs = true;
+        }
+    }
+    extra[nextra] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     s->mhd = MHD_start_daemon(
             flags, p->port, NULL, NULL, on_request, s, MHD_OPTION_THREAD_POOL_SIZE, threads,
             MHD_OPTION_CONNECTION_LIMIT, p->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
@@ -452,10 +540,12 @@ struct http_server *http_server_start(const struct http_server_params *p, struct
             MHD_OPTION_LISTEN_BACKLOG_SIZE, LISTEN_BACKLOG, MHD_OPTION_NOTIFY_COMPLETED,
             on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
             MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-            MHD_OPTION_END);
+            MHD_OPTION_ARRAY, extra, MHD_OPTION_END);
     if (s->mhd == NULL) {
-        err_set(err, -EADDRINUSE, "http: cannot listen on port %u (in use, or no permission)",
-                (unsigned)p->port);
+        err_set(err, -EADDRINUSE,
+                "http: cannot listen on %s%s%s port %u (in use, no such local address, or no permission)",
+                has_address ? "address " : "", has_address ? p->listen_address : "",
+                has_address ? "," : "", (unsigned)p->port);
         goto fail;
     }
     int rc = pthread_create(&s->keeper, NULL, keeper_main, s);
@@ -467,9 +557,20 @@ struct http_server *http_server_start(const struct http_server_params *p, struct
     s->keeper_started = true;
     return s;
 fail:
+    http_tls_free(s->tls);
     conn_table_free(s->conns);
     free(s);
     return NULL;
+}
+
+int http_server_reload_tls(struct http_server *s, struct err *err)
+{
+    if (s == NULL || s->tls == NULL)
+        return 0;
+    int rc = http_tls_reload(s->tls, err);
+    if (rc < 0)
+        err_prefix(err, "http: SIGHUP");
+    return rc;
 }
 
 void http_server_set_connection_budget(struct http_server *s, unsigned max)
@@ -493,6 +594,7 @@ void http_server_stop(struct http_server *s)
     if (s->keeper_started)
         pthread_join(s->keeper, NULL);
     MHD_stop_daemon(s->mhd);
+    http_tls_free(s->tls);
     conn_table_free(s->conns);
     free(s);
 }

@@ -29,6 +29,12 @@ struct http_server_params {
     uint32_t control_timeout_ms; /* a control request's wait for the loop */
     unsigned control_queue_max;  /* the loop's queue bound, for messages */
     struct history *history;     /* /metrics-history's source (borrowed); NULL: none */
+    const char *listen_address;  /* NULL or "": every address (dual stack) */
+    /* HTTPS when both are set (else plain HTTP); with client_ca_file every
+     * request needs a client certificate it signed, else 403. */
+    const char *tls_cert_file;
+    const char *tls_key_file;
+    const char *tls_client_ca_file;
 };
 
 /* The thread count @requested resolves to (0: number of CPUs). */
@@ -39,6 +45,11 @@ struct http_server *http_server_start(const struct http_server_params *p, struct
  * keeps: one that opens beyond @max is closed at once. For when the
  * descriptors the daemon needs for itself change. Any thread. */
 void http_server_set_connection_budget(struct http_server *s, unsigned max);
+/* Re-reads the TLS certificate, key and client CA files named at start and
+ * serves them from the next handshake on; a file that does not load keeps
+ * the running ones and returns negative with @err set. 0 without TLS. Loop
+ * thread (SIGHUP). */
+int http_server_reload_tls(struct http_server *s, struct err *err);
 /* Answers parked control requests ("shutting down"), stops accepting,
  * closes connections, joins the threads, frees. NULL ok. Main thread, after
  * the loop stopped running. */

@@ -55,6 +55,7 @@ static const struct pattern patterns[] = {
         {"/app-rule/:app", ROUTE_APP_RULE, false},
         {"/remove-app-rule/:app", ROUTE_REMOVE_APP_RULE, false},
         {"/app-rules", ROUTE_APP_RULES, false},
+        {"/audit-log", ROUTE_AUDIT_LOG, true},
 };
 
 #define NPATTERNS (sizeof(patterns) / sizeof(patterns[0]))

@@ -40,6 +40,7 @@ enum route_id {
     ROUTE_APP_RULE,
     ROUTE_REMOVE_APP_RULE,
     ROUTE_APP_RULES,
+    ROUTE_AUDIT_LOG,
 };
 
 #define ROUTE_PATH_MAX   4096

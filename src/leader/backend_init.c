@@ -30,6 +30,7 @@ enum init_step {
     STEP_USE,
     STEP_TABLES, /* + table index */
     STEP_RULES = STEP_TABLES + BACKEND_TABLES_COUNT,
+    STEP_AUDIT,
     STEP_CHECK,
     STEP_DONE,
 };
@@ -65,6 +66,7 @@ static void on_query(struct myconn *c, enum myconn_status status, const struct m
                            : in->step == STEP_USE           ? "use the schema"
                            : in->step == STEP_CHECK         ? "check the tables"
                            : in->step == STEP_RULES         ? BACKEND_RULES_TABLE
+                           : in->step == STEP_AUDIT         ? "audit_log"
                                                     : backend_tables[in->step - STEP_TABLES];
         init_fail(in, -EIO, what, errmsg);
         return;
@@ -104,7 +106,7 @@ static void init_next(struct init *in)
     char *sql = NULL;
     if (in->step == STEP_DONE) {
         log_info(
-                "init-backend: %s:%u/%s: tables service_election, service_health, throttled_apps, skipped_hosts and app_rules are ready",
+                "init-backend: %s:%u/%s: tables service_election, service_health, throttled_apps, skipped_hosts and app_rules are ready, and audit_log for the audit trail",
                 in->cfg->backend_host, (unsigned)in->cfg->backend_port, in->cfg->backend_schema);
         loop_stop(in->loop);
         return;
@@ -127,6 +129,8 @@ static void init_next(struct init *in)
         sql = backend_sql_schema_columns();
     } else if (in->step == STEP_RULES) {
         sql = xstrdup(backend_rules_ddl());
+    } else if (in->step == STEP_AUDIT) {
+        sql = xstrdup(backend_audit_ddl());
     } else {
         sql = xstrdup(backend_schema_ddl((size_t)(in->step - STEP_TABLES)));
     }

@@ -12,7 +12,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/audit.h"
 #include "core/parse.h"
+#include "core/strbuf.h"
 #include "core/xalloc.h"
 #include "mysql/myasync.h"
 #include "snapshot/app_rule.h"
@@ -76,6 +78,26 @@ static const char rules_ddl[] = "CREATE TABLE IF NOT EXISTS app_rules (\n"
 const char *backend_rules_ddl(void)
 {
     return rules_ddl;
+}
+
+static const char audit_ddl[] = "CREATE TABLE IF NOT EXISTS audit_log (\n"
+                                "  id bigint unsigned NOT NULL AUTO_INCREMENT,\n"
+                                "  at_ms bigint unsigned NOT NULL,\n"
+                                "  service_id varchar(128) NOT NULL,\n"
+                                "  who varchar(40) NOT NULL,\n"
+                                "  peer varchar(64) NOT NULL,\n"
+                                "  forwarded varchar(128) NOT NULL,\n"
+                                "  what varchar(32) NOT NULL,\n"
+                                "  params varchar(384) NOT NULL,\n"
+                                "  status smallint unsigned NOT NULL,\n"
+                                "  message varchar(200) NOT NULL,\n"
+                                "  PRIMARY KEY (id),\n"
+                                "  KEY at_ms_idx (at_ms)\n"
+                                ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4";
+
+const char *backend_audit_ddl(void)
+{
+    return audit_ddl;
 }
 
 const char *backend_schema_ddl(size_t i)
@@ -466,4 +488,77 @@ const char *backend_charset_of(const char *collation, char *buf, size_t size)
     size_t n = us ? (size_t)(us - collation) : strlen(collation);
     snprintf(buf, size, "%.*s", (int)n, collation);
     return buf;
+}
+
+char *backend_sql_audit_insert(const struct audit_record *v, size_t n, const char *service_id_sql)
+{
+    struct strbuf b = {0};
+    strbuf_adds(&b, "insert into audit_log (at_ms, service_id, who, peer, forwarded, what, params, "
+                    "status, message) values ");
+    for (size_t i = 0; i < n; i++) {
+        const struct audit_record *r = &v[i];
+        const char *texts[] = {r->who, r->peer, r->forwarded, r->what, r->params};
+        strbuf_addf(&b, "%s(%" PRIu64 ", %s", i > 0 ? ", " : "", r->at_ms, service_id_sql);
+        for (size_t j = 0; j < sizeof(texts) / sizeof(texts[0]); j++) {
+            char *h = hex(texts[j]);
+            strbuf_addf(&b, ", %s", h);
+            free(h);
+        }
+        char *m = hex(r->message);
+        strbuf_addf(&b, ", %d, %s)", r->status < 0 ? 0 : r->status, m);
+        free(m);
+    }
+    return strbuf_take(&b);
+}
+
+char *backend_sql_audit_select(uint64_t after_id, size_t limit)
+{
+    if (after_id == 0)
+        return xasprintf("select * from (select id, at_ms, status, who, peer, forwarded, what, "
+                         "params, message from audit_log order by id desc limit %zu) t order by id",
+                         limit);
+    return xasprintf("select id, at_ms, status, who, peer, forwarded, what, params, message from "
+                     "audit_log where id > %" PRIu64 " order by id limit %zu",
+                     after_id, limit);
+}
+
+char *backend_sql_audit_prune(int which, int64_t max_days, int64_t max_rows, size_t batch)
+{
+    if (which == 0)
+        return xasprintf("delete from audit_log where at_ms < unix_timestamp(now(3)) * 1000 - "
+                         "%" PRId64 " limit %zu",
+                         max_days * 86400000, batch);
+    /* MariaDB reads the table it deletes from only through a derived table. */
+    return xasprintf("delete from audit_log where id <= (select m from (select max(id) - %" PRId64
+                     " as m from audit_log) t) limit %zu",
+                     max_rows, batch);
+}
+
+/* Copies text cell @s into @dst (@size bytes); false when NULL or too long. */
+static bool audit_cell(const char *s, char *dst, size_t size)
+{
+    if (s == NULL || strlen(s) >= size)
+        return false;
+    memcpy(dst, s, strlen(s) + 1);
+    return true;
+}
+
+uint64_t backend_parse_audit(const char *const *cells, struct audit_record *r)
+{
+    memset(r, 0, sizeof(*r));
+    int64_t id = 0, at = 0, status = 0;
+    if (cells[0] == NULL || cells[1] == NULL || cells[2] == NULL || parse_i64(cells[0], &id) < 0 ||
+        parse_i64(cells[1], &at) < 0 || parse_i64(cells[2], &status) < 0 || id <= 0 || at < 0 ||
+        status < 0 || status > 999)
+        return 0;
+    r->at_ms = (uint64_t)at;
+    r->status = (int)status;
+    if (!audit_cell(cells[3], r->who, sizeof(r->who)) ||
+        !audit_cell(cells[4], r->peer, sizeof(r->peer)) ||
+        !audit_cell(cells[5], r->forwarded, sizeof(r->forwarded)) ||
+        !audit_cell(cells[6], r->what, sizeof(r->what)) ||
+        !audit_cell(cells[7], r->params, sizeof(r->params)) ||
+        !audit_cell(cells[8], r->message, sizeof(r->message)))
+        return 0;
+    return (uint64_t)id;
 }

@@ -27,6 +27,25 @@ extern const char *const backend_tables[BACKEND_TABLES_COUNT];
  * sql/backend-schema.sql is these four statements, each followed by ";". */
 const char *backend_schema_ddl(size_t i);
 
+/* The audit trail's table (docs/ha.md#audit-log): created by
+ * --init-backend after the four and appended to sql/backend-schema.sql,
+ * but optional: without it the daemon logs once and keeps the trail in
+ * its log only. */
+const char *backend_audit_ddl(void);
+/* Inserts @n records (1..) carried out by @service_id_sql (a hex literal). */
+struct audit_record;
+char *backend_sql_audit_insert(const struct audit_record *v, size_t n, const char *service_id_sql);
+/* The rows after id @after_id, oldest first, at most @limit; with
+ * @after_id 0 the newest @limit. Columns: id, at_ms, status, who, peer,
+ * forwarded, what, params, message. */
+char *backend_sql_audit_select(uint64_t after_id, size_t limit);
+/* Deletes rows older than @max_days, and all but the newest @max_rows by
+ * id; at most @batch rows per statement. Two statements, by @which (0, 1). */
+char *backend_sql_audit_prune(int which, int64_t max_days, int64_t max_rows, size_t batch);
+/* Fills @r from a row of backend_sql_audit_select() and returns its id, or
+ * 0 when the row is not one (a NULL or out-of-range cell). */
+uint64_t backend_parse_audit(const char *const *cells, struct audit_record *r);
+
 /* A name as text and as the SQL hex literal the statements use. */
 struct backend_name {
     char *text;

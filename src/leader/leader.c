@@ -32,8 +32,10 @@ static void local_free(struct leader *l)
     (void)l;
 }
 
-static const struct leader_ops forced_ops = {"forced", local_submit, local_shutdown, local_free};
-static const struct leader_ops memory_ops = {"in-memory", local_submit, local_shutdown, local_free};
+static const struct leader_ops forced_ops = {"forced", local_submit, local_shutdown, local_free,
+                                             NULL};
+static const struct leader_ops memory_ops = {"in-memory", local_submit, local_shutdown, local_free,
+                                             NULL};
 
 int leader_local_init(struct leader *l, struct err *err)
 {
@@ -57,6 +59,7 @@ struct leader *leader_new(const struct leader_params *p, struct err *err)
 {
     struct leader *l = xcalloc(1, sizeof(*l));
     l->p = *p;
+    l->audit.cap = AUDIT_TRAIL_MAX;
     int rc;
     /* As in the original, a configured backend wins over raft settings.
      * RaftDataDir with no RaftNodes is raft's single-node mode. */
@@ -79,6 +82,21 @@ struct leader *leader_new(const struct leader_params *p, struct err *err)
 void leader_submit(struct leader *l, struct loop_cmd *cmd)
 {
     l->ops->submit(l, cmd);
+}
+
+void leader_audit(struct leader *l, const struct audit_record *r)
+{
+    if (l->ops->audit != NULL) {
+        l->ops->audit(l, r);
+        return;
+    }
+    audit_ring_push(&l->audit, r);
+    leader_show_audit(l, &l->audit);
+}
+
+void leader_show_audit(struct leader *l, const struct audit_ring *ring)
+{
+    throttler_set_audit(l->p.throttler, ring);
 }
 
 void leader_shutdown(struct leader *l, void (*done)(void *arg), void *arg)
@@ -105,6 +123,7 @@ void leader_free(struct leader *l)
     l->ops->free(l);
     free(l->state);
     free(l->leader_id);
+    audit_ring_clear(&l->audit);
     free(l);
 }
 

@@ -10,6 +10,7 @@
 
 #include "core/err.h"
 
+struct audit_record;
 struct loop;
 struct loop_cmd;
 struct config;
@@ -50,6 +51,10 @@ struct leader_params {
 struct leader *leader_new(const struct leader_params *p, struct err *err);
 /* Carries out an operator command; finishes it with loop_cmd_finish(). */
 void leader_submit(struct leader *l, struct loop_cmd *cmd);
+/* Keeps @r, a finished control command, in the audit trail: the MySQL
+ * backend's audit_log table, the raft state (leader only), or memory; and
+ * what GET /audit-log shows. Never waits. */
+void leader_audit(struct leader *l, const struct audit_record *r);
 /* Graceful stop: gives up leadership (e.g. releases the backend row), then
  * calls @done. @done may run before this returns. */
 void leader_shutdown(struct leader *l, void (*done)(void *arg), void *arg);

@@ -4,6 +4,7 @@
  * shown for this node. Loop thread. */
 #pragma once
 
+#include "core/audit.h"
 #include "leader/leader.h"
 #include "snapshot/snapshot.h"
 
@@ -14,6 +15,8 @@ struct leader_ops {
      * done, possibly before returning. */
     void (*shutdown)(struct leader *l);
     void (*free)(struct leader *l);
+    /* Keeps an audit record; NULL: leader.c keeps it in memory. */
+    void (*audit)(struct leader *l, const struct audit_record *r);
 };
 
 struct leader {
@@ -27,6 +30,9 @@ struct leader {
     bool is_leader;
     char *state;
     char *leader_id;
+    /* The trail GET /audit-log shows when the implementation keeps none of
+     * its own (leader_show_audit). */
+    struct audit_ring audit;
 };
 
 /* Implementations: fill l->ops and l->impl; return 0 or negative with @err. */
@@ -65,6 +71,8 @@ struct leader_queued *leader_queue_pop(struct leader_queue *q);
  * it to leader_publish(). */
 struct snap_leader leader_status(const struct leader *l, const char *service_id, const char *state,
                                  const char *leader_id);
+/* Shows @ring at GET /audit-log. */
+void leader_show_audit(struct leader *l, const struct audit_ring *ring);
 /* Hands @s to the throttler (which takes its strings) and tells
  * leader_params.on_role when the role in it changed. */
 void leader_publish(struct leader *l, const struct snap_leader *s);

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* The MySQL backend leader (docs/ha.md#mysql-backend): starting and freeing
- * it, and what its parts share. It holds three non-blocking connections, no
- * more, as the original: the election's (leader_mysql_elect.c), the one for
- * health and reloads (leader_mysql_state.c) and the one for operator
- * commands (leader_mysql_ops.c). Loop thread. */
+ * it, and what its parts share. It holds three non-blocking connections, as
+ * the original: the election's (leader_mysql_elect.c), the one for health
+ * and reloads (leader_mysql_state.c) and the one for operator commands
+ * (leader_mysql_ops.c); and a fourth of its own for the audit trail
+ * (leader_mysql_audit.c), which so never delays the others. Loop thread. */
 #include "leader/leader_mysql_impl.h"
 
 #include <errno.h>
@@ -110,6 +111,7 @@ static void mysql_free(struct leader *l)
     myconn_free(m->elect_conn);
     myconn_free(m->state_conn);
     myconn_free(m->ops_conn);
+    leader_mysql_audit_free(m);
     leader_mysql_ops_abandon(m);
     backend_ids_deinit(&m->ids);
     free(m->backend);
@@ -118,7 +120,7 @@ static void mysql_free(struct leader *l)
 }
 
 static const struct leader_ops mysql_ops = {"mysql-backend", leader_mysql_submit,
-                                            leader_mysql_shutdown, mysql_free};
+                                            leader_mysql_shutdown, mysql_free, leader_mysql_audit};
 
 static const char *str_or_empty(const char *s)
 {
@@ -224,6 +226,9 @@ int leader_mysql_init(struct leader *l, struct err *err)
     l->ops = &mysql_ops;
     leader_mysql_elect_start(m);
     leader_mysql_state_start(m);
+    char charset[BACKEND_CHARSET_SIZE];
+    backend_charset_of(l->p.cfg->backend_collation, charset, sizeof(charset));
+    leader_mysql_audit_start(m, l->p.cfg, conn_new(m, l->p.cfg, charset));
     if (m->forced) {
         /* As the original: --force-leadership leads whatever the backend
          * says; the election still runs for the status endpoints. */

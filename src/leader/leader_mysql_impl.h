@@ -16,7 +16,9 @@
 #include "leader/leader_impl.h"
 #include "mysql/myasync.h"
 
+struct config;
 struct load_kind;
+struct mysql_audit;
 struct share_poll;
 
 #define ELECTION_INTERVAL_MS 1000
@@ -64,6 +66,7 @@ struct mysql_leader {
     struct myconn *elect_conn;
     struct myconn *state_conn;
     struct myconn *ops_conn;
+    struct mysql_audit *audit; /* leader_mysql_audit.c, with its own connection */
     uv_timer_t *elect_timer;
     uv_timer_t *lease_timer;
     uv_timer_t *takeover_timer;
@@ -167,3 +170,14 @@ void leader_mysql_state_kick(struct mysql_leader *m);
 void leader_mysql_submit(struct leader *l, struct loop_cmd *cmd);
 /* Answers every queued command 503, for a leader going away. */
 void leader_mysql_ops_abandon(struct mysql_leader *m);
+
+/* leader_mysql_audit.c */
+
+/* Starts the audit trail's writes, reads and pruning on @conn (taken). */
+void leader_mysql_audit_start(struct mysql_leader *m, const struct config *cfg,
+                              struct myconn *conn);
+/* Stops them and frees the connection; records still queued stay in the
+ * log only. */
+void leader_mysql_audit_free(struct mysql_leader *m);
+/* leader_ops.audit: queues @r for the audit_log table. */
+void leader_mysql_audit(struct leader *l, const struct audit_record *r);

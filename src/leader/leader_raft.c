@@ -145,6 +145,7 @@ static void on_poll(uv_timer_t *h)
 {
     struct rnode *n = h->data;
     check_leadership(n);
+    leader_raft_show_audit(n);
     if (n->transfer_pending && loop_now_ms(leader_raft_loop(n)) >= n->transfer_deadline_ms) {
         log_warn("raft: leadership transfer did not finish in time, closing anyway");
         n->transfer_pending = false;
@@ -289,6 +290,7 @@ static void raft_free_node(struct leader *l)
     free(n->nodes);
     free(n->self);
     free(n->shown_leader);
+    audit_ring_clear(&n->audit);
     free(n);
     l->impl = NULL;
 }
@@ -546,9 +548,9 @@ static int start(struct rnode *n, struct err *err)
 }
 
 static const struct leader_ops raft_ops = {"raft", leader_raft_submit, raft_shutdown,
-                                           raft_free_node};
+                                           raft_free_node, leader_raft_audit};
 static const struct leader_ops single_ops = {"single-node", leader_raft_submit, raft_shutdown,
-                                             raft_free_node};
+                                             raft_free_node, leader_raft_audit};
 
 int leader_raft_init(struct leader *l, struct err *err)
 {

@@ -177,6 +177,70 @@ void leader_raft_submit(struct leader *l, struct loop_cmd *cmd)
     leader_raft_pump(n);
 }
 
+/* ---- the audit trail ---- */
+
+/* Audit entries proposed and not applied yet, at most: a leader whose log
+ * does not commit drops entries beyond it (and logs it) rather than queue
+ * without bound. */
+#define AUDIT_INFLIGHT_MAX 64
+
+struct audit_apply {
+    struct raft_apply req;
+    struct rnode *n;
+};
+
+static void on_audit_applied(struct raft_apply *req, int status, void *result)
+{
+    struct audit_apply *a = req->data;
+    (void)result;
+    a->n->audit_inflight--;
+    if (status != 0 && status != RAFT_SHUTDOWN && !a->n->stopping)
+        log_warn("raft: an audit entry was not committed: %s", raft_strerror(status));
+    free(a);
+}
+
+void leader_raft_audit(struct leader *l, const struct audit_record *r)
+{
+    struct rnode *n = l->impl;
+    /* Only the leader writes the log; a follower's refusals are in its own
+     * log lines. */
+    if (n == NULL || n->stopping || !leader_raft_is_usable(n))
+        return;
+    if (n->audit_inflight >= AUDIT_INFLIGHT_MAX) {
+        if (n->audit_dropped++ % 100 == 0)
+            log_warn("raft: %u audit entries wait for the log to commit: %llu dropped so far",
+                     n->audit_inflight, (unsigned long long)n->audit_dropped);
+        return;
+    }
+    struct raft_codec_cmd c = {.op = RAFT_CODEC_AUDIT, .audit = *r};
+    struct err err = {0};
+    char *text = NULL;
+    size_t len = 0;
+    if (raft_codec_encode_cmd(&c, &text, &len, &err) < 0) {
+        log_warn("raft: audit entry: %s", err.msg);
+        return;
+    }
+    struct raft_buffer buf = to_raft_buffer(text, len);
+    free(text);
+    struct audit_apply *a = xcalloc(1, sizeof(*a));
+    a->n = n;
+    a->req.data = a;
+    if (raft_apply(&n->raft, &a->req, &buf, 1, on_audit_applied) != 0) {
+        raft_free(buf.base);
+        free(a);
+        return;
+    }
+    n->audit_inflight++;
+}
+
+void leader_raft_show_audit(struct rnode *n)
+{
+    if (!n->audit_dirty)
+        return;
+    n->audit_dirty = false;
+    leader_show_audit(n->l, &n->audit);
+}
+
 /* ---- state machine ---- */
 
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
@@ -215,6 +279,10 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
     case RAFT_CODEC_REMOVE_RULE:
         throttler_remove_rule(n->t, c.key);
         break;
+    case RAFT_CODEC_AUDIT:
+        audit_ring_push(&n->audit, &c.audit);
+        n->audit_dirty = true;
+        break;
     }
     /* Published by on_applied() on the leader, before it answers, and by
      * the throttler's next tick elsewhere: a replay of thousands of entries
@@ -247,6 +315,11 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
     throttler_each_app(n->t, collect_app, &s);
     throttler_each_skipped_host(n->t, collect_host, &s);
     throttler_each_rule(n->t, collect_rule, &s);
+    size_t trail_len;
+    struct audit_record *trail = audit_ring_newest_first(&n->audit, &trail_len);
+    for (size_t i = trail_len; i > 0; i--)
+        raft_codec_state_add_audit(&s, &trail[i - 1]);
+    free(trail);
     char *text;
     size_t len;
     raft_codec_encode_state(&s, &text, &len);
@@ -313,8 +386,12 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     if (s.rules_skipped > 0)
         log_error("raft: snapshot: left out %zu app rule(s) this build cannot read; first: %s",
                   s.rules_skipped, s.rules_skipped_first);
-    log_info("raft: restored a snapshot: %zu app throttle(s), %zu skipped host(s), %zu app rule(s)",
-             s.apps_len, s.hosts_len, nrules);
+    audit_ring_clear(&n->audit);
+    for (size_t i = 0; i < s.audit_len; i++)
+        audit_ring_push(&n->audit, &s.audit[i]);
+    n->audit_dirty = true;
+    log_info("raft: restored a snapshot: %zu app throttle(s), %zu skipped host(s), %zu app rule(s), %zu audit entries",
+             s.apps_len, s.hosts_len, nrules, s.audit_len);
     raft_codec_state_deinit(&s);
     throttler_publish_pending(n->t);
     return 0;
@@ -322,6 +399,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 
 void leader_raft_fsm_init(struct rnode *n)
 {
+    n->audit.cap = AUDIT_TRAIL_MAX;
     n->fsm.version = 1;
     n->fsm.data = n;
     n->fsm.apply = fsm_apply;

@@ -78,6 +78,13 @@ struct rnode {
     struct loop_cmd *inflight;
     struct raft_apply apply_req;
 
+    /* The audit trail in the raft state: the newest AUDIT_TRAIL_MAX
+     * entries, shown at GET /audit-log when it changed (from the poll). */
+    struct audit_ring audit;
+    bool audit_dirty;
+    unsigned audit_inflight; /* audit entries proposed, not applied yet */
+    uint64_t audit_dropped;  /* not proposed: too many in flight */
+
     bool stopping;
     bool transfer_pending;
     uint64_t transfer_deadline_ms;
@@ -105,5 +112,9 @@ void leader_raft_fsm_init(struct rnode *n);
 void leader_raft_submit(struct leader *l, struct loop_cmd *cmd);
 /* Proposes the next queued command when none is in flight. */
 void leader_raft_pump(struct rnode *n);
+/* leader_ops.audit: proposes @r as an audit entry (leader only). */
+void leader_raft_audit(struct leader *l, const struct audit_record *r);
+/* Shows the trail at GET /audit-log if it changed. */
+void leader_raft_show_audit(struct rnode *n);
 /* Answers every queued command @status with @msg. */
 void leader_raft_fail_queued(struct rnode *n, int status, const char *msg);

@@ -29,6 +29,7 @@ static const char *const op_names[] = {
         [RAFT_CODEC_THROTTLE] = "throttle", [RAFT_CODEC_UNTHROTTLE] = "unthrottle",
         [RAFT_CODEC_SKIP] = "skip",         [RAFT_CODEC_RECOVER] = "recover",
         [RAFT_CODEC_SET_RULE] = "rule",     [RAFT_CODEC_REMOVE_RULE] = "unrule",
+        [RAFT_CODEC_AUDIT] = "audit",
 };
 
 const char *raft_codec_op_name(enum raft_codec_op op)
@@ -72,11 +73,83 @@ static void dump(json_t *o, char **out, size_t *len)
     *out = s;
 }
 
+/* An audit entry as a JSON object; NULL when a field is not UTF-8 (clean
+ * text always is). */
+static json_t *audit_to_json(const struct audit_record *r)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "at_ms", json_integer((json_int_t)(r->at_ms & INT64_MAX)));
+    json_object_set_new(o, "status", json_integer(r->status));
+    const char *names[] = {"who", "peer", "forwarded", "what", "params", "message"};
+    const char *values[] = {r->who, r->peer, r->forwarded, r->what, r->params, r->message};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        json_t *v = json_string(values[i]);
+        if (v == NULL) {
+            json_decref(o);
+            return NULL;
+        }
+        json_object_set_new(o, names[i], v);
+    }
+    return o;
+}
+
+/* Reads member @name of @o, a string shorter than @size bytes without NUL,
+ * into @dst. */
+static int get_text(const json_t *o, const char *what, const char *name, char *dst, size_t size,
+                    struct err *err)
+{
+    const json_t *v = json_object_get(o, name);
+    if (!json_is_string(v))
+        return err_set(err, -EINVAL, "%s: \"%s\" must be a string", what, name);
+    size_t n = json_string_length(v);
+    if (n >= size || strlen(json_string_value(v)) != n)
+        return err_set(err, -EINVAL, "%s: \"%s\" must be shorter than %zu bytes with no NUL", what,
+                       name, size);
+    memcpy(dst, json_string_value(v), n + 1);
+    return 0;
+}
+
+static int get_ms(const json_t *o, const char *what, const char *name, uint64_t *out,
+                  struct err *err);
+
+/* Reads the audit entry @o into @r. */
+static int audit_from_json(const json_t *o, const char *what, struct audit_record *r,
+                           struct err *err)
+{
+    memset(r, 0, sizeof(*r));
+    if (!json_is_object(o))
+        return err_set(err, -EINVAL, "%s: \"audit\" must be an object", what);
+    const json_t *st = json_object_get(o, "status");
+    if (!json_is_integer(st) || json_integer_value(st) < 0 || json_integer_value(st) > 999)
+        return err_set(err, -EINVAL, "%s: \"status\" must be an integer in [0..999]", what);
+    r->status = (int)json_integer_value(st);
+    if (get_ms(o, what, "at_ms", &r->at_ms, err) < 0 ||
+        get_text(o, what, "who", r->who, sizeof(r->who), err) < 0 ||
+        get_text(o, what, "peer", r->peer, sizeof(r->peer), err) < 0 ||
+        get_text(o, what, "forwarded", r->forwarded, sizeof(r->forwarded), err) < 0 ||
+        get_text(o, what, "what", r->what, sizeof(r->what), err) < 0 ||
+        get_text(o, what, "params", r->params, sizeof(r->params), err) < 0 ||
+        get_text(o, what, "message", r->message, sizeof(r->message), err) < 0)
+        return -EINVAL;
+    return 0;
+}
+
 int raft_codec_encode_cmd(const struct raft_codec_cmd *c, char **out, size_t *len, struct err *err)
 {
     const char *name = raft_codec_op_name(c->op);
     if (strcmp(name, "?") == 0)
         return err_set(err, -EINVAL, "raft command: unknown operation %d", (int)c->op);
+    if (c->op == RAFT_CODEC_AUDIT) {
+        json_t *a = audit_to_json(&c->audit);
+        if (a == NULL)
+            return err_set(err, -EINVAL, "raft command audit: a field is not valid UTF-8");
+        json_t *o = json_object();
+        json_object_set_new(o, "v", json_integer(FORMAT_VERSION));
+        json_object_set_new(o, "op", json_string(name));
+        json_object_set_new(o, "audit", a);
+        dump(o, out, len);
+        return 0;
+    }
     size_t key_len = strnlen(c->key, sizeof(c->key));
     if (key_len == 0 || key_len > RAFT_CODEC_KEY_MAX)
         return err_set(err, -EINVAL, "raft command %s: key must be 1 to %d bytes", name,
@@ -215,6 +288,11 @@ int raft_codec_decode_cmd(const void *buf, size_t len, struct raft_codec_cmd *c,
         err_set(err, -EINVAL, "%s: missing or unknown \"op\"", what);
         goto out;
     }
+    if (c->op == RAFT_CODEC_AUDIT) {
+        if (audit_from_json(json_object_get(o, "audit"), what, &c->audit, err) == 0)
+            rc = 0;
+        goto out;
+    }
     const char *key = get_key(o, what, "key", err);
     if (key == NULL)
         goto out;
@@ -263,6 +341,12 @@ void raft_codec_state_add_rule(struct raft_codec_state *s, const char *key, uint
     s->rules[s->rules_len++] = (struct raft_codec_rule){xstrdup(key), expire_at_ms, xstrdup(rule)};
 }
 
+void raft_codec_state_add_audit(struct raft_codec_state *s, const struct audit_record *r)
+{
+    s->audit = xrealloc(s->audit, (s->audit_len + 1) * sizeof(*s->audit));
+    s->audit[s->audit_len++] = *r;
+}
+
 void raft_codec_state_deinit(struct raft_codec_state *s)
 {
     for (size_t i = 0; i < s->rules_len; i++) {
@@ -270,6 +354,7 @@ void raft_codec_state_deinit(struct raft_codec_state *s)
         free(s->rules[i].rule);
     }
     free(s->rules);
+    free(s->audit);
     for (size_t i = 0; i < s->apps_len; i++)
         free(s->apps[i].key);
     for (size_t i = 0; i < s->hosts_len; i++)
@@ -437,20 +522,40 @@ void raft_codec_encode_state(const struct raft_codec_state *s, char **out, size_
         first = false;
     }
     fputs("]", f);
-    /* A state without rules is written as before rules existed. */
-    if (s->rules_len > 0)
+    /* A state without rules or audit trail is written as before they
+     * existed. */
+    if (s->rules_len > 0) {
         fputs(",\"rules\":[", f);
-    first = true;
-    for (size_t i = 0; i < s->rules_len; i++) {
-        if (!utf8_valid(rules[i].key) || !utf8_valid(rules[i].rule))
-            continue;
-        put_entry(f, first, "key", rules[i].key, rules[i].expire_at_ms);
-        fputs(",\"rule\":", f);
-        put_string(f, rules[i].rule);
-        fputc('}', f);
-        first = false;
+        first = true;
+        for (size_t i = 0; i < s->rules_len; i++) {
+            if (!utf8_valid(rules[i].key) || !utf8_valid(rules[i].rule))
+                continue;
+            put_entry(f, first, "key", rules[i].key, rules[i].expire_at_ms);
+            fputs(",\"rule\":", f);
+            put_string(f, rules[i].rule);
+            fputc('}', f);
+            first = false;
+        }
+        fputs("]", f);
     }
-    fputs(s->rules_len > 0 ? "]}" : "}", f);
+    if (s->audit_len > 0) {
+        fputs(",\"audit\":[", f);
+        first = true;
+        for (size_t i = 0; i < s->audit_len; i++) {
+            json_t *a = audit_to_json(&s->audit[i]);
+            char *text = a != NULL ? json_dumps(a, JSON_COMPACT) : NULL;
+            json_decref(a);
+            if (text == NULL)
+                continue;
+            if (!first)
+                fputc(',', f);
+            fputs(text, f);
+            free(text);
+            first = false;
+        }
+        fputs("]", f);
+    }
+    fputs("}", f);
     /* Writes to memory fail only when it runs out: fatal, as in xmalloc. */
     bool failed = ferror(f) != 0;
     if (fclose(f) != 0 || failed)
@@ -533,6 +638,19 @@ int raft_codec_decode_state(const void *buf, size_t len, struct raft_codec_state
             continue;
         }
         raft_codec_state_add_rule(&tmp, key, at, text);
+    }
+    /* Optional: snapshots written before the audit trail have none. */
+    const json_t *audit = json_object_get(o, "audit");
+    if (audit != NULL && !json_is_array(audit)) {
+        err_set(err, -EINVAL, "%s: \"audit\" must be an array", what);
+        goto out;
+    }
+    for (size_t i = 0; i < json_array_size(audit) && i < AUDIT_TRAIL_MAX; i++) {
+        snprintf(where, sizeof(where), "%s: audit[%zu]", what, i);
+        struct audit_record r;
+        if (audit_from_json(json_array_get(audit, i), where, &r, err) < 0)
+            goto out;
+        raft_codec_state_add_audit(&tmp, &r);
     }
     *s = tmp;
     memset(&tmp, 0, sizeof(tmp));

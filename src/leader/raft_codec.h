@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/audit.h"
 #include "core/err.h"
 #include "core/limits.h"
 
@@ -23,8 +24,9 @@ enum raft_codec_op {
     RAFT_CODEC_RECOVER,      /* key = host */
     RAFT_CODEC_SET_RULE,     /* key = app key; rule = its text; expire_at_ms (0: never) */
     RAFT_CODEC_REMOVE_RULE,  /* key = app key */
+    RAFT_CODEC_AUDIT,        /* audit = one entry of the audit trail; no key */
 };
-#define RAFT_CODEC_OP_LAST RAFT_CODEC_REMOVE_RULE
+#define RAFT_CODEC_OP_LAST RAFT_CODEC_AUDIT
 /* Room for a per-app rule's text, its NUL included (APP_RULE_TEXT_MAX). */
 #define RAFT_CODEC_RULE_MAX 1024
 
@@ -36,6 +38,7 @@ struct raft_codec_cmd {
     uint64_t expire_at_ms;
     double ratio;
     char rule[RAFT_CODEC_RULE_MAX]; /* RAFT_CODEC_SET_RULE */
+    struct audit_record audit; /* RAFT_CODEC_AUDIT */
 };
 
 struct raft_codec_app {
@@ -71,6 +74,9 @@ struct raft_codec_state {
      * the reason of the first. */
     size_t rules_skipped;
     char rules_skipped_first[256];
+    /* The audit trail, oldest first (a snapshot without one has none). */
+    struct audit_record *audit;
+    size_t audit_len;
 };
 
 /* Name of @op as written in the log ("throttle", ...), or "?" if unknown. */
@@ -90,6 +96,8 @@ void raft_codec_state_add_app(struct raft_codec_state *s, const char *key, uint6
 void raft_codec_state_add_host(struct raft_codec_state *s, const char *host, uint64_t expire_at_ms);
 void raft_codec_state_add_rule(struct raft_codec_state *s, const char *key, uint64_t expire_at_ms,
                                const char *rule);
+/* Appends a copy of audit entry @r to @s. */
+void raft_codec_state_add_audit(struct raft_codec_state *s, const struct audit_record *r);
 /* Frees what @s owns and empties it. */
 void raft_codec_state_deinit(struct raft_codec_state *s);
 

@@ -43,6 +43,8 @@ struct loop {
     uv_async_t wake;
     loop_cmd_fn *cmd_fn;
     void *cmd_arg;
+    loop_cmd_finished_fn *finish_fn;
+    void *finish_arg;
     bool dispatching; /* loop thread only: dispatch() is on the stack */
     /* queue_lock protects everything below and the fields of every cmd_rec
      * marked so. Nothing blocks while holding it, and no callback runs under
@@ -392,8 +394,17 @@ void loop_cmd_close(struct loop *l)
 
 void loop_cmd_finish(struct loop *l, struct loop_cmd *cmd, int status, const char *msg)
 {
+    if (l->finish_fn != NULL)
+        l->finish_fn(cmd, status, msg != NULL ? msg : (status == 200 ? "OK" : "error"),
+                     l->finish_arg);
     complete(l, (struct cmd_rec *)cmd, status, msg);
     dispatch(l);
+}
+
+void loop_set_finish_hook(struct loop *l, loop_cmd_finished_fn *fn, void *arg)
+{
+    l->finish_fn = fn;
+    l->finish_arg = arg;
 }
 
 struct loop_cmd_stats loop_cmd_stats(struct loop *l)

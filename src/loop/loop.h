@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/audit.h"
+
 struct loop;
 
 enum loop_cmd_kind {
@@ -35,6 +37,8 @@ struct loop_cmd {
     char rule[LOOP_CMD_RULE_MAX]; /* LOOP_CMD_SET_APP_RULE */
     int status;
     char msg[256];
+    /* Who asked and what, for the audit trail; the loop fills in nothing. */
+    struct audit_record audit;
 };
 
 typedef void loop_cmd_fn(struct loop_cmd *cmd, void *arg);
@@ -118,6 +122,13 @@ void loop_cmd_close(struct loop *l);
  * next command. If its client already had a timeout answer, the result is
  * only logged. Loop thread. */
 void loop_cmd_finish(struct loop *l, struct loop_cmd *cmd, int status, const char *msg);
+/* Called on the loop thread by loop_cmd_finish() with every finished
+ * command and the @status and @msg it finishes with: the audit trail's
+ * feed. */
+typedef void loop_cmd_finished_fn(const struct loop_cmd *cmd, int status, const char *msg,
+                                  void *arg);
+/* Installs @fn (NULL: none). Main thread, before the loop runs. */
+void loop_set_finish_hook(struct loop *l, loop_cmd_finished_fn *fn, void *arg);
 /* A copy of the queue's counters. Any thread. */
 struct loop_cmd_stats loop_cmd_stats(struct loop *l);
 

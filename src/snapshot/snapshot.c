@@ -307,11 +307,28 @@ void snap_rules_unref(struct snap_rules *p)
 
 /* ---- snapshots ---- */
 
+static void audit_free(struct snap_part *part)
+{
+    free(((struct snap_audit *)part)->v);
+}
+
+struct snap_audit *snap_audit_new(struct audit_record *v, size_t len)
+{
+    struct snap_audit p = {.v = v, .len = len};
+    return part_dup(&p, sizeof(p), audit_free);
+}
+
+void snap_audit_unref(struct snap_audit *p)
+{
+    part_unref(p);
+}
+
 /* Calls @fn on each part of @s (NULL ones included). */
 static void each_part(const struct snapshot *s, void (*fn)(void *part))
 {
     void *parts[] = {s->clusters, s->probes, s->apps,   s->hosts,
-                     s->recents,  s->text,   s->leader, s->rules};
+                     s->recents,  s->text,   s->leader, s->rules,
+                     s->audit};
     for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
         fn(parts[i]);
 }

@@ -15,6 +15,9 @@
 
 /* Live per-metric state written by HTTP threads: the low-priority mark.
  * Reference counted so a snapshot may outlive the loop's own reference. */
+struct audit_record;
+struct token_set;
+
 struct metric_live {
     _Atomic uint64_t normal_throttled_at_ms; /* last 429 of a normal app */
     _Atomic int refs;
@@ -179,6 +182,13 @@ struct snap_rules {
     char *keys; /* NULL, or the one block every key points into */
 };
 
+/* The audit trail GET /audit-log shows, newest first (core/audit.h). */
+struct snap_audit {
+    struct snap_part part;
+    struct audit_record *v;
+    size_t len;
+};
+
 struct snapshot {
     uint64_t built_at_ms;
     const char *hostname;      /* process lifetime */
@@ -186,6 +196,10 @@ struct snapshot {
     /* May be NULL. Points into the config in force when the snapshot was
      * built: a reload frees the one it replaces through snapshot_defer(). */
     const char *control_token;
+    /* ControlToken (as "default") and ControlTokens; NULL when control
+     * requests need no token. A reload replaces the set and frees the old
+     * one through snapshot_defer(). */
+    const struct token_set *tokens;
     /* Checks stop vouching for metrics once the loop's heartbeat is older
      * than this (CheckStaleAfterMillis); 0: no such test. */
     uint64_t stale_after_ms;
@@ -199,6 +213,7 @@ struct snapshot {
     struct snap_text *text;
     struct snap_leaders *leader;
     struct snap_rules *rules;
+    struct snap_audit *audit;
 };
 
 /* Part constructors return one reference; *_unref drops one and frees the
@@ -232,6 +247,9 @@ void snap_leaders_unref(struct snap_leaders *p);
  * key is its own allocation). */
 struct snap_rules *snap_rules_new_packed(struct snap_rule *v, size_t len, char *block);
 void snap_rules_unref(struct snap_rules *p);
+/* Takes ownership of @v. */
+struct snap_audit *snap_audit_new(struct audit_record *v, size_t len);
+void snap_audit_unref(struct snap_audit *p);
 /* Drops the reference @s holds on each of its parts (NULL ones are fine),
  * as when @s itself goes; its strings are not touched. */
 void snapshot_parts_unref(struct snapshot *s);

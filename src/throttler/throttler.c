@@ -12,6 +12,7 @@
 
 #include "config/config.h"
 #include "core/clock.h"
+#include "core/token.h"
 #include "core/xalloc.h"
 #include "loop/loop.h"
 #include "metrics/check_counters.h"
@@ -134,6 +135,20 @@ static struct snap_leaders *first_leader_status(const struct throttler *t)
     return snap_leaders_new(&l);
 }
 
+/* ControlToken (named TOKEN_DEFAULT_NAME) and ControlTokens, or NULL when
+ * control requests need no token. */
+struct token_set *throttler_tokens_of(const struct config *cfg)
+{
+    if (cfg->control_token == NULL && cfg->control_tokens.len == 0)
+        return NULL;
+    struct token_set *s = token_set_new();
+    if (cfg->control_token != NULL)
+        token_set_add(s, TOKEN_DEFAULT_NAME, cfg->control_token);
+    for (size_t i = 0; i < cfg->control_tokens.len; i++)
+        token_set_add(s, cfg->control_tokens.names[i], cfg->control_tokens.secrets[i]);
+    return s;
+}
+
 struct throttler *throttler_new(const struct throttler_params *p)
 {
     struct throttler *t = xcalloc(1, sizeof(*t));
@@ -146,6 +161,7 @@ struct throttler *throttler_new(const struct throttler_params *p)
     t->hostname = xstrdup(p->hostname);
     t->service_id = xstrdup(p->service_id);
     t->memcache_json = throttler_memcache_json(p->cfg);
+    t->tokens = throttler_tokens_of(p->cfg);
     operator_state_init(t, now_ms);
     clusters_init(t, now_ms);
     t->next.leader = first_leader_status(t);
@@ -169,6 +185,7 @@ void throttler_free(struct throttler *t)
     free(t->hostname);
     free(t->service_id);
     free(t->memcache_json);
+    token_set_free(t->tokens);
     free(t);
 }
 

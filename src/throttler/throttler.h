@@ -12,6 +12,7 @@
 
 #include "core/err.h"
 
+struct audit_ring;
 struct loop;
 struct config;
 struct config_hostport;
@@ -63,6 +64,10 @@ bool throttler_is_leader(const struct throttler *t);
  * consensus endpoints.
  * Takes ownership of the strings and arrays in @l. */
 void throttler_set_leader_status(struct throttler *t, const struct snap_leader *l);
+
+/* Replaces the audit trail GET /audit-log shows with @ring's records and
+ * publishes. */
+void throttler_set_audit(struct throttler *t, const struct audit_ring *ring);
 
 /* Sets the host list of cluster @cluster_idx (from an inventory source).
  * IgnoreHosts and skipped hosts are filtered here; probes of hosts that stay

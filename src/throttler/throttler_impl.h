@@ -102,6 +102,7 @@ struct throttler {
     char *hostname;
     char *service_id;
     char *memcache_json;
+    struct token_set *tokens; /* control tokens; NULL: none needed */
     struct cluster *clusters;
     size_t nclusters;
     bool is_leader;
@@ -210,3 +211,6 @@ void throttler_publish_at(struct throttler *t, uint64_t now_ms);
 void throttler_tick_slow(struct throttler *t);
 /* The /config/memcache body for @cfg (caller frees). */
 char *throttler_memcache_json(const struct config *cfg);
+/* ControlToken (named TOKEN_DEFAULT_NAME) and ControlTokens of @cfg, or NULL
+ * when control requests need no token. */
+struct token_set *throttler_tokens_of(const struct config *cfg);

@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "config/config.h"
+#include "core/audit.h"
 #include "core/jsonfmt.h"
 #include "core/limits.h"
 #include "core/redact.h"
@@ -374,6 +375,7 @@ void throttler_publish_first(struct throttler *t, uint64_t now_ms)
     t->next.hostname = t->hostname;
     t->next.memcache_json = t->memcache_json;
     t->next.control_token = t->cfg->control_token;
+    t->next.tokens = t->tokens;
     t->next.stale_after_ms = (uint64_t)t->cfg->check_stale_after_ms;
     t->next.check_details = t->cfg->check_details;
     throttler_rebuild_metrics(t);
@@ -410,6 +412,15 @@ void throttler_set_leader_status(struct throttler *t, const struct snap_leader *
 {
     snap_leaders_unref(t->next.leader);
     t->next.leader = snap_leaders_new(l);
+    throttler_publish_at(t, throttler_now_ms(t));
+}
+
+void throttler_set_audit(struct throttler *t, const struct audit_ring *ring)
+{
+    size_t len;
+    struct audit_record *v = audit_ring_newest_first(ring, &len);
+    snap_audit_unref(t->next.audit);
+    t->next.audit = snap_audit_new(v, len);
     throttler_publish_at(t, throttler_now_ms(t));
 }
 

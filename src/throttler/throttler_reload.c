@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "core/token.h"
 #include "core/xalloc.h"
 #include "log/log.h"
 #include "probe/probe.h"
@@ -87,6 +88,11 @@ static void cluster_renew(struct throttler *t, struct cluster *dst, struct clust
     free(source);
 }
 
+static void token_set_free_cb(void *s)
+{
+    token_set_free(s);
+}
+
 /* The running cluster named @name, or SIZE_MAX. */
 static size_t find_cluster(const struct throttler *t, const char *name)
 {
@@ -132,6 +138,13 @@ void throttler_reconfigure(struct throttler *t, const struct config *cfg)
     t->nclusters = n;
     t->cfg = cfg;
     t->next.control_token = cfg->control_token;
+    /* HTTP threads may still match against the old set: it goes after a
+     * grace period. */
+    struct token_set *old_tokens = t->tokens;
+    t->tokens = throttler_tokens_of(cfg);
+    t->next.tokens = t->tokens;
+    if (old_tokens != NULL)
+        snapshot_defer(token_set_free_cb, old_tokens);
     t->next.stale_after_ms = (uint64_t)cfg->check_stale_after_ms;
     t->next.check_details = cfg->check_details;
     throttler_rebuild_metrics(t);

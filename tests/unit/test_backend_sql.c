@@ -390,6 +390,7 @@ static void test_schema_file_matches(void **state)
     for (size_t i = 0; i < BACKEND_TABLES_COUNT; i++)
         wl += (size_t)snprintf(want + wl, 65536 - wl, "\n%s;\n", backend_schema_ddl(i));
     wl += (size_t)snprintf(want + wl, 65536 - wl, "\n%s;\n", backend_rules_ddl());
+    wl += (size_t)snprintf(want + wl, 65536 - wl, "\n%s;\n", backend_audit_ddl());
     assert_string_equal(text, want);
     assert_null(backend_schema_ddl(BACKEND_TABLES_COUNT));
     free(text);

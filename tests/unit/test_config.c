@@ -1479,6 +1479,85 @@ static void test_ignore_hosts_percent_bounds(void **state)
                     "config t.json: CheckDetails: expected true or false, got 1");
 }
 
+/* ---- TLS, ListenAddress, ControlTokens ---- */
+
+static void test_security_keys(void **state)
+{
+    (void)state;
+    struct config_diag d = {0};
+    struct config *c = load_ok("{" RAFT "}", &d);
+    assert_string_equal(c->listen_address, "");
+    assert_string_equal(c->tls_cert_file, "");
+    assert_string_equal(c->tls_key_file, "");
+    assert_string_equal(c->tls_client_ca_file, "");
+    assert_int_equal(c->control_tokens.len, 0);
+    assert_int_equal(c->audit_log_max_days, 90);
+    assert_int_equal(c->audit_log_max_rows, 100000);
+    config_free(c);
+    config_diag_deinit(&d);
+
+    setenv("FRENO_TEST_OPS_TOKEN", "0ps-from-env", 1);
+    c = load_ok("{" RAFT ", \"ListenAddress\": \"::1\", \"TLSCertFile\": \"/c.pem\","
+                " \"TLSKeyFile\": \"/k.pem\", \"TLSClientCAFile\": \"/ca.pem\","
+                " \"ControlTokens\": {\"ops\": \"${FRENO_TEST_OPS_TOKEN}\", \"ci_bot-2\": \"x\"},"
+                " \"AuditLogMaxDays\": 7, \"AuditLogMaxRows\": 500}",
+                &d);
+    assert_string_equal(c->listen_address, "::1");
+    assert_string_equal(c->tls_cert_file, "/c.pem");
+    assert_string_equal(c->tls_client_ca_file, "/ca.pem");
+    assert_int_equal(c->control_tokens.len, 2);
+    assert_string_equal(c->control_tokens.names[0], "ops");
+    assert_string_equal(c->control_tokens.secrets[0], "0ps-from-env");
+    assert_string_equal(c->control_tokens.names[1], "ci_bot-2");
+    assert_int_equal(c->audit_log_max_days, 7);
+    assert_int_equal(c->audit_log_max_rows, 500);
+    config_free(c);
+    config_diag_deinit(&d);
+    unsetenv("FRENO_TEST_OPS_TOKEN");
+
+    static const char *const good[] = {
+            "127.0.0.2",        "0.0.0.0",          "::", "fe80::1", "localhost",
+            "db-1.example.net", "db-1.example.net."};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        assert_true(config_listen_address_ok(good[i]));
+    static const char *const bad[] = {"[::1]", "127.0.0.1:80", "a b", "-x.example",
+                                      "x..y",  "http://h",     "h_1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_false(config_listen_address_ok(bad[i]));
+}
+
+static void test_security_errors(void **state)
+{
+    (void)state;
+    load_fails_with(
+            "{" RAFT ", \"TLSCertFile\": \"/c.pem\"}",
+            "config: TLSCertFile and TLSKeyFile must be set together (TLSKeyFile is empty)");
+    load_fails_with(
+            "{" RAFT ", \"TLSKeyFile\": \"/k.pem\"}",
+            "config: TLSCertFile and TLSKeyFile must be set together (TLSCertFile is empty)");
+    load_fails_with("{" RAFT ", \"TLSClientCAFile\": \"/ca.pem\"}",
+                    "config: TLSClientCAFile needs TLSCertFile and TLSKeyFile");
+    load_fails_with(
+            "{" RAFT ", \"ListenAddress\": \"127.0.0.1:8080\"}",
+            "config: ListenAddress: \"127.0.0.1:8080\" is not an IPv4 or IPv6 address or a host name");
+    load_fails_with("{" RAFT ", \"ControlTokens\": {\"ops\": \"\"}}",
+                    "config: ControlTokens.ops: empty secret");
+    load_fails_with(
+            "{" RAFT ", \"ControlTokens\": {\"bad name\": \"x\"}}",
+            "config: ControlTokens: name \"bad name\" must be 1..32 bytes of A-Z a-z 0-9 _ -");
+    load_fails_with("{" RAFT ", \"ControlTokens\": {\"default\": \"x\"}}",
+                    "config: ControlTokens: the name \"default\" is reserved for ControlToken");
+    load_fails_with(
+            "{" RAFT ", \"ControlTokens\": [\"x\"]}",
+            "config t.json: ControlTokens: expected an object of token name -> secret, got an array");
+    /* A secret's value is never echoed. */
+    load_fails_with("{" RAFT ", \"ControlTokens\": {\"ops\": 12345}}",
+                    "config t.json: ControlTokens: expected a string secret, got a number");
+    load_fails_with(
+            "{" RAFT ", \"ControlTokens\": {\"ops\": \"${FRENO_TEST_UNSET}\"}}",
+            "config t.json: ControlTokens.ops: environment variable FRENO_TEST_UNSET is not set");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1514,6 +1593,8 @@ int main(void)
             cmocka_unit_test(test_metrics_merge_files),
             cmocka_unit_test(test_metrics_errors),
             cmocka_unit_test(test_ignore_hosts_percent_bounds),
+            cmocka_unit_test(test_security_keys),
+            cmocka_unit_test(test_security_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

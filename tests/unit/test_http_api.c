@@ -22,6 +22,7 @@
 #include "core/hostport.h"
 #include "core/jsonfmt.h"
 #include "core/limits.h"
+#include "core/token.h"
 #include "core/xalloc.h"
 #include "http/check_body.h"
 #include "http/http_api.h"
@@ -39,7 +40,8 @@
 #define MIN_MS   60000ull
 
 static struct loop *test_loop;
-static uint64_t built_ms; /* wall clock when the current snapshot was built */
+static struct token_set *test_tokens; /* the published snapshot's */
+static uint64_t built_ms;             /* wall clock when the current snapshot was built */
 
 /* ---- snapshots ---- */
 
@@ -75,6 +77,15 @@ static void publish(struct snapshot *s)
  * @token is the ControlToken (NULL: none). */
 static void publish_full(const char *token, const char *broken_err)
 {
+    /* The snapshot that points at the old set is replaced below; no reader
+     * runs meanwhile in this single-threaded test. */
+    token_set_free(test_tokens);
+    test_tokens = NULL;
+    if (token != NULL) {
+        test_tokens = token_set_new();
+        token_set_add(test_tokens, TOKEN_DEFAULT_NAME, token);
+        token_set_add(test_tokens, "ops", "0ps-secret");
+    }
     built_ms = clock_wall_ms();
     struct snap_metric *mv = xcalloc(4, sizeof(*mv));
     mv[0] = metric("broken", true, false, 0, 1, broken_err, built_ms - 65500);
@@ -115,6 +126,7 @@ static void publish_full(const char *token, const char *broken_err)
             .hostname = "db-1",
             .memcache_json = "{\"MemcacheServers\":[\"m:11211\"],\"MemcachePath\":\"freno\"}\n",
             .control_token = token,
+            .tokens = test_tokens,
             .clusters = snap_build_clusters(mv, 4),
             .apps = snap_apps_new(av, 4),
             .hosts = snap_hosts_new(hv, 3),
@@ -1098,6 +1110,94 @@ static void test_control_token(void **state)
                "{\"StatusCode\":200,\"Value\":0.2,\"Threshold\":1,\"Message\":\"\"}\n");
 }
 
+/* Named tokens: the command carries the token's name, the client and the
+ * parameters as sent, for the audit trail. */
+static void test_named_tokens_audit(void **state)
+{
+    (void)state;
+    publish_full("s3cret", "replication not running");
+    static const char *const ops[] = {"Authorization", "Bearer 0ps-secret", "X-Forwarded-For",
+                                      "203.0.113.7, 10.0.0.1", NULL};
+    static const char *const legacy[] = {"X-Freno-Token", "s3cret", NULL};
+    static const char *const store[] = {"store_name", "main", NULL};
+    struct loop_cmd cmd;
+    struct http_resp resp;
+    memset(&cmd, 0, sizeof(cmd));
+    answer(&(struct ask){.path = "/throttle-app/etl/ttl/30/ratio/0.5",
+                         .query = store,
+                         .headers = ops,
+                         .park = &cmd},
+           &resp);
+    assert_true(resp.park);
+    assert_string_equal(cmd.audit.who, "ops");
+    assert_string_equal(cmd.audit.peer, "10.0.0.9");
+    assert_string_equal(cmd.audit.forwarded, "203.0.113.7, 10.0.0.1");
+    assert_string_equal(cmd.audit.what, "throttle-app");
+    assert_string_equal(
+            cmd.audit.params,
+            "{\"app\":\"etl\",\"store_name\":\"main\",\"ttl\":\"30\",\"ratio\":\"0.5\"}");
+    memset(&cmd, 0, sizeof(cmd));
+    answer(&(struct ask){.path = "/skip-host/db-1", .headers = legacy, .park = &cmd}, &resp);
+    assert_true(resp.park);
+    assert_string_equal(cmd.audit.who, TOKEN_DEFAULT_NAME);
+    assert_string_equal(cmd.audit.forwarded, "-");
+    /* A secret of one token is not the prefix or the name of another. */
+    static const char *const name_as_secret[] = {"X-Freno-Token", "ops", NULL};
+    expect_refused("/skip-host/db-1", NULL, name_as_secret, 401,
+                   "\"control request: missing or wrong token\"");
+}
+
+static void publish_audit(size_t n)
+{
+    struct audit_record *v = xcalloc(n, sizeof(*v));
+    for (size_t i = 0; i < n; i++) {
+        v[i].at_ms = 1700000000000ull - i * 1000;
+        v[i].status = 200;
+        snprintf(v[i].who, sizeof(v[i].who), "ops");
+        snprintf(v[i].peer, sizeof(v[i].peer), "10.0.0.%zu", i);
+        snprintf(v[i].forwarded, sizeof(v[i].forwarded), "-");
+        snprintf(v[i].what, sizeof(v[i].what), "skip-host");
+        snprintf(v[i].params, sizeof(v[i].params), "{\"hostName\":\"h%zu\"}", i);
+        snprintf(v[i].message, sizeof(v[i].message), "OK");
+    }
+    struct snapshot s = {.built_at_ms = clock_wall_ms(), .audit = snap_audit_new(v, n)};
+    snapshot_publish(&s);
+    snap_audit_unref(s.audit);
+}
+
+static void test_audit_log_endpoint(void **state)
+{
+    (void)state;
+    publish_audit(3);
+    static const char *const one[] = {"limit", "1", NULL};
+    struct http_resp resp;
+    answer(&(struct ask){.path = "/audit-log", .query = one}, &resp);
+    check_resp("/audit-log?limit=1", &resp, 200, true,
+               "[{\"At\":\"2023-11-14T22:13:20Z\",\"Who\":\"ops\",\"Peer\":\"10.0.0.0\","
+               "\"Forwarded\":\"-\",\"What\":\"skip-host\",\"Params\":{\"hostName\":\"h0\"},"
+               "\"Status\":200,\"Message\":\"OK\"}]\n");
+    answer(&(struct ask){.path = "/audit-log"}, &resp);
+    assert_int_equal(resp.status, 200);
+    json_t *j = json_loadb(resp.body, resp.len, 0, NULL);
+    assert_int_equal(json_array_size(j), 3);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(j, 2), "Peer")),
+                        "10.0.0.2");
+    json_decref(j);
+    resp_done(&resp);
+    static const char *const zero[] = {"limit", "0", NULL};
+    static const char *const over[] = {"limit", "1001", NULL};
+    static const char *const text[] = {"limit", "ten", NULL};
+    expect_refused("/audit-log", zero, NULL, 400,
+                   "\"audit-log: limit \\\"0\\\" is not an integer in 1..1000\"");
+    expect_refused("/audit-log", over, NULL, 400,
+                   "\"audit-log: limit \\\"1001\\\" is not an integer in 1..1000\"");
+    expect_refused("/audit-log", text, NULL, 400,
+                   "\"audit-log: limit \\\"ten\\\" is not an integer in 1..1000\"");
+    /* With tokens, the trail (who acted from where) needs one. */
+    publish_full("s3cret", "replication not running");
+    expect_refused("/audit-log", NULL, NULL, 401, "\"audit-log: missing or wrong token\"");
+}
+
 /* ---- answers to parked control requests ---- */
 
 static void expect_control_answer(enum loop_cmd_kind kind, int submit_rc,
@@ -1154,6 +1254,7 @@ static int teardown(void **state)
 {
     (void)state;
     snapshot_shutdown();
+    token_set_free(test_tokens);
     loop_free(test_loop);
     events_shutdown();
     return 0;
@@ -1187,6 +1288,8 @@ int main(void)
             cmocka_unit_test(test_control_bad_options),
             cmocka_unit_test(test_control_name_bound),
             cmocka_unit_test(test_control_token),
+            cmocka_unit_test(test_named_tokens_audit),
+            cmocka_unit_test(test_audit_log_endpoint),
             cmocka_unit_test(test_control_answers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

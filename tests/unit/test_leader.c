@@ -71,7 +71,7 @@ static void fake_free(struct leader *l)
     leader_shutdown_finished(l);
 }
 
-static const struct leader_ops fake_ops = {"test", fake_submit, fake_shutdown, fake_free};
+static const struct leader_ops fake_ops = {"test", fake_submit, fake_shutdown, fake_free, NULL};
 
 static void test_shutdown_callback_runs_once(void **state)
 {

@@ -103,6 +103,9 @@ static void roff_type(struct strbuf *b, const struct config_key *k)
     case CONFIG_KEY_METRICS:
         strbuf_adds(b, "object, one member per metric");
         return;
+    case CONFIG_KEY_TOKENS:
+        strbuf_adds(b, "object, token name -> secret");
+        return;
     }
     if (show_default)
         strbuf_addf(b, "; default %.15g", k->def_num);
