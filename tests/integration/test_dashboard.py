@@ -148,6 +148,9 @@ def test_page_in_chromium():
     expect_eq(d.get(f"/throttle-app/{APP}/ttl/30/ratio/0.5")[0], 200, "throttle")
     expect_eq(d.get(f"/throttle-app/{evil}/ttl/5")[0], 200, "throttle a markup name")
     expect_eq(d.get("/skip-host/127.0.0.9/ttl/20")[0], 200, "skip-host")
+    expect_eq(d.get(f"/app-rule/{APP}-rule?threshold=default:2&factor=threads:0.5&ttl=60")[0], 200,
+              "app-rule")
+    expect_eq(d.get(f"/app-rule/{evil}?exempt=1")[0], 200, "app-rule for a markup name")
     d.get(f"/check/{APP}-reader/mysql/fixed")
     with cdp.Browser() as b:
         b.navigate(d.url("/dashboard"))
@@ -194,8 +197,17 @@ def test_page_in_chromium():
                    f"'{APP}-reader/'))", timeout=15, what="recent app")
         state = b.evaluate("document.getElementById('state').textContent")
         expect(state.startswith("Leader"), f"state: {state}")
-        expect(b.evaluate("document.getElementById('rules-section').hidden"),
-               "the app rules section shows without /app-rules")
+        # app rules: the section lists each rule in words, with its TTL left
+        rules = b.wait_for("(() => { const r = [...document.querySelectorAll('#rules tr')]"
+                           ".map(tr => [...tr.children].map(td => td.textContent));"
+                           " return !document.getElementById('rules-section').hidden && r.length >= 2"
+                           " && r; })()", what="app rules on the page")
+        by_key = {r[0]: r for r in rules}
+        expect_eq(by_key.get(f"{APP}-rule", [None, None])[1], "default at most 2; threads at most 0.5 x the cluster's",
+                  f"the rule in words: {rules}")
+        expect(by_key[f"{APP}-rule"][2].startswith(("59m", "1h")), f"rule TTL left: {rules}")
+        expect_eq(by_key.get(EVIL_APP, [None, None])[1], "exempt from metrics", f"exempt rule: {rules}")
+        expect_eq(by_key[EVIL_APP][2], "never", "a rule without TTL")
         # stays quiet over a few polls
         b.pump(5)
         expect(not b.errors, "page errors:\n" + "\n".join(b.errors))

@@ -350,14 +350,22 @@ function renderRecent(recent) {
 }
 
 // App rules come from /app-rules when this daemon has it (its /help lists
-// it); their shape is shown as JSON text, one row per app.
+// it): one row per key, what the rule says in words, and its TTL left.
+function ruleText(r) {
+    if (!r || typeof r !== "object") return String(r);
+    if (r.Exempt) return "exempt from metrics";
+    const parts = [];
+    const th = r.Thresholds || {}, fa = r.Factors || {};
+    for (const m of Object.keys(th).sort()) parts.push(m + " at most " + th[m]);
+    for (const m of Object.keys(fa).sort()) parts.push(m + " at most " + fa[m] + " x the cluster's");
+    if (Array.isArray(r.Metrics) && r.Metrics.length) parts.push("only " + r.Metrics.join(", "));
+    return parts.length ? parts.join("; ") : "-";
+}
+
 function renderRules(rules) {
-    let rows;
-    if (Array.isArray(rules)) rows = rules.map((r, i) => [r && (r.App || r.app) ? (r.App || r.app) : String(i), JSON.stringify(r)]);
-    else if (rules && typeof rules === "object") rows = Object.keys(rules).sort().map((k) => [k, JSON.stringify(rules[k])]);
-    else rows = [];
-    $("rules-count").textContent = countText(rows.length);
-    fillTable($("rules"), rows, ["", ""], "none");
+    const keys = rules && typeof rules === "object" && !Array.isArray(rules) ? Object.keys(rules).sort() : [];
+    $("rules-count").textContent = countText(keys.length);
+    fillTable($("rules"), keys.map((k) => [k, ruleText(rules[k]), remaining(rules[k] && rules[k].ExpireAt)]), ["", "", "num"], "none");
     $("rules-section").hidden = false;
 }
 
