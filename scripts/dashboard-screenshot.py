@@ -78,7 +78,8 @@ def main():
         wait(lambda: len(json.loads(get("/aggregated-metrics"))) == 6, 30, "aggregates")
         for path in ("/check/gh-ost/mysql/main", "/check/archiver/mysql/main",
                      "/check/spark-export/mysql/replica2", "/throttle-app/archiver/ttl/30/ratio/0.5",
-                     "/throttle-app/backfill-users/ttl/120", "/skip-host/db-7.example/ttl/60"):
+                     "/throttle-app/backfill-users/ttl/120", "/skip-host/db-7.example/ttl/60",
+                     "/app-rule/gh-ost?threshold=2", "/app-rule/archiver?factor=0.5&ttl=90"):
             get(path)
         time.sleep(45)  # history to draw: not a wait for a condition
         sql(13307, "STOP SLAVE SQL_THREAD")
