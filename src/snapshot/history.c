@@ -37,7 +37,7 @@ struct history {
      * writes, HTTP threads copy. The third lock of the daemon (besides the
      * snapshot's and the command queue's), kept off the check path. */
     pthread_mutex_t lock;
-    struct hist_cluster **v; /* sorted by name */
+    struct hist_cluster *v; /* sorted by name; moved as values, never pointed to */
     size_t len, size;
 };
 
@@ -57,12 +57,11 @@ static void series_free(struct hist_series *s)
     free(s);
 }
 
-static void cluster_free(struct hist_cluster *c)
+static void cluster_deinit(struct hist_cluster *c)
 {
     for (size_t i = 0; i < c->nseries; i++)
         series_free(c->series[i]);
     free(c->name);
-    free(c);
 }
 
 void history_free(struct history *h)
@@ -70,7 +69,7 @@ void history_free(struct history *h)
     if (h == NULL)
         return;
     for (size_t i = 0; i < h->len; i++)
-        cluster_free(h->v[i]);
+        cluster_deinit(&h->v[i]);
     free(h->v);
     pthread_mutex_destroy(&h->lock);
     free(h);
@@ -82,7 +81,7 @@ static size_t cluster_index(const struct history *h, const char *name, bool *fou
     size_t lo = 0, hi = h->len;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(h->v[mid]->name, name);
+        int c = strcmp(h->v[mid].name, name);
         if (c == 0) {
             *found = true;
             return mid;
@@ -173,12 +172,11 @@ void history_record(struct history *h, const char *cluster, const struct history
             h->size = h->size ? h->size * 2 : 16;
             h->v = xrealloc(h->v, h->size * sizeof(*h->v));
         }
-        memmove(&h->v[at + 1], &h->v[at], (h->len - at) * sizeof(*h->v));
-        h->v[at] = xcalloc(1, sizeof(**h->v));
-        h->v[at]->name = xstrdup(cluster);
+        memmove(&h->v[at + 1], &h->v[at], (h->len - at) * sizeof(h->v[0]));
+        h->v[at] = (struct hist_cluster){.name = xstrdup(cluster)};
         h->len++;
     }
-    struct hist_cluster *c = h->v[at];
+    struct hist_cluster *c = &h->v[at];
     if (!series_match(c, v, n))
         cluster_set_series(c, v, n);
     cluster_advance(c, t_s);
@@ -196,11 +194,11 @@ void history_sweep(struct history *h)
     pthread_mutex_lock(&h->lock);
     size_t k = 0;
     for (size_t i = 0; i < h->len; i++) {
-        if (h->v[i]->seen) {
-            h->v[i]->seen = false;
+        if (h->v[i].seen) {
+            h->v[i].seen = false;
             h->v[k++] = h->v[i];
         } else {
-            cluster_free(h->v[i]);
+            cluster_deinit(&h->v[i]);
         }
     }
     h->len = k;
@@ -213,8 +211,8 @@ void history_remove_cluster(struct history *h, const char *cluster)
     bool found;
     size_t at = cluster_index(h, cluster, &found);
     if (found) {
-        cluster_free(h->v[at]);
-        memmove(&h->v[at], &h->v[at + 1], (h->len - at - 1) * sizeof(*h->v));
+        cluster_deinit(&h->v[at]);
+        memmove(&h->v[at], &h->v[at + 1], (h->len - at - 1) * sizeof(h->v[0]));
         h->len--;
     }
     pthread_mutex_unlock(&h->lock);
@@ -225,7 +223,7 @@ size_t history_series_count(struct history *h)
     pthread_mutex_lock(&h->lock);
     size_t n = 0;
     for (size_t i = 0; i < h->len; i++)
-        n += h->v[i]->nseries;
+        n += h->v[i].nseries;
     pthread_mutex_unlock(&h->lock);
     return n;
 }
@@ -257,7 +255,7 @@ static bool copy_cluster(struct history *h, const char *name, uint64_t since_s,
         pthread_mutex_unlock(&h->lock);
         return false;
     }
-    const struct hist_cluster *c = h->v[at];
+    const struct hist_cluster *c = &h->v[at];
     uint64_t first = c->count > 0 ? c->last_s - (c->count - 1) : 0;
     if (since_s >= first)
         first = since_s + 1;
@@ -342,7 +340,7 @@ static char **cluster_names(struct history *h, size_t *n)
     pthread_mutex_lock(&h->lock);
     char **names = xcalloc(h->len ? h->len : 1, sizeof(*names));
     for (size_t i = 0; i < h->len; i++)
-        names[i] = xstrdup(h->v[i]->name);
+        names[i] = xstrdup(h->v[i].name);
     *n = h->len;
     pthread_mutex_unlock(&h->lock);
     return names;
