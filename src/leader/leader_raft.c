@@ -291,6 +291,7 @@ static void raft_free_node(struct leader *l)
     free(n->self);
     free(n->shown_leader);
     audit_ring_clear(&n->audit);
+    free(n->audit_pending);
     free(n);
     l->impl = NULL;
 }

@@ -179,10 +179,11 @@ void leader_raft_submit(struct leader *l, struct loop_cmd *cmd)
 
 /* ---- the audit trail ---- */
 
-/* Audit entries proposed and not applied yet, at most: a leader whose log
- * does not commit drops entries beyond it (and logs it) rather than queue
- * without bound. */
-#define AUDIT_INFLIGHT_MAX 64
+/* Audit entries waiting to be proposed or committed, at most: a leader
+ * whose log does not commit drops entries beyond it (and logs it) rather
+ * than queue without bound. Commands commit one at a time and the poll
+ * proposes every 20 ms, so a healthy leader stays far below it. */
+#define AUDIT_INFLIGHT_MAX 256
 
 struct audit_apply {
     struct raft_apply req;
@@ -204,14 +205,22 @@ void leader_raft_audit(struct leader *l, const struct audit_record *r)
     struct rnode *n = l->impl;
     /* Only the leader writes the log; a follower's refusals are in its own
      * log lines. */
-    if (n == NULL || n->stopping || !leader_raft_is_usable(n))
+    if (n == NULL || n->stopping || leader_raft_state(n) != RAFT_LEADER)
         return;
-    if (n->audit_inflight >= AUDIT_INFLIGHT_MAX) {
+    if (n->audit_pending_len + n->audit_inflight >= AUDIT_INFLIGHT_MAX) {
         if (n->audit_dropped++ % 100 == 0)
-            log_warn("raft: %u audit entries wait for the log to commit: %llu dropped so far",
-                     n->audit_inflight, (unsigned long long)n->audit_dropped);
+            log_warn("raft: %d audit entries wait for the log to commit: %llu dropped so far",
+                     AUDIT_INFLIGHT_MAX, (unsigned long long)n->audit_dropped);
         return;
     }
+    if (n->audit_pending == NULL)
+        n->audit_pending = xcalloc(AUDIT_INFLIGHT_MAX, sizeof(*n->audit_pending));
+    n->audit_pending[n->audit_pending_len++] = *r;
+}
+
+/* Proposes @r as an audit entry. */
+static void propose_audit(struct rnode *n, const struct audit_record *r)
+{
     struct raft_codec_cmd c = {.op = RAFT_CODEC_AUDIT, .audit = *r};
     struct err err = {0};
     char *text = NULL;
@@ -235,6 +244,11 @@ void leader_raft_audit(struct leader *l, const struct audit_record *r)
 
 void leader_raft_show_audit(struct rnode *n)
 {
+    size_t pending = n->audit_pending_len;
+    n->audit_pending_len = 0;
+    if (pending > 0 && !n->stopping && leader_raft_is_usable(n))
+        for (size_t i = 0; i < pending; i++)
+            propose_audit(n, &n->audit_pending[i]);
     if (!n->audit_dirty)
         return;
     n->audit_dirty = false;

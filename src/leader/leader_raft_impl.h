@@ -83,7 +83,11 @@ struct rnode {
     struct audit_ring audit;
     bool audit_dirty;
     unsigned audit_inflight; /* audit entries proposed, not applied yet */
-    uint64_t audit_dropped;  /* not proposed: too many in flight */
+    uint64_t audit_dropped;  /* not proposed: too many waiting */
+    /* Audit entries waiting to be proposed from the poll: the hook runs
+     * inside libraft's callbacks, where proposing is not safe. */
+    struct audit_record *audit_pending;
+    size_t audit_pending_len;
 
     bool stopping;
     bool transfer_pending;
@@ -114,7 +118,9 @@ void leader_raft_submit(struct leader *l, struct loop_cmd *cmd);
 void leader_raft_pump(struct rnode *n);
 /* leader_ops.audit: proposes @r as an audit entry (leader only). */
 void leader_raft_audit(struct leader *l, const struct audit_record *r);
-/* Shows the trail at GET /audit-log if it changed. */
+/* Proposes the audit entries waiting (leader only; elsewhere they are
+ * dropped: their log lines stay), then shows the trail at GET /audit-log if
+ * it changed. From the poll timer, outside libraft's callbacks. */
 void leader_raft_show_audit(struct rnode *n);
 /* Answers every queued command @status with @msg. */
 void leader_raft_fail_queued(struct rnode *n, int status, const char *msg);
