@@ -1,18 +1,30 @@
 #!/usr/bin/env bash
-# Benchmark (not a test): check throughput and latency against HAProxy
-# answering a constant 200, idle cost with 3 probed hosts, cost with 500
-# probed hosts, and time to the first 200. Prints a summary table.
+# Benchmark (not a test): GET /check with keep-alive and with a connection per
+# request (Connection: close) against HAProxy answering a constant 200 with
+# the same body, daemon CPU per request, HEAD, idle cost with 3 probed hosts,
+# cost with 500 probed hosts, and time to the first 200. Every figure is the
+# median of ROUNDS runs (3; 1 with --quick). Prints a table and one summary
+# line per figure with its target and PASS or FAIL, then runs
+# bench/probes.sh when it exists.
+#
 # Usage: bench/run.sh [--quick]   (needs the demo topology; starts it)
+#   GO_FRENO_BIN=/path/to/freno   also measures the Go original, same run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 QUICK=0
 [ "${1:-}" = "--quick" ] && QUICK=1
-DUR=10; ROUNDS=3; IDLE_SECS=30
+DUR=10; ROUNDS=3; IDLE_SECS=10
 if [ "$QUICK" = 1 ]; then DUR=4; ROUNDS=1; IDLE_SECS=10; fi
 WORK=${BENCH_DIR:-/tmp/freno-bench}
 FRENO_PORT=18901
 HAPROXY_PORT=18902
+GO_PORT=18903
+GO_BIN=${GO_FRENO_BIN:-}
+if [ -n "$GO_BIN" ] && [ ! -x "$GO_BIN" ]; then
+    echo "bench: GO_FRENO_BIN=$GO_BIN is not an executable file" >&2
+    exit 2
+fi
 mkdir -p "$WORK"
 
 bash scripts/setup.sh >/dev/null
@@ -32,55 +44,110 @@ cleanup() {
 trap cleanup EXIT
 
 LAG_QUERY="select unix_timestamp(now(6)) - unix_timestamp(ts) as lag_check from meta.heartbeat order by ts desc limit 1"
+CHECK=/check/bench/mysql/main
 
-write_config() { # $1 file, $2 clusters json
+write_config() { # $1 file, $2 port, $3 raft dir, $4 clusters json
     cat > "$1" <<JSON
 {
-  "ListenPort": $FRENO_PORT,
-  "RaftDataDir": "$WORK/raft",
+  "ListenPort": $2,
+  "RaftDataDir": "$3",
   "RaftNodes": [],
   "Stores": { "MySQL": {
       "User": "freno", "Password": "freno",
       "MetricQuery": "$LAG_QUERY",
       "ThrottleThreshold": 1.0,
-      "Clusters": $2 } }
+      "Clusters": $4 } }
 }
 JSON
 }
 
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 rss_peak_kb() { awk '/VmHWM/{print $2}' "/proc/$1/status"; }
-rss_kb() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
 HZ=$(getconf CLK_TCK)
 
-start_freno() { # $1 config; sets FPID and FIRST (ms from spawn to the first 200)
-    rm -rf "$WORK/raft"; mkdir -p "$WORK/raft"
-    local t0 t1
+median() { # numbers as arguments -> their median ("" when none)
+    printf '%s\n' "$@" | awk 'NF' | sort -g | awk '{v[NR]=$1} END{if (NR == 0) exit; if (NR % 2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'
+}
+
+# start_daemon NAME BIN CONFIG PORT: sets DPID and FIRST (ms from spawn to
+# the first 200; the Go original needs about 10 s, so wait up to 60 s).
+start_daemon() {
+    local name=$1 bin=$2 config=$3 port=$4 t0 t1 code=000
+    local raft
+    raft=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["RaftDataDir"])' "$config")
+    rm -rf "$raft"; mkdir -p "$raft"
     t0=$(date +%s%N)
-    "$ROOT/build-release/freno" --http --config "$1" --quiet >/dev/null 2>"$WORK/freno.log" &
-    FPID=$!
-    PIDS+=("$FPID")
-    for _ in $(seq 1 500); do
-        code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$FRENO_PORT/check/bench/mysql/main" || true)
-        if [ "$code" = 200 ]; then break; fi
+    if [ "$name" = freno ]; then
+        "$bin" --http --config "$config" --quiet >/dev/null 2>"$WORK/$name.log" &
+    else
+        "$bin" --http --config "$config" >"$WORK/$name.log" 2>&1 &
+    fi
+    DPID=$!
+    PIDS+=("$DPID")
+    local deadline=$(( t0 + 60000000000 ))
+    while [ "$(date +%s%N)" -lt "$deadline" ]; do
+        code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port$CHECK" || true)
+        [ "$code" = 200 ] && break
+        kill -0 "$DPID" 2>/dev/null || break
         sleep 0.01
     done
     t1=$(date +%s%N)
+    if [ "$code" != 200 ]; then
+        echo "bench: $name did not answer 200 on $CHECK (last status $code); its log:" >&2
+        tail -5 "$WORK/$name.log" >&2
+        exit 1
+    fi
     FIRST=$(( (t1 - t0) / 1000000 ))
 }
 
-stop_freno() { kill "$FPID" 2>/dev/null || true; wait "$FPID" 2>/dev/null || true; }
+stop_daemon() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
-# ---- 1. three hosts: first 200, idle cost, throughput ----
-write_config "$WORK/three.json" '{ "main": { "StaticHostsSettings": { "Hosts": ["127.0.0.1:13306", "127.0.0.1:13307", "127.0.0.1:13308"] } } }'
-start_freno "$WORK/three.json"
-FIRST_MS=$FIRST
+# idle_cpu PID: median over ROUNDS windows of IDLE_SECS, % of one core
+idle_cpu() {
+    local vals=() c0 c1
+    for _ in $(seq 1 "$ROUNDS"); do
+        c0=$(cpu_ticks "$1"); sleep "$IDLE_SECS"; c1=$(cpu_ticks "$1")
+        vals+=("$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" -v s="$IDLE_SECS" 'BEGIN{printf "%.2f", (b-a)/hz/s*100}')")
+    done
+    median "${vals[@]}"
+}
+
+# wrk_measure PID URL CONNECTIONS [wrk options]: "req/s p99-ms cpu-us-per-request"
+wrk_measure() {
+    local pid=$1 url=$2 conns=$3 c0 c1 out
+    shift 3
+    c0=$(cpu_ticks "$pid")
+    out=$(wrk -t2 -c"$conns" -d"${DUR}s" --latency "$@" "$url" 2>/dev/null || true)
+    c1=$(cpu_ticks "$pid")
+    echo "$out" | awk -v a="$c0" -v b="$c1" -v hz="$HZ" -v d="$DUR" '
+        /Requests\/sec/ {rps=$2}
+        /^ +99%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; p99=v}
+        END {if (rps == "" || rps == 0) {print "0 0 0"; exit}
+             printf "%.0f %s %.2f\n", rps, p99, (b-a)/hz*1e6/(rps*d)}'
+}
+
+# ---- 1. three hosts: first 200, idle cost ----
+THREE='{ "main": { "StaticHostsSettings": { "Hosts": ["127.0.0.1:13306", "127.0.0.1:13307", "127.0.0.1:13308"] } } }'
+write_config "$WORK/three.json" "$FRENO_PORT" "$WORK/raft" "$THREE"
+start_daemon freno "$ROOT/build-release/freno" "$WORK/three.json" "$FRENO_PORT"
+FPID=$DPID; FIRST_MS=$FIRST
 sleep 2
-c0=$(cpu_ticks "$FPID"); sleep "$IDLE_SECS"; c1=$(cpu_ticks "$FPID")
-IDLE_CPU=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" -v s="$IDLE_SECS" 'BEGIN{printf "%.2f", (b-a)/hz/s*100}')
+IDLE_CPU=$(idle_cpu "$FPID")
 IDLE_RSS=$(rss_peak_kb "$FPID")
 
-BODY=$(curl -s "http://127.0.0.1:$FRENO_PORT/check/bench/mysql/main")
+GPID=
+G_FIRST_MS=-; G_IDLE_CPU=-; G_IDLE_RSS=
+if [ -n "$GO_BIN" ]; then
+    write_config "$WORK/go-three.json" "$GO_PORT" "$WORK/go-raft" "$THREE"
+    start_daemon go "$GO_BIN" "$WORK/go-three.json" "$GO_PORT"
+    GPID=$DPID; G_FIRST_MS=$FIRST
+    sleep 2
+    G_IDLE_CPU=$(idle_cpu "$GPID")
+    G_IDLE_RSS=$(rss_peak_kb "$GPID")
+fi
+
+# ---- 2. GET /check: keep-alive and Connection: close, against HAProxy ----
+BODY=$(curl -s "http://127.0.0.1:$FRENO_PORT$CHECK")
 cat > "$WORK/haproxy.cfg" <<CFG
 global
     maxconn 4096
@@ -98,38 +165,62 @@ haproxy -f "$WORK/haproxy.cfg" -db </dev/null >/dev/null 2>&1 &
 HPID=$!; PIDS+=("$HPID")
 for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$HAPROXY_PORT/" && break; sleep 0.05; done
 
-wrk_run() { # $1 url -> "rps p99ms"
-    wrk -t2 -c64 -d"${DUR}s" --latency "$1" 2>/dev/null | awk '
-        /Requests\/sec/ {rps=$2}
-        /^ +99%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; p99=v}
-        END {printf "%s %s\n", rps, p99}'
-}
-
-F_RPS_SUM=0; H_RPS_SUM=0; F_P99_MAX=0; F_CPU_US_SUM=0
+# Per round and mode, each server in turn under the same load; a client
+# that sends "Connection: close" makes every server close after its answer.
+declare -A RPS P99 CPU
 for r in $(seq 1 "$ROUNDS"); do
-    c0=$(cpu_ticks "$FPID")
-    read -r frps fp99 < <(wrk_run "http://127.0.0.1:$FRENO_PORT/check/bench/mysql/main")
-    c1=$(cpu_ticks "$FPID")
-    read -r hrps _hp99 < <(wrk_run "http://127.0.0.1:$HAPROXY_PORT/check/bench/mysql/main")
-    cpu_us=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" -v rps="$frps" -v d="$DUR" 'BEGIN{printf "%.2f", (b-a)/hz*1e6/(rps*d)}')
-    echo "round $r: freno ${frps} req/s p99 ${fp99} ms cpu ${cpu_us} us/req | haproxy ${hrps} req/s"
-    F_RPS_SUM=$(awk -v a="$F_RPS_SUM" -v b="$frps" 'BEGIN{print a+b}')
-    H_RPS_SUM=$(awk -v a="$H_RPS_SUM" -v b="$hrps" 'BEGIN{print a+b}')
-    F_P99_MAX=$(awk -v a="$F_P99_MAX" -v b="$fp99" 'BEGIN{print (b>a)?b:a}')
-    F_CPU_US_SUM=$(awk -v a="$F_CPU_US_SUM" -v b="$cpu_us" 'BEGIN{print a+b}')
+    for mode in keep close; do
+        if [ "$mode" = keep ]; then conns=64; opts=(); else conns=16; opts=(-H "Connection: close"); fi
+        for srv in freno haproxy go; do
+            case $srv in
+            freno) pid=$FPID; port=$FRENO_PORT ;;
+            haproxy) pid=$HPID; port=$HAPROXY_PORT ;;
+            go) [ -n "$GPID" ] || continue; pid=$GPID; port=$GO_PORT ;;
+            esac
+            read -r rps p99 cpu < <(wrk_measure "$pid" "http://127.0.0.1:$port$CHECK" "$conns" "${opts[@]}")
+            RPS[$srv,$mode]="${RPS[$srv,$mode]:-} $rps"
+            P99[$srv,$mode]="${P99[$srv,$mode]:-} $p99"
+            CPU[$srv,$mode]="${CPU[$srv,$mode]:-} $cpu"
+            echo "round $r $mode $srv: $rps req/s, p99 $p99 ms, $cpu us CPU per request"
+        done
+    done
 done
-RATIO=$(awk -v a="$F_RPS_SUM" -v b="$H_RPS_SUM" 'BEGIN{printf "%.2f", a/b}')
-F_RPS=$(awk -v a="$F_RPS_SUM" -v n="$ROUNDS" 'BEGIN{printf "%.0f", a/n}')
-H_RPS=$(awk -v a="$H_RPS_SUM" -v n="$ROUNDS" 'BEGIN{printf "%.0f", a/n}')
-CPU_US=$(awk -v a="$F_CPU_US_SUM" -v n="$ROUNDS" 'BEGIN{printf "%.2f", a/n}')
+# ratios per round (the same moment's load for both), then their median
+ratios() { # $1 list a, $2 list b -> median of a[i]/b[i]
+    local -a a b vals=()
+    read -r -a a <<<"$1"; read -r -a b <<<"$2"
+    for i in "${!a[@]}"; do
+        vals+=("$(awk -v x="${a[$i]}" -v y="${b[$i]:-0}" 'BEGIN{if (y > 0) printf "%.3f", x/y}')")
+    done
+    median "${vals[@]}"
+}
+med() { # $1 space-separated list
+    local -a v
+    read -r -a v <<<"$1"
+    median "${v[@]}"
+}
+declare -A M
+for srv in freno haproxy go; do
+    for mode in keep close; do
+        [ -n "${RPS[$srv,$mode]:-}" ] || continue
+        M[$srv,$mode,rps]=$(med "${RPS[$srv,$mode]}")
+        M[$srv,$mode,p99]=$(med "${P99[$srv,$mode]}")
+        M[$srv,$mode,cpu]=$(med "${CPU[$srv,$mode]}")
+        M[$srv,$mode,rps_x]=$(ratios "${RPS[$srv,$mode]}" "${RPS[haproxy,$mode]}")
+        M[$srv,$mode,cpu_x]=$(ratios "${CPU[$srv,$mode]}" "${CPU[haproxy,$mode]}")
+    done
+done
+g() { echo "${M[$1]:--}"; }
 
-HEAD_OUT=$(hey -z "${DUR}s" -c 64 -m HEAD "http://127.0.0.1:$FRENO_PORT/check/bench/mysql/main" 2>/dev/null)
+HEAD_OUT=$(hey -z "${DUR}s" -c 64 -m HEAD "http://127.0.0.1:$FRENO_PORT$CHECK" 2>/dev/null || true)
 HEAD_RPS=$(echo "$HEAD_OUT" | awk '/Requests\/sec/{printf "%.0f", $2}')
 HEAD_P99=$(echo "$HEAD_OUT" | awk '/99%% in|99% in/{printf "%.2f", $3*1000}')
 LOAD_RSS=$(rss_peak_kb "$FPID")
-stop_freno
+stop_daemon "$FPID"
+[ -n "$GPID" ] && stop_daemon "$GPID"
+stop_daemon "$HPID"
 
-# ---- 2. 500 hosts in 10 clusters ----
+# ---- 3. 500 hosts in 10 clusters ----
 clusters="{"
 for c in $(seq 0 9); do
     hosts=""
@@ -140,29 +231,75 @@ for c in $(seq 0 9); do
     clusters="$clusters\"c$c\": {\"StaticHostsSettings\": {\"Hosts\": [${hosts%,}]}},"
 done
 clusters="${clusters%,}, \"main\": {\"StaticHostsSettings\": {\"Hosts\": [\"127.0.0.1:13307\"]}}}"
-write_config "$WORK/many.json" "$clusters"
-start_freno "$WORK/many.json"
-MANY_FIRST_MS=$FIRST
-sleep 5
-c0=$(cpu_ticks "$FPID"); sleep "$IDLE_SECS"; c1=$(cpu_ticks "$FPID")
-MANY_CPU=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" -v s="$IDLE_SECS" 'BEGIN{printf "%.2f", (b-a)/hz/s*100}')
-MANY_RSS=$(rss_peak_kb "$FPID")
-PROBES=$(curl -s "http://127.0.0.1:$FRENO_PORT/debug/vars" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("probes.total",0), d.get("probes.error",0))')
-stop_freno
+
+many() { # NAME BIN PORT RAFT: sets MANY_FIRST MANY_CPU MANY_RSS
+    write_config "$WORK/$1-many.json" "$3" "$4" "$clusters"
+    start_daemon "$1" "$2" "$WORK/$1-many.json" "$3"
+    MANY_FIRST=$FIRST
+    sleep 5
+    MANY_CPU=$(idle_cpu "$DPID")
+    MANY_RSS=$(rss_peak_kb "$DPID")
+    stop_daemon "$DPID"
+}
+many freno "$ROOT/build-release/freno" "$FRENO_PORT" "$WORK/raft"
+MANY_FIRST_MS=$MANY_FIRST; MANY_CPU_F=$MANY_CPU; MANY_RSS_F=$MANY_RSS
+G_MANY_FIRST_MS=-; G_MANY_CPU=-; G_MANY_RSS=
+if [ -n "$GO_BIN" ]; then
+    many go "$GO_BIN" "$GO_PORT" "$WORK/go-raft"
+    G_MANY_FIRST_MS=$MANY_FIRST; G_MANY_CPU=$MANY_CPU; G_MANY_RSS=$MANY_RSS
+fi
+
+mb() { [ -n "$1" ] && awk -v k="$1" 'BEGIN{printf "%.1f MB", k/1024}' || echo -; }
+GO_NOTE="(not measured: set GO_FRENO_BIN)"
+[ -n "$GO_BIN" ] && GO_NOTE="(this run)"
 
 cat <<OUT
 
-| measure | freno (C) | target | Go original (same machine) |
+Medians of $ROUNDS run(s), wrk -t2 for ${DUR} s each; HAProxy answers a constant 200 with the same body.
+
+| measure | freno (C) | HAProxy constant | Go original $GO_NOTE |
 |---|---|---|---|
-| GET /check keep-alive, wrk -t2 -c64 | ${F_RPS} req/s (HAProxy constant 200: ${H_RPS} req/s, ratio ${RATIO}) | ratio >= 0.8 | 0.35-0.45 |
-| GET /check p99 | ${F_P99_MAX} ms | <= 10 ms | 22 ms |
-| daemon CPU per GET | ${CPU_US} us | <= 12 us | 35 us |
-| HEAD /check, hey -c64 | ${HEAD_RPS} req/s, p99 ${HEAD_P99} ms | | |
-| peak RSS under load | $((LOAD_RSS / 1024)) MB | | |
-| idle, 3 hosts at 20 Hz: CPU | ${IDLE_CPU} % | <= 1.5 % | 2.8 % |
-| idle, 3 hosts at 20 Hz: peak RSS | $((IDLE_RSS / 1024)) MB (${IDLE_RSS} kB) | <= 8 MB | 17 MB |
-| 500 hosts in 10 clusters at 20 Hz: CPU | ${MANY_CPU} % of one core | <= 20 % | 61 % |
-| 500 hosts: peak RSS | $((MANY_RSS / 1024)) MB | <= 25 MB | 49 MB |
-| 500 hosts: probes total / errors | ${PROBES} | | |
-| first /check 200 after start | ${FIRST_MS} ms (500 hosts: ${MANY_FIRST_MS} ms) | <= 1000 ms | 10 s |
+| GET /check keep-alive, wrk -c64: req/s | $(g freno,keep,rps) (x$(g freno,keep,rps_x) HAProxy) | $(g haproxy,keep,rps) | $(g go,keep,rps) (x$(g go,keep,rps_x)) |
+| keep-alive: p99 | $(g freno,keep,p99) ms | $(g haproxy,keep,p99) ms | $(g go,keep,p99) ms |
+| keep-alive: CPU per request | $(g freno,keep,cpu) us | $(g haproxy,keep,cpu) us | $(g go,keep,cpu) us |
+| GET /check Connection: close, wrk -c16: req/s | $(g freno,close,rps) (x$(g freno,close,rps_x) HAProxy) | $(g haproxy,close,rps) | $(g go,close,rps) (x$(g go,close,rps_x)) |
+| Connection: close: p99 | $(g freno,close,p99) ms | $(g haproxy,close,p99) ms | $(g go,close,p99) ms |
+| Connection: close: CPU per request | $(g freno,close,cpu) us (x$(g freno,close,cpu_x) HAProxy) | $(g haproxy,close,cpu) us | $(g go,close,cpu) us (x$(g go,close,cpu_x)) |
+| HEAD /check, hey -c64 | ${HEAD_RPS:-0} req/s, p99 ${HEAD_P99:--} ms | | |
+| peak RSS under load | $(mb "$LOAD_RSS") | | |
+| idle, 3 hosts at 20 Hz: CPU | ${IDLE_CPU} % | | ${G_IDLE_CPU} % |
+| idle, 3 hosts: peak RSS | $(mb "$IDLE_RSS") | | $(mb "$G_IDLE_RSS") |
+| 500 hosts in 10 clusters at 20 Hz: CPU | ${MANY_CPU_F} % of one core | | ${G_MANY_CPU} % |
+| 500 hosts: peak RSS | $(mb "$MANY_RSS_F") | | $(mb "$G_MANY_RSS") |
+| first /check 200 after start, 3 hosts | ${FIRST_MS} ms | | ${G_FIRST_MS} ms |
+| first /check 200 after start, 500 hosts | ${MANY_FIRST_MS} ms | | ${G_MANY_FIRST_MS} ms |
+
 OUT
+
+FAILS=0
+check() { # label value op target unit
+    local verdict
+    verdict=$(awk -v v="$2" -v t="$4" -v op="$3" 'BEGIN{
+        if (v == "" || v == "-") {print "FAIL"; exit}
+        ok = (op == ">=") ? (v + 0 >= t + 0) : (v + 0 <= t + 0); print ok ? "PASS" : "FAIL"}')
+    [ "$verdict" = PASS ] || FAILS=$((FAILS + 1))
+    printf 'summary: %-52s %10s %-4s (target %s %s%s) %s\n' "$1" "$2" "$5" "$3" "$4" "$5" "$verdict"
+}
+check "keep-alive req/s, ratio to HAProxy" "$(g freno,keep,rps_x)" ">=" 0.95 x
+check "keep-alive CPU per request" "$(g freno,keep,cpu)" "<=" 12 us
+check "keep-alive p99" "$(g freno,keep,p99)" "<=" 10 ms
+check "Connection: close req/s, ratio to HAProxy" "$(g freno,close,rps_x)" ">=" 0.9 x
+check "Connection: close CPU per request, ratio to HAProxy" "$(g freno,close,cpu_x)" "<=" 1.2 x
+check "idle CPU, 3 hosts at 20 Hz" "$IDLE_CPU" "<=" 1.5 %
+check "idle peak RSS, 3 hosts" "$(awk -v k="$IDLE_RSS" 'BEGIN{printf "%.1f", k/1024}')" "<=" 10 MB
+check "500 hosts CPU" "$MANY_CPU_F" "<=" 20 %
+check "500 hosts peak RSS" "$(awk -v k="$MANY_RSS_F" 'BEGIN{printf "%.1f", k/1024}')" "<=" 20 MB
+check "first 200 after start, 3 hosts" "$FIRST_MS" "<=" 1000 ms
+check "first 200 after start, 500 hosts" "$MANY_FIRST_MS" "<=" 1000 ms
+echo "summary: $FAILS figure(s) miss their target"
+
+if [ -f bench/probes.sh ]; then
+    trap - EXIT
+    cleanup
+    if [ "$QUICK" = 1 ]; then bash bench/probes.sh --quick; else bash bench/probes.sh; fi
+fi
