@@ -341,7 +341,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
     char peer[INET6_ADDRSTRLEN + 1];
     peer_address(conn, peer, sizeof(peer));
-    struct loop_cmd park_cmd = {0};
+    /* Written only by a control request that parks (a whole command, about
+     * 2.7 KB): left uninitialized so that checks do not clear it. */
+    struct loop_cmd park_cmd;
     struct http_req req = {
             .method = method,
             .path = url,
