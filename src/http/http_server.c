@@ -195,6 +195,9 @@ static enum MHD_Result park(struct http_server *srv, struct MHD_Connection *conn
                             const struct loop_cmd *cmd)
 {
     struct parked *p = xcalloc(1, sizeof(*p));
+    /* on_request() leaves its command uninitialized unless the handler
+     * parked, and then the handler wrote all of it. */
+    // cppcheck-suppress ctuuninitvar
     p->cmd = *cmd;
     *req_cls = p;
     p->suspended = true;
@@ -355,7 +358,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     };
     struct http_resp resp;
     http_api_handle(&srv->api, &req, &resp);
-    if (resp.park)
+    if (resp.park) /* then http_api_handle() wrote the whole command */
         return park(srv, conn, req_cls, &park_cmd);
     return send_resp(conn, method, &resp);
 }

@@ -404,8 +404,9 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     for (size_t i = 0; i < s.audit_len; i++)
         audit_ring_push(&n->audit, &s.audit[i]);
     n->audit_dirty = true;
-    log_info("raft: restored a snapshot: %zu app throttle(s), %zu skipped host(s), %zu app rule(s), %zu audit entries",
-             s.apps_len, s.hosts_len, nrules, s.audit_len);
+    log_info(
+            "raft: restored a snapshot: %zu app throttle(s), %zu skipped host(s), %zu app rule(s), %zu audit entries",
+            s.apps_len, s.hosts_len, nrules, s.audit_len);
     raft_codec_state_deinit(&s);
     throttler_publish_pending(n->t);
     return 0;

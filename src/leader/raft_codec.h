@@ -38,7 +38,7 @@ struct raft_codec_cmd {
     uint64_t expire_at_ms;
     double ratio;
     char rule[RAFT_CODEC_RULE_MAX]; /* RAFT_CODEC_SET_RULE */
-    struct audit_record audit; /* RAFT_CODEC_AUDIT */
+    struct audit_record audit;      /* RAFT_CODEC_AUDIT */
 };
 
 struct raft_codec_app {

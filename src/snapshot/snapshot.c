@@ -326,9 +326,8 @@ void snap_audit_unref(struct snap_audit *p)
 /* Calls @fn on each part of @s (NULL ones included). */
 static void each_part(const struct snapshot *s, void (*fn)(void *part))
 {
-    void *parts[] = {s->clusters, s->probes, s->apps,   s->hosts,
-                     s->recents,  s->text,   s->leader, s->rules,
-                     s->audit};
+    void *parts[] = {s->clusters, s->probes, s->apps,  s->hosts, s->recents,
+                     s->text,     s->leader, s->rules, s->audit};
     for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
         fn(parts[i]);
 }

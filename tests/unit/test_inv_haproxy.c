@@ -16,8 +16,8 @@
 
 #include "config/config.h"
 #include "core/err.h"
-#include "inventory/inv_haproxy.h"
 #include "inv_fixture.h"
+#include "inventory/inv_haproxy.h"
 
 static int parse(const char *csv, const char *pool, struct inv_hosts *out, struct err *err)
 {

@@ -13,8 +13,8 @@
 
 #include "config/config.h"
 #include "core/strmap.h"
-#include "inventory/inv_proxysql.h"
 #include "inv_fixture.h"
+#include "inventory/inv_proxysql.h"
 
 #define T0  1700000000000ull
 #define TTL 10000ull

@@ -16,8 +16,8 @@
 
 #include "config/config.h"
 #include "core/err.h"
-#include "inventory/inv_vitess.h"
 #include "inv_fixture.h"
+#include "inventory/inv_vitess.h"
 
 static int parse_file(const char *name, char **cells, size_t ncells, struct inv_hosts *out)
 {
