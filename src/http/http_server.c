@@ -197,7 +197,7 @@ static enum MHD_Result park(struct http_server *srv, struct MHD_Connection *conn
     struct parked *p = xcalloc(1, sizeof(*p));
     /* on_request() leaves its command uninitialized unless the handler
      * parked, and then the handler wrote all of it. */
-    // cppcheck-suppress ctuuninitvar
+    // cppcheck-suppress [ctuuninitvar, uninitvar]
     p->cmd = *cmd;
     *req_cls = p;
     p->suspended = true;
