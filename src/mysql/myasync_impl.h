@@ -39,11 +39,13 @@
 
 enum conn_op {
     OP_NONE = 0,
-    OP_CONNECT, /* mysql_real_connect_start/cont */
-    OP_SETUP,   /* SET NAMES ... COLLATE after connecting */
-    OP_KILL,    /* KILL QUERY of the query that timed out on the last connection */
-    OP_QUERY,   /* mysql_real_query_start/cont */
-    OP_FETCH,   /* mysql_fetch_row_start/cont on a mysql_use_result() result */
+    OP_CONNECT,     /* mysql_real_connect_start/cont */
+    OP_SETUP,       /* SET NAMES ... COLLATE after connecting */
+    OP_KILL,        /* KILL QUERY of the query that timed out on the last connection */
+    OP_QUERY,       /* mysql_send_query_start/cont */
+    OP_RESULT_WAIT, /* query sent; waiting for the answer before reading */
+    OP_RESULT,      /* mysql_read_query_result_start/cont */
+    OP_FETCH,       /* mysql_fetch_row_start/cont on a mysql_use_result() result */
 };
 
 struct resolve_req {
@@ -108,15 +110,18 @@ struct myconn {
     enum conn_op op;         /* the suspended operation, if any */
     int wait;                /* MYSQL_WAIT_* the connector asked for */
     int poll_fd;
+    int poll_events; /* UV_* the poll is started with, 0 when stopped */
     int ret_int;
+    my_bool ret_bool;
     int handles_open; /* timers not yet closed, during myconn_free */
     unsigned int last_errno;
     int setup_step;               /* myconn_next_setup() progress on a new connection */
     unsigned long kill_thread_id; /* server thread of a query that timed out */
     uint64_t kill_until_ms;       /* uv_now() after which it is not killed any more */
     uint16_t port;
-    bool connected; /* handshake (and SET NAMES) done */
-    bool busy;      /* from myconn_query() until the callback */
+    bool connected;  /* handshake (and SET NAMES) done */
+    bool busy;       /* from myconn_query() until the callback */
+    bool idle_event; /* the socket became readable or failed while idle */
 
     char addrs[MYCONN_MAX_ADDRS][INET6_ADDRSTRLEN];
     char name[300];      /* "host:port", IPv6 in brackets */
@@ -128,7 +133,7 @@ struct myconn {
 /* Runs completed operations until one has to wait or the query is over.
  * @status is what the last _start/_cont returned. */
 void myconn_drive(struct myconn *c, int status);
-/* Stops watching the socket and the connector's timer. */
+/* Stops the connector's timer; the socket stays watched (see arm()). */
 void myconn_wait_stop(struct myconn *c);
 /* Closes the connection. @graceful sends COM_QUIT on an idle healthy
  * connection; otherwise the socket is shut down first so that nothing
@@ -153,7 +158,9 @@ int myconn_setup_done(struct myconn *c, enum conn_op op);
 
 /* Starts the query in flight on a connected connection. */
 int myconn_start_query(struct myconn *c);
-/* Completions of OP_QUERY and OP_FETCH; as myconn_connect_done(). */
+/* Completions of OP_QUERY (sent), OP_RESULT and OP_FETCH; as
+ * myconn_connect_done(). */
+int myconn_send_done(struct myconn *c);
 int myconn_query_done(struct myconn *c);
 int myconn_fetch_done(struct myconn *c);
 /* Ends the current query and calls back. The callback may free @c or start
