@@ -3,7 +3,8 @@
  * closes connections (public API, name lookup, dial, setup statements),
  * myasync_drive.c runs the connector's suspended operations from socket and
  * timer events, myasync_result.c runs queries and reads their results within
- * the limits. Loop thread. Only mysql/ includes it. */
+ * the limits. Loop thread. Only mysql/ includes it (and tests/stack/costack_depth.c,
+ * for the stack bound). */
 #pragma once
 
 #include <stdbool.h>
@@ -30,6 +31,15 @@
 #define MYCONN_MAX_ADDRS        4
 #define MYCONN_DEFAULT_TIMEOUT  1000
 #define MYCONN_KILL_WINDOW_MS   10000
+/* The connector's co-routine stack per connection (its default is 256 KB).
+ * The deepest use measured over every statement shape the daemon sends,
+ * including authentication through a dynamically loaded client plugin
+ * (ed25519), is under 8 KB; tests/stack/costack_depth.c runs those shapes
+ * on stacks with a guard page and fails past MYCONN_COSTACK_BOUND. At
+ * 64 KB the stack comes from the heap instead of a mapping of its own and
+ * only the pages it touches are resident. */
+#define MYCONN_COSTACK_SIZE  (64u * 1024)
+#define MYCONN_COSTACK_BOUND (MYCONN_COSTACK_SIZE / 4)
 /* Resuming an operation whose socket was shut down ends it at once; the
  * bound only guards against a connector that keeps asking to wait. */
 #define MYCONN_UNWIND_STEPS 64
