@@ -295,9 +295,9 @@ static uint64_t raise_nofile(struct config *cfg)
     return nofile.soft;
 }
 
-/* Memory per probed host (docs/semantics.md#memory): the MariaDB connector
- * calloc()s a 16 KB read-ahead buffer per connection, of which a probe uses a
- * few hundred bytes. glibc clears calloc() memory unless it comes fresh from
+/* Memory per probed host (docs/semantics.md#memory-per-host): the MariaDB
+ * connector calloc()s a 16 KB read-ahead buffer per connection, of which a
+ * probe uses a few hundred bytes. glibc clears calloc() memory unless it comes fresh from
  * the kernel, and with its default top pad (128 KB) it mostly does not; with
  * no pad the heap grows by what is asked and the pages nobody writes are
  * never made resident: 8 KB less per host, measured at 500 hosts. The price
