@@ -14,6 +14,7 @@ PACKAGES=(
     wrk hey curl python3 jq procps iproute2
     libsodium-dev prometheus libunistring-dev
     libsystemd-dev man-db debhelper lintian debootstrap
+    strace linux-perf
 )
 
 missing=()
