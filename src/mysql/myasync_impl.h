@@ -38,7 +38,7 @@
  * on stacks with a guard page and fails past MYCONN_COSTACK_BOUND. At
  * 64 KB the stack comes from the heap instead of a mapping of its own and
  * only the pages it touches are resident. */
-#define MYCONN_COSTACK_SIZE  (64u * 1024)
+#define MYCONN_COSTACK_SIZE  ((size_t)64 * 1024)
 #define MYCONN_COSTACK_BOUND (MYCONN_COSTACK_SIZE / 4)
 /* Resuming an operation whose socket was shut down ends it at once; the
  * bound only guards against a connector that keeps asking to wait. */

@@ -219,7 +219,8 @@ int main(void)
         return 1;
     lp = loop_new();
     uv = loop_uv(lp);
-    printf("costack: stack %u bytes, bound %u bytes\n", MYCONN_COSTACK_SIZE, MYCONN_COSTACK_BOUND);
+    printf("costack: stack %zu bytes, bound %zu bytes\n", MYCONN_COSTACK_SIZE,
+           MYCONN_COSTACK_BOUND);
 
     struct myconn *c = conn("127.0.0.1", port, user, password, "utf8mb4_unicode_ci");
     struct myconn *admin = conn("127.0.0.1", port, user, password, NULL);
@@ -297,15 +298,15 @@ int main(void)
         uv_run(uv, UV_RUN_NOWAIT);
 
     size_t d = deepest_now();
-    printf("costack: %d stacks, deepest use %zu of %u bytes (bound %u)\n", nstacks_seen, d,
+    printf("costack: %d stacks, deepest use %zu of %zu bytes (bound %zu)\n", nstacks_seen, d,
            MYCONN_COSTACK_SIZE, MYCONN_COSTACK_BOUND);
     if (nstacks_seen == 0) {
-        fprintf(stderr, "costack: no co-routine stack of %u bytes was allocated\n",
+        fprintf(stderr, "costack: no co-routine stack of %zu bytes was allocated\n",
                 MYCONN_COSTACK_SIZE);
         failures++;
     }
     if (d > MYCONN_COSTACK_BOUND) {
-        fprintf(stderr, "costack: deepest use %zu bytes is past the bound %u\n", d,
+        fprintf(stderr, "costack: deepest use %zu bytes is past the bound %zu\n", d,
                 MYCONN_COSTACK_BOUND);
         failures++;
     }
