@@ -8,7 +8,9 @@
 # beside ours when GO_FRENO_BIN names its binary, is measured the same way.
 # Medians of 3 runs (1 with --quick); one summary line per figure.
 # Usage: bench/probes.sh [--quick]   (starts the topology unless it already
-# listens on the wildcard address, and then stops it again)
+# listens on the wildcard address, and then stops it again). PROBES_HOSTS
+# overrides the host counts, PROBES_FRENO_BIN the daemon measured. Exits 0
+# once everything was measured; the verdicts are in the SUMMARY lines.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -53,8 +55,11 @@ cleanup() {
     if [ -n "$DPID" ]; then kill "$DPID" 2>/dev/null || true; wait "$DPID" 2>/dev/null || true; fi
     if [ "$STARTED_TOPOLOGY" = 1 ]; then
         bash scripts/topology.sh stop >/dev/null 2>&1 || true
-        [ "$TOPOLOGY_WAS_UP" = 1 ] && { bash scripts/topology.sh start >/dev/null 2>&1 || true; }
+        if [ "$TOPOLOGY_WAS_UP" = 1 ]; then
+            bash scripts/topology.sh start >/dev/null 2>&1 || true
+        fi
     fi
+    return 0
 }
 trap cleanup EXIT
 
