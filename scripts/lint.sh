@@ -7,7 +7,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 fail=0
-files=$(ls src/*.c src/*.h src/*/*.c src/*/*.h tests/unit/*.c tests/fuzz/*.c)
+files=$(ls src/*.c src/*.h src/*/*.c src/*/*.h tests/unit/*.c tests/fuzz/*.c tests/stack/*.c)
 
 echo "lint: clang-format"
 # shellcheck disable=SC2086

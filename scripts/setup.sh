@@ -16,6 +16,7 @@ PACKAGES=(
     libsystemd-dev man-db debhelper lintian debootstrap
     chromium
     libgnutls28-dev
+    strace linux-perf
 )
 
 missing=()

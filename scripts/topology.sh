@@ -120,6 +120,9 @@ write_cnf() {
         echo "innodb_use_native_aio=0"
         echo "sync_binlog=0"
         echo "max_connections=300"
+        # An account that logs in through a client plugin the connector loads
+        # with dlopen() (tests/stack/costack_depth.c measures its stack use).
+        echo "plugin-load-add=auth_ed25519"
         echo "gtid_strict_mode=ON"
         if is_replica "$port"; then
             echo "read_only=ON"
@@ -228,7 +231,8 @@ create_users() {
         CREATE USER IF NOT EXISTS 'freno_test'@'127.0.0.1' IDENTIFIED BY 'freno_test';
         CREATE USER IF NOT EXISTS 'freno_test'@'::1' IDENTIFIED BY 'freno_test';
         GRANT ALL ON *.* TO 'freno_test'@'127.0.0.1';
-        GRANT ALL ON *.* TO 'freno_test'@'::1';"
+        GRANT ALL ON *.* TO 'freno_test'@'::1';
+        CREATE USER IF NOT EXISTS 'freno_test_ed'@'127.0.0.1' IDENTIFIED VIA ed25519 USING PASSWORD('freno_test');"
 }
 
 configure_replica() {

@@ -3,6 +3,7 @@
  * package accepts), config loading, library set-up, then app_run(). The only
  * file that calls exit(). */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -281,8 +282,22 @@ static uint64_t raise_nofile(struct config *cfg)
     return nofile.soft;
 }
 
+/* Memory per probed host (docs/semantics.md#memory-per-host): the MariaDB
+ * connector calloc()s a 16 KB read-ahead buffer per connection, of which a
+ * probe uses a few hundred bytes. glibc clears calloc() memory unless it comes fresh from
+ * the kernel, and with its default top pad (128 KB) it mostly does not; with
+ * no pad the heap grows by what is asked and the pages nobody writes are
+ * never made resident: 8 KB less per host, measured at 500 hosts. The price
+ * is one brk() per growth of the heap, which stops growing once the hosts
+ * are connected. */
+static void tune_malloc(void)
+{
+    mallopt(M_TOP_PAD, 0);
+}
+
 int main(int argc, char **argv)
 {
+    tune_malloc();
     struct flags f = {0};
     if (parse_flags(argc, argv, &f) < 0)
         exit(2);

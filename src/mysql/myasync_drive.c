@@ -1,9 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /* The non-blocking drive: every blocking connector call runs as a _start/_cont
  * pair, and while the connector waits, a uv_poll watches its socket and a
- * uv_timer serves its own timeouts. Loop thread. Invariant: the poll handle
- * is stopped before each _cont (which may close the socket) and closed before
- * we close the socket, so libuv never watches a descriptor that was reused. */
+ * uv_timer serves its own timeouts. Loop thread.
+ *
+ * The poll stays started between waits and between queries: each
+ * uv_poll_start() and uv_poll_stop() costs libuv one to three epoll_ctl calls,
+ * which were most of a probe's system calls. While the connection is idle the
+ * armed poll doubles as the check that the server did not close it or send
+ * an error (wait_timeout, KILL): that readiness is recorded and the poll
+ * stopped, so it does not fire again.
+ *
+ * Invariant: the poll is closed before we close the socket, and whenever the
+ * connector closed it (a failed operation, which always drops the
+ * connection before anything else runs), so libuv never watches a
+ * descriptor that was reused. */
 #include "mysql/myasync_impl.h"
 
 #include <errno.h>
@@ -42,19 +52,17 @@ static void on_poll_closed(uv_handle_t *h)
 
 static void poll_release(struct myconn *c)
 {
+    c->idle_event = false;
     if (c->poll == NULL)
         return;
     uv_close((uv_handle_t *)c->poll, on_poll_closed);
     c->poll = NULL;
     c->poll_fd = -1;
+    c->poll_events = 0;
 }
 
-/* Stops watching before the connector runs again: it may close its socket
- * and a later socket may get the same number. */
 void myconn_wait_stop(struct myconn *c)
 {
-    if (c->poll != NULL)
-        uv_poll_stop(c->poll);
     uv_timer_stop(&c->wait_timer);
     c->wait = 0;
 }
@@ -66,8 +74,16 @@ static int op_cont(struct myconn *c, int events)
         return mysql_real_connect_cont(&c->ret_mysql, c->mysql, events);
     case OP_SETUP:
     case OP_KILL:
-    case OP_QUERY:
         return mysql_real_query_cont(&c->ret_int, c->mysql, events);
+    case OP_QUERY:
+        return mysql_send_query_cont(&c->ret_int, c->mysql, events);
+    case OP_RESULT_WAIT:
+        /* The answer is there: the first read finds it, instead of failing
+         * with EAGAIN and waiting. */
+        c->op = OP_RESULT;
+        return mysql_read_query_result_start(&c->ret_bool, c->mysql);
+    case OP_RESULT:
+        return mysql_read_query_result_cont(&c->ret_bool, c->mysql, events);
     case OP_FETCH:
         return mysql_fetch_row_cont(&c->ret_row, c->res, events);
     case OP_NONE:
@@ -93,7 +109,10 @@ void myconn_drop(struct myconn *c, bool graceful)
             shutdown(fd, SHUT_RDWR);
     }
     /* An operation abandoned mid-way would leak what it allocated on the
-     * connector's co-routine stack; resuming it lets it fail and clean up. */
+     * connector's co-routine stack; resuming it lets it fail and clean up.
+     * A query waiting for its answer has no operation suspended. */
+    if (c->op == OP_RESULT_WAIT)
+        c->op = OP_NONE;
     for (int i = 0; c->op != OP_NONE && i < MYCONN_UNWIND_STEPS; i++) {
         if (op_cont(c, MYSQL_WAIT_TIMEOUT) == 0)
             c->op = OP_NONE;
@@ -114,6 +133,11 @@ void myconn_drop(struct myconn *c, bool graceful)
  * the connection would fail. */
 bool myconn_is_stale(struct myconn *c)
 {
+    if (c->idle_event)
+        return true;
+    /* Watched while idle: on_idle_poll() would have recorded it. */
+    if (c->poll_events & UV_READABLE)
+        return false;
     my_socket fd = mysql_get_socket(c->mysql);
     if (fd == INVALID_SOCKET)
         return true;
@@ -149,10 +173,14 @@ static int arm(struct myconn *c, int status)
             p->data = c;
             c->poll = p;
             c->poll_fd = fd;
+            c->poll_events = 0;
         }
-        int rc = uv_poll_start(c->poll, uvev, on_poll);
-        if (rc < 0)
-            return rc;
+        if (c->poll_events != uvev) {
+            int rc = uv_poll_start(c->poll, uvev, on_poll);
+            if (rc < 0)
+                return rc;
+            c->poll_events = uvev;
+        }
     }
     if (status & MYSQL_WAIT_TIMEOUT)
         uv_timer_start(&c->wait_timer, on_wait_timeout, mysql_get_timeout_value_ms(c->mysql), 0);
@@ -172,7 +200,12 @@ static int step(struct myconn *c)
     case OP_KILL:
         return myconn_setup_done(c, op);
     case OP_QUERY:
+        return myconn_send_done(c);
+    case OP_RESULT:
+        c->ret_int = c->ret_bool != 0 ? 1 : 0;
         return myconn_query_done(c);
+    case OP_RESULT_WAIT:
+        break;
     case OP_FETCH:
         return myconn_fetch_done(c);
     case OP_NONE:
@@ -207,9 +240,29 @@ static void resume(struct myconn *c, int events)
     myconn_drive(c, op_cont(c, events));
 }
 
+/* Readiness of an idle connection: the server closed it or sent an error;
+ * the next query reconnects. Writability alone means nothing then. */
+static void on_idle_poll(struct myconn *c, int status, int events)
+{
+    if (status < 0 || (events & ~UV_WRITABLE) != 0) {
+        c->idle_event = true;
+        uv_poll_stop(c->poll);
+        c->poll_events = 0;
+    } else if (uv_poll_start(c->poll, UV_READABLE, on_poll) == 0) {
+        c->poll_events = UV_READABLE;
+    } else {
+        uv_poll_stop(c->poll);
+        c->poll_events = 0;
+    }
+}
+
 static void on_poll(uv_poll_t *h, int status, int events)
 {
     struct myconn *c = h->data;
+    if (c->wait == 0) {
+        on_idle_poll(c, status, events);
+        return;
+    }
     int io = c->wait & (MYSQL_WAIT_READ | MYSQL_WAIT_WRITE | MYSQL_WAIT_EXCEPT);
     int ready = 0;
     if (status < 0) {

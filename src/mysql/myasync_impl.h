@@ -3,7 +3,8 @@
  * closes connections (public API, name lookup, dial, setup statements),
  * myasync_drive.c runs the connector's suspended operations from socket and
  * timer events, myasync_result.c runs queries and reads their results within
- * the limits. Loop thread. Only mysql/ includes it. */
+ * the limits. Loop thread. Only mysql/ includes it (and tests/stack/costack_depth.c,
+ * for the stack bound). */
 #pragma once
 
 #include <stdbool.h>
@@ -30,6 +31,15 @@
 #define MYCONN_MAX_ADDRS        4
 #define MYCONN_DEFAULT_TIMEOUT  1000
 #define MYCONN_KILL_WINDOW_MS   10000
+/* The connector's co-routine stack per connection (its default is 256 KB).
+ * The deepest use measured over every statement shape the daemon sends,
+ * including authentication through a dynamically loaded client plugin
+ * (ed25519), is under 8 KB; tests/stack/costack_depth.c runs those shapes
+ * on stacks with a guard page and fails past MYCONN_COSTACK_BOUND. At
+ * 64 KB the stack comes from the heap instead of a mapping of its own and
+ * only the pages it touches are resident. */
+#define MYCONN_COSTACK_SIZE  ((size_t)64 * 1024)
+#define MYCONN_COSTACK_BOUND (MYCONN_COSTACK_SIZE / 4)
 /* Resuming an operation whose socket was shut down ends it at once; the
  * bound only guards against a connector that keeps asking to wait. */
 #define MYCONN_UNWIND_STEPS 64
@@ -39,11 +49,13 @@
 
 enum conn_op {
     OP_NONE = 0,
-    OP_CONNECT, /* mysql_real_connect_start/cont */
-    OP_SETUP,   /* SET NAMES ... COLLATE after connecting */
-    OP_KILL,    /* KILL QUERY of the query that timed out on the last connection */
-    OP_QUERY,   /* mysql_real_query_start/cont */
-    OP_FETCH,   /* mysql_fetch_row_start/cont on a mysql_use_result() result */
+    OP_CONNECT,     /* mysql_real_connect_start/cont */
+    OP_SETUP,       /* SET NAMES ... COLLATE after connecting */
+    OP_KILL,        /* KILL QUERY of the query that timed out on the last connection */
+    OP_QUERY,       /* mysql_send_query_start/cont */
+    OP_RESULT_WAIT, /* query sent; waiting for the answer before reading */
+    OP_RESULT,      /* mysql_read_query_result_start/cont */
+    OP_FETCH,       /* mysql_fetch_row_start/cont on a mysql_use_result() result */
 };
 
 struct resolve_req {
@@ -108,15 +120,18 @@ struct myconn {
     enum conn_op op;         /* the suspended operation, if any */
     int wait;                /* MYSQL_WAIT_* the connector asked for */
     int poll_fd;
+    int poll_events; /* UV_* the poll is started with, 0 when stopped */
     int ret_int;
+    my_bool ret_bool;
     int handles_open; /* timers not yet closed, during myconn_free */
     unsigned int last_errno;
     int setup_step;               /* myconn_next_setup() progress on a new connection */
     unsigned long kill_thread_id; /* server thread of a query that timed out */
     uint64_t kill_until_ms;       /* uv_now() after which it is not killed any more */
     uint16_t port;
-    bool connected; /* handshake (and SET NAMES) done */
-    bool busy;      /* from myconn_query() until the callback */
+    bool connected;  /* handshake (and SET NAMES) done */
+    bool busy;       /* from myconn_query() until the callback */
+    bool idle_event; /* the socket became readable or failed while idle */
 
     char addrs[MYCONN_MAX_ADDRS][INET6_ADDRSTRLEN];
     char name[300];      /* "host:port", IPv6 in brackets */
@@ -128,7 +143,7 @@ struct myconn {
 /* Runs completed operations until one has to wait or the query is over.
  * @status is what the last _start/_cont returned. */
 void myconn_drive(struct myconn *c, int status);
-/* Stops watching the socket and the connector's timer. */
+/* Stops the connector's timer; the socket stays watched (see arm()). */
 void myconn_wait_stop(struct myconn *c);
 /* Closes the connection. @graceful sends COM_QUIT on an idle healthy
  * connection; otherwise the socket is shut down first so that nothing
@@ -153,7 +168,9 @@ int myconn_setup_done(struct myconn *c, enum conn_op op);
 
 /* Starts the query in flight on a connected connection. */
 int myconn_start_query(struct myconn *c);
-/* Completions of OP_QUERY and OP_FETCH; as myconn_connect_done(). */
+/* Completions of OP_QUERY (sent), OP_RESULT and OP_FETCH; as
+ * myconn_connect_done(). */
+int myconn_send_done(struct myconn *c);
 int myconn_query_done(struct myconn *c);
 int myconn_fetch_done(struct myconn *c);
 /* Ends the current query and calls back. The callback may free @c or start

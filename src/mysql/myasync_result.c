@@ -145,11 +145,22 @@ static int fail_query(struct myconn *c)
     return STEP_DONE;
 }
 
+/* mysql_real_query() in two halves: sending, then reading the answer once
+ * the socket is readable (OP_RESULT_WAIT), so that no read fails with
+ * EAGAIN first. */
 int myconn_start_query(struct myconn *c)
 {
     myconn_deadline_start(c, c->cur_timeout_ms);
     c->op = OP_QUERY;
-    return mysql_real_query_start(&c->ret_int, c->mysql, c->sql, (unsigned long)c->sql_len);
+    return mysql_send_query_start(&c->ret_int, c->mysql, c->sql, (unsigned long)c->sql_len);
+}
+
+int myconn_send_done(struct myconn *c)
+{
+    if (c->ret_int != 0)
+        return fail_query(c);
+    c->op = OP_RESULT_WAIT;
+    return MYSQL_WAIT_READ;
 }
 
 int myconn_query_done(struct myconn *c)
