@@ -320,6 +320,17 @@ def test_reload_clusters_under_check_load():
                    what="the old login's connections to close")
         wait_until(lambda: check(s, "steady"), lambda st: st == 200, timeout=10,
                    what="the steady cluster to answer with its new login")
+
+        # Named tokens change live too, and the audit line names the one used.
+        write_config(s, base_config(clusters3, ControlToken="two", ControlTokens={"ops": "three"}))
+        reload(s, r"reload: 0 clusters added, 0 removed, 0 changed, 1 key changed")
+        expect_eq(control(s, f"/throttle-app/{APP}?ttl=1", "three"), 200, "throttle with a named token")
+        wait_until(lambda: s.log_text(), lambda t: 'who="ops"' in t and "throttle-app" in t,
+                   timeout=5, what="the audit line naming the ops token")
+        write_config(s, base_config(clusters3, ControlToken="two", ControlTokens={"deploy": "four"}))
+        reload(s, r"reload: 0 clusters added, 0 removed, 0 changed, 1 key changed")
+        expect_eq(control(s, f"/unthrottle-app/{APP}", "three"), 401, "the removed named token")
+        expect_eq(control(s, f"/unthrottle-app/{APP}", "four"), 200, "the new named token")
         s.stop()
     finally:
         if haproxy is not None:
