@@ -427,6 +427,45 @@ static void on_sighup(uv_signal_t *h, int signum)
         app_reload(a);
 }
 
+/* The descriptor budget's timer, and the signals (the loop thread handles
+ * them): once HTTP is up. */
+static void app_start_timers_and_signals(struct app *a)
+{
+    uv_timer_init(loop_uv(a->loop), &a->budget_timer);
+    a->budget_timer.data = a;
+    uv_timer_start(&a->budget_timer, on_budget_timer, BUDGET_EVERY_MS, BUDGET_EVERY_MS);
+    uv_signal_init(loop_uv(a->loop), &a->sigterm);
+    uv_signal_init(loop_uv(a->loop), &a->sigint);
+    uv_signal_init(loop_uv(a->loop), &a->sighup);
+    a->sigterm.data = a->sigint.data = a->sighup.data = a;
+    uv_signal_start(&a->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&a->sigint, on_signal, SIGINT);
+    uv_signal_start(&a->sighup, on_sighup, SIGHUP);
+}
+
+/* Everything app_run() built, in reverse (parts it never built are NULL). */
+static void app_teardown(struct app *a)
+{
+    a->stopping = true;
+    if (a->http != NULL)
+        uv_timer_stop(&a->budget_timer);
+    http_server_stop(a->http);
+    leader_free(a->leader);
+    inventory_free(a->inventory);
+    if (a->throttler != NULL)
+        throttler_set_aggregate_hook(a->throttler, NULL, NULL);
+    memcache_pub_free(a->memcache);
+    throttler_free(a->throttler);
+    history_free(a->history);
+    service_free(a->service);
+    loop_free(a->loop);
+    snapshot_shutdown();
+    events_shutdown();
+    if (a->cfg != a->boot_cfg)
+        config_free(a->cfg);
+    config_free(a->boot_cfg);
+}
+
 int app_run(const struct app_params *p)
 {
     struct app a = {.cfg = p->cfg, .boot_cfg = p->cfg, .origin = p->origin, .nofile = p->nofile};
@@ -480,16 +519,7 @@ int app_run(const struct app_params *p)
         log_error("%s", err.msg);
         goto out;
     }
-    uv_timer_init(loop_uv(a.loop), &a.budget_timer);
-    a.budget_timer.data = &a;
-    uv_timer_start(&a.budget_timer, on_budget_timer, BUDGET_EVERY_MS, BUDGET_EVERY_MS);
-    uv_signal_init(loop_uv(a.loop), &a.sigterm);
-    uv_signal_init(loop_uv(a.loop), &a.sigint);
-    uv_signal_init(loop_uv(a.loop), &a.sighup);
-    a.sigterm.data = a.sigint.data = a.sighup.data = &a;
-    uv_signal_start(&a.sigterm, on_signal, SIGTERM);
-    uv_signal_start(&a.sigint, on_signal, SIGINT);
-    uv_signal_start(&a.sighup, on_sighup, SIGHUP);
+    app_start_timers_and_signals(&a);
     log_info("app: listening on %s port %u (%s), %zu cluster(s), service id %s",
              a.cfg->listen_address[0] != '\0' ? a.cfg->listen_address : "every address",
              (unsigned)a.cfg->listen_port, a.cfg->tls_cert_file[0] != '\0' ? "HTTPS" : "HTTP",
@@ -500,24 +530,7 @@ int app_run(const struct app_params *p)
     loop_run(a.loop);
     code = 0;
 out:
-    a.stopping = true;
-    if (a.http != NULL)
-        uv_timer_stop(&a.budget_timer);
-    http_server_stop(a.http);
-    leader_free(a.leader);
-    inventory_free(a.inventory);
-    if (a.throttler != NULL)
-        throttler_set_aggregate_hook(a.throttler, NULL, NULL);
-    memcache_pub_free(a.memcache);
-    throttler_free(a.throttler);
-    history_free(a.history);
-    service_free(a.service);
-    loop_free(a.loop);
-    snapshot_shutdown();
-    events_shutdown();
-    if (a.cfg != a.boot_cfg)
-        config_free(a.cfg);
-    config_free(a.boot_cfg);
+    app_teardown(&a);
     free(service_id);
     log_info("app: stopped");
     return code;
