@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "core/limits.h"
+#include "core/text.h"
 #include "core/xalloc.h"
 
 static void metric_deinit(struct config_metric *m)
@@ -79,16 +80,7 @@ static void metrics_remove(struct config_metrics *ms, size_t i)
  * memcache keys and of ?metric=: plain ASCII, no separator of any of them. */
 static bool is_metric_name(const char *name)
 {
-    size_t n = strlen(name);
-    if (n == 0 || n > FRENO_METRIC_NAME_MAX || strcasecmp(name, FRENO_METRIC_DEFAULT) == 0)
-        return false;
-    for (const char *p = name; *p; p++) {
-        char c = *p;
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-'))
-            return false;
-    }
-    return true;
+    return text_is_metric_name(name) && strcasecmp(name, FRENO_METRIC_DEFAULT) != 0;
 }
 
 /* Decodes the members of the metric object @v (shown at @path) into @m. */

@@ -10,6 +10,8 @@
 
 #include <unistr.h>
 
+#include "core/limits.h"
+
 size_t text_printable(char *dst, size_t size, const char *src)
 {
     const uint8_t *s = (const uint8_t *)src;
@@ -33,4 +35,18 @@ size_t text_printable(char *dst, size_t size, const char *src)
     }
     dst[o] = '\0';
     return o;
+}
+
+bool text_is_metric_name(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > FRENO_METRIC_NAME_MAX)
+        return false;
+    for (const char *p = name; *p; p++) {
+        char c = *p;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return false;
+    }
+    return true;
 }

@@ -20,6 +20,7 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
+#include "core/tsan_grace.h"
 #include "core/xalloc.h"
 #include "log/log.h"
 
@@ -41,19 +42,6 @@ struct http_tls {
     char *ca_pem;  /* as read at start, for MHD's certificate request */
     _Atomic(struct tls_gen *) gen;
 };
-
-/* liburcu's grace periods are invisible to ThreadSanitizer: tell it that
- * every read-side section comes before call_rcu frees a generation (as
- * snapshot.c does). */
-#if defined(__SANITIZE_THREAD__)
-#include <sanitizer/tsan_interface.h>
-static char grace_token;
-#define GRACE_BEFORE_FREE() __tsan_release(&grace_token)
-#define GRACE_ELAPSED()     __tsan_acquire(&grace_token)
-#else
-#define GRACE_BEFORE_FREE() ((void)0)
-#define GRACE_ELAPSED()     ((void)0)
-#endif
 
 /* The listener whose certificates the callback hands out. GnuTLS's callback
  * carries no argument of ours, and a process has one HTTP listener. */

@@ -13,21 +13,13 @@
 
 #include "core/jsonfmt.h"
 #include "core/parse.h"
+#include "core/text.h"
 
 #define WHAT "app-rule"
 
 bool app_rule_is_metric_name(const char *name)
 {
-    size_t n = strlen(name);
-    if (n == 0 || n > FRENO_METRIC_NAME_MAX)
-        return false;
-    for (const char *p = name; *p; p++) {
-        char c = *p;
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-'))
-            return false;
-    }
-    return true;
+    return text_is_metric_name(name);
 }
 
 static bool in_list(const char (*v)[FRENO_METRIC_NAME_MAX + 1], size_t n, const char *name)

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <urcu-bp.h>
 
+#include "core/tsan_grace.h"
 #include "core/xalloc.h"
 
 struct snapshot_box {
@@ -22,19 +23,6 @@ struct snapshot_box {
  * rcu_assign_pointer/rcu_dereference: same code on x86 and ARM, and
  * ThreadSanitizer understands the publication. */
 static _Atomic(struct snapshot_box *) current;
-
-/* liburcu's grace periods and call_rcu hand-off are invisible to
- * ThreadSanitizer: tell it that every read-side section, and the publisher's
- * writes, come before call_rcu frees a snapshot. */
-#if defined(__SANITIZE_THREAD__)
-#include <sanitizer/tsan_interface.h>
-static char grace_token;
-#define GRACE_BEFORE_FREE() __tsan_release(&grace_token)
-#define GRACE_ELAPSED()     __tsan_acquire(&grace_token)
-#else
-#define GRACE_BEFORE_FREE() ((void)0)
-#define GRACE_ELAPSED()     ((void)0)
-#endif
 
 struct metric_live *metric_live_new(void)
 {
