@@ -140,6 +140,7 @@ static void check_leadership(struct rnode *n)
 }
 
 static void close_raft(struct rnode *n);
+static void close_raft_now(struct rnode *n);
 
 static void on_poll(uv_timer_t *h)
 {
@@ -151,6 +152,9 @@ static void on_poll(uv_timer_t *h)
         n->transfer_pending = false;
         close_raft(n);
     }
+    if (n->close_waiting &&
+        (n->audit_inflight == 0 || loop_now_ms(leader_raft_loop(n)) >= n->close_deadline_ms))
+        close_raft_now(n);
 }
 
 /* ---- single-node transport: listens nowhere, connects nowhere ---- */
@@ -206,13 +210,30 @@ static void on_raft_closed(struct raft *r)
     leader_shutdown_finished(n->l);
 }
 
-static void close_raft(struct rnode *n)
+static void close_raft_now(struct rnode *n)
 {
+    n->close_waiting = false;
     if (!n->raft_ready || n->raft_closing)
         return;
     n->raft_closing = true;
     n->raft.data = n;
     raft_close(&n->raft, on_raft_closed);
+}
+
+/* Closes raft once no audit entry is in flight: the poll closes it when the
+ * last one is applied, or at the transfer deadline. */
+static void close_raft(struct rnode *n)
+{
+    if (!n->raft_ready || n->raft_closing)
+        return;
+    if (n->audit_inflight == 0) {
+        close_raft_now(n);
+        return;
+    }
+    if (!n->close_waiting) {
+        n->close_waiting = true;
+        n->close_deadline_ms = loop_now_ms(leader_raft_loop(n)) + TRANSFER_DEADLINE_MS;
+    }
 }
 
 static void on_transferred(struct raft_transfer *req)

@@ -92,6 +92,10 @@ struct rnode {
     bool stopping;
     bool transfer_pending;
     uint64_t transfer_deadline_ms;
+    /* Stopping, raft_close() waits for audit entries still in flight
+     * (libraft 0.15 may fault when closed mid-append), until this deadline. */
+    bool close_waiting;
+    uint64_t close_deadline_ms;
     struct raft_transfer transfer;
 };
 
