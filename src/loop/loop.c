@@ -53,9 +53,11 @@ struct loop {
     struct cmd_rec *head; /* queued, not taken by the loop yet */
     struct cmd_rec *tail;
     uv_timer_t heartbeat;
-    _Atomic uint64_t alive_boot_ms; /* written by the loop, read by any thread */
-    struct cmd_rec *inflight;       /* taken, not finished; at most one */
-    unsigned held;                  /* records held by the loop: queued + in flight */
+    uv_timer_t defer_timer;          /* runs the deferred calls; loop thread */
+    struct loop_deferred defer_head; /* the queue's sentinel */
+    _Atomic uint64_t alive_boot_ms;  /* written by the loop, read by any thread */
+    struct cmd_rec *inflight;        /* taken, not finished; at most one */
+    unsigned held;                   /* records held by the loop: queued + in flight */
     unsigned queue_max;
     bool closed;
     struct loop_cmd_stats stats;
@@ -193,6 +195,9 @@ struct loop *loop_new(void)
     l->wake.data = l;
     pthread_mutex_init(&l->queue_lock, NULL);
     heartbeat_start(l);
+    uv_timer_init(&l->uv, &l->defer_timer);
+    l->defer_timer.data = l;
+    l->defer_head.prev = l->defer_head.next = &l->defer_head;
     l->queue_max = LOOP_CMD_QUEUE_MAX_DEFAULT;
     return l;
 }
@@ -419,4 +424,63 @@ uint64_t loop_now_ms(struct loop *l)
 {
     (void)l;
     return clock_wall_ms();
+}
+
+/* ---- deferred calls: one queue, one timer ---- */
+
+static void deferred_unlink(struct loop_deferred *d)
+{
+    d->prev->next = d->next;
+    d->next->prev = d->prev;
+    d->prev = d->next = d;
+    d->queued = false;
+}
+
+/* Runs the calls queued so far. The batch is moved to a sentinel of its own
+ * first, so calls deferred meanwhile wait for the next batch, and a call may
+ * cancel (or free the owner of) any other one still waiting. */
+static void on_defer_timer(uv_timer_t *h)
+{
+    struct loop *l = h->data;
+    if (l->defer_head.next == &l->defer_head)
+        return; /* every call queued was cancelled */
+    struct loop_deferred batch;
+    batch.next = l->defer_head.next;
+    batch.prev = l->defer_head.prev;
+    batch.next->prev = &batch;
+    batch.prev->next = &batch;
+    l->defer_head.prev = l->defer_head.next = &l->defer_head;
+    while (batch.next != &batch) {
+        struct loop_deferred *d = batch.next;
+        deferred_unlink(d);
+        d->fn(d);
+    }
+}
+
+void loop_deferred_init(struct loop_deferred *d, loop_deferred_fn *fn)
+{
+    d->prev = d->next = d;
+    d->fn = fn;
+    d->queued = false;
+}
+
+void loop_defer(struct loop *l, struct loop_deferred *d)
+{
+    if (d->queued)
+        return;
+    bool was_empty = l->defer_head.next == &l->defer_head;
+    d->prev = l->defer_head.prev;
+    d->next = &l->defer_head;
+    d->prev->next = d;
+    l->defer_head.prev = d;
+    d->queued = true;
+    if (was_empty)
+        uv_timer_start(&l->defer_timer, on_defer_timer, 0, 0);
+}
+
+void loop_defer_cancel(struct loop *l, struct loop_deferred *d)
+{
+    (void)l;
+    if (d->queued)
+        deferred_unlink(d);
 }

@@ -143,3 +143,24 @@ uint64_t loop_alive_boot_ms(struct loop *l);
 /* The wall clock now, in epoch ms: read at each call, not cached per loop
  * iteration. Loop thread. */
 uint64_t loop_now_ms(struct loop *l);
+
+/* A call deferred to the loop's next turn, embedded in its owner: however
+ * many are queued, they share one timer, so deferring costs no timer of
+ * its own (the probes defer one query start each, thousands a second). */
+struct loop_deferred;
+typedef void loop_deferred_fn(struct loop_deferred *d);
+struct loop_deferred {
+    struct loop_deferred *prev, *next; /* private */
+    loop_deferred_fn *fn;
+    bool queued;
+};
+/* Makes @d ready to be deferred with @fn. */
+void loop_deferred_init(struct loop_deferred *d, loop_deferred_fn *fn);
+/* Calls @d's function from the loop's timer phase, as a timer of 0 ms
+ * would, never from inside loop_defer(); a @d already queued stays queued
+ * once. Calls queued from a deferred function run in the next batch, after
+ * the current one. Loop thread. */
+void loop_defer(struct loop *l, struct loop_deferred *d);
+/* Takes @d off the queue if it is queued: its function is not called. Loop
+ * thread. */
+void loop_defer_cancel(struct loop *l, struct loop_deferred *d);

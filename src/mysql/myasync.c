@@ -50,7 +50,9 @@ static void on_deadline(uv_timer_t *t);
 
 void myconn_deadline_start(struct myconn *c, uint32_t ms)
 {
-    uv_timer_start(&c->deadline, on_deadline, ms, 0);
+    c->deadline_at = uv_now(c->uv) + ms;
+    if (!uv_is_active((uv_handle_t *)&c->deadline) || uv_timer_get_due_in(&c->deadline) > ms)
+        uv_timer_start(&c->deadline, on_deadline, ms, 0);
 }
 
 static bool is_identifier(const char *s)
@@ -178,8 +180,14 @@ int myconn_setup_done(struct myconn *c, enum conn_op op)
 static void on_deadline(uv_timer_t *t)
 {
     struct myconn *c = t->data;
-    if (!c->busy)
+    if (!c->busy || c->deadline_at == 0)
         return;
+    uint64_t now = uv_now(c->uv);
+    if (now < c->deadline_at) {
+        /* Armed for an earlier operation: the one running now has time. */
+        uv_timer_start(&c->deadline, on_deadline, c->deadline_at - now, 0);
+        return;
+    }
     bool connecting = !c->connected;
     uint32_t ms = connecting ? c->connect_timeout_ms : c->cur_timeout_ms;
     char dial[400];
@@ -293,9 +301,9 @@ void myconn_connect_begin(struct myconn *c)
     c->resolving = req;
 }
 
-static void on_kick(uv_timer_t *t)
+static void on_kick(struct loop_deferred *d)
 {
-    struct myconn *c = t->data;
+    struct myconn *c = (struct myconn *)(void *)((char *)d - offsetof(struct myconn, kick));
     if (!c->busy)
         return;
     if (c->mysql != NULL && myconn_is_stale(c)) {
@@ -323,6 +331,7 @@ struct myconn *myconn_new(struct loop *loop, const struct myconn_params *p)
 {
     struct myconn *c = xcalloc(1, sizeof(*c));
     c->uv = loop_uv(loop);
+    c->loop = loop;
     c->host = xstrdup(p->host);
     c->port = p->port;
     c->user = xstrdup(p->user ? p->user : "");
@@ -344,10 +353,10 @@ struct myconn *myconn_new(struct loop *loop, const struct myconn_params *p)
     else
         snprintf(c->name, sizeof(c->name), "%s:%u", c->host, (unsigned)c->port);
     c->poll_fd = -1;
-    uv_timer_init(c->uv, &c->kick);
+    loop_deferred_init(&c->kick, on_kick);
     uv_timer_init(c->uv, &c->wait_timer);
     uv_timer_init(c->uv, &c->deadline);
-    c->kick.data = c->wait_timer.data = c->deadline.data = c;
+    c->wait_timer.data = c->deadline.data = c;
     return c;
 }
 
@@ -363,6 +372,8 @@ void myconn_free(struct myconn *c)
     if (c == NULL)
         return;
     c->cb = NULL;
+    c->freeing = true;
+    loop_defer_cancel(c->loop, &c->kick);
     if (c->resolving != NULL) {
         c->resolving->c = NULL;
         uv_cancel((uv_req_t *)&c->resolving->req);
@@ -370,6 +381,7 @@ void myconn_free(struct myconn *c)
     }
     myconn_drop(c, !c->busy);
     myconn_rows_free(&c->rows);
+    myconn_rows_free(&c->spare);
     free(c->sql);
     free(c->host);
     free(c->user);
@@ -379,8 +391,7 @@ void myconn_free(struct myconn *c)
     free(c->database);
     free(c->charset);
     free(c->collation);
-    c->handles_open = 3;
-    uv_close((uv_handle_t *)&c->kick, on_timer_closed);
+    c->handles_open = 2;
     uv_close((uv_handle_t *)&c->wait_timer, on_timer_closed);
     uv_close((uv_handle_t *)&c->deadline, on_timer_closed);
 }
@@ -400,11 +411,17 @@ int myconn_query_limited(struct myconn *c, const char *sql, const struct myquery
     c->cur_timeout_ms = lim != NULL && lim->timeout_ms ? lim->timeout_ms : c->query_timeout_ms;
     c->busy = true;
     c->last_errno = 0;
-    c->sql = xstrdup(sql);
-    c->sql_len = strlen(sql);
+    size_t len = strlen(sql);
+    if (c->sql == NULL || len >= c->sql_cap) {
+        free(c->sql);
+        c->sql = xmalloc(len + 1);
+        c->sql_cap = len + 1;
+    }
+    memcpy(c->sql, sql, len + 1);
+    c->sql_len = len;
     c->cb = cb;
     c->arg = arg;
-    uv_timer_start(&c->kick, on_kick, 0, 0);
+    loop_defer(c->loop, &c->kick);
     return 0;
 }
 

@@ -16,6 +16,7 @@
 #include <mysql.h>
 #include <uv.h>
 
+#include "loop/loop.h"
 #include "mysql/myasync.h"
 
 /* mysql.h defines it only on Windows; a POSIX my_socket is an int. */
@@ -43,6 +44,9 @@
 /* Resuming an operation whose socket was shut down ends it at once; the
  * bound only guards against a connector that keeps asking to wait. */
 #define MYCONN_UNWIND_STEPS 64
+/* Buffers of a finished query up to this size are kept for the next one
+ * (a probe's text, its rows), larger ones freed. */
+#define MYCONN_KEEP_BYTES 4096
 /* The state machine's steps: nothing is in flight any more (the callback
  * may have run and freed the connection). */
 #define STEP_DONE (-1)
@@ -79,6 +83,7 @@ struct rowbuf {
     size_t data_len;
     size_t data_cap;
     const char **cells; /* made by rows_cells() */
+    size_t cells_cap;
     size_t nrows;
     uint64_t affected_rows;
 };
@@ -86,6 +91,7 @@ struct rowbuf {
 /* Fields are grouped by size rather than by topic, to avoid padding. */
 struct myconn {
     uv_loop_t *uv;
+    struct loop *loop;
     char *host;
     char *user;
     char *password;
@@ -102,17 +108,24 @@ struct myconn {
     size_t naddrs;
     size_t addr_idx;
 
-    char *sql; /* the query in flight */
+    char *sql; /* the query in flight; kept for the next one, often the same */
     size_t sql_len;
+    size_t sql_cap;
     size_t max_rows; /* caps of the query in flight */
     size_t max_bytes;
     myconn_done_fn *cb;
     void *arg;
     struct rowbuf rows;
+    struct rowbuf spare; /* the last small result's buffers, emptied */
 
-    uv_timer_t kick;       /* defers the start so the callback is never synchronous */
-    uv_timer_t wait_timer; /* MYSQL_WAIT_TIMEOUT */
-    uv_timer_t deadline;   /* connect or query as a whole */
+    struct loop_deferred kick; /* defers the start so the callback is never synchronous */
+    uv_timer_t wait_timer;     /* MYSQL_WAIT_TIMEOUT */
+    /* Connect or query as a whole: ends at deadline_at (uv_now() ms, 0 when
+     * nothing runs). The timer stays armed between queries and is moved
+     * only when it would fire too late, so a probe every 50 ms does not
+     * start and stop a timer each time; firing early, it re-arms. */
+    uv_timer_t deadline;
+    uint64_t deadline_at;
 
     uint32_t connect_timeout_ms;
     uint32_t query_timeout_ms;
@@ -132,6 +145,7 @@ struct myconn {
     bool connected;  /* handshake (and SET NAMES) done */
     bool busy;       /* from myconn_query() until the callback */
     bool idle_event; /* the socket became readable or failed while idle */
+    bool freeing;    /* myconn_free() was called (from the callback, maybe) */
 
     char addrs[MYCONN_MAX_ADDRS][INET6_ADDRSTRLEN];
     char name[300];      /* "host:port", IPv6 in brackets */
@@ -154,7 +168,7 @@ bool myconn_is_stale(struct myconn *c);
 
 /* ---- myasync.c: the connect phase ---- */
 
-/* Starts the connect or query deadline. */
+/* Starts the connect or query deadline, @ms from now. */
 void myconn_deadline_start(struct myconn *c, uint32_t ms);
 /* Resolves (unless an IP literal), dials and prepares a connection, then runs
  * the query in flight. */

@@ -72,18 +72,71 @@ static bool rows_add(struct rowbuf *r, MYSQL_ROW row, const unsigned long *lengt
     return true;
 }
 
+static bool same_names(const struct rowbuf *r, const MYSQL_FIELD *fields, unsigned int nfields)
+{
+    if (r->colnames == NULL || r->ncols != nfields)
+        return false;
+    for (unsigned int i = 0; i < nfields; i++)
+        if (strcmp(r->colnames[i], fields[i].name) != 0)
+            return false;
+    return true;
+}
+
+/* Readies c->rows for a result with @fields, on the kept buffers when
+ * there are. */
+static void rows_begin(struct myconn *c, const MYSQL_FIELD *fields, unsigned int nfields)
+{
+    struct rowbuf *r = &c->rows;
+    myconn_rows_free(r);
+    *r = c->spare;
+    memset(&c->spare, 0, sizeof(c->spare));
+    if (same_names(r, fields, nfields))
+        return;
+    for (size_t i = 0; i < r->ncols; i++)
+        free(r->colnames[i]);
+    free(r->colnames);
+    r->ncols = nfields;
+    r->colnames = xcalloc(nfields, sizeof(*r->colnames));
+    for (unsigned int i = 0; i < nfields; i++)
+        r->colnames[i] = xstrdup(fields[i].name);
+}
+
 /* Turns the offsets into the pointers the callback sees, once the data
  * buffer no longer moves. */
 static void rows_cells(struct rowbuf *r)
 {
-    r->cells = xcalloc(r->ncells ? r->ncells : 1, sizeof(*r->cells));
+    if (r->cells == NULL || r->cells_cap < r->ncells) {
+        free(r->cells);
+        r->cells_cap = r->ncells ? r->ncells : 1;
+        r->cells = xcalloc(r->cells_cap, sizeof(*r->cells));
+    }
     for (size_t i = 0; i < r->ncells; i++)
         r->cells[i] = r->offs[i] == CELL_NULL ? NULL : r->data + r->offs[i];
 }
 
+/* Keeps @r's buffers for the next query when they are small, with its
+ * column names (the next result of the same query has the same ones). */
+static void rows_keep(struct myconn *c, struct rowbuf *r)
+{
+    const struct rowbuf *s = &c->spare;
+    bool spare_taken =
+            s->colnames != NULL || s->offs != NULL || s->data != NULL || s->cells != NULL;
+    if (c->freeing || spare_taken || r->offs_cap * sizeof(*r->offs) > MYCONN_KEEP_BYTES ||
+        r->data_cap > MYCONN_KEEP_BYTES) {
+        myconn_rows_free(r);
+        return;
+    }
+    r->ncells = 0;
+    r->data_len = 0;
+    r->nrows = 0;
+    r->affected_rows = 0;
+    c->spare = *r;
+    memset(r, 0, sizeof(*r));
+}
+
 void myconn_finish(struct myconn *c, enum myconn_status status, const char *msg)
 {
-    uv_timer_stop(&c->deadline);
+    c->deadline_at = 0;
     myconn_wait_stop(c);
     struct rowbuf rows = c->rows;
     memset(&c->rows, 0, sizeof(c->rows));
@@ -98,8 +151,11 @@ void myconn_finish(struct myconn *c, enum myconn_status status, const char *msg)
     c->cb = NULL;
     c->arg = NULL;
     c->busy = false;
-    free(c->sql);
-    c->sql = NULL;
+    if (c->sql_cap > MYCONN_KEEP_BYTES) {
+        free(c->sql);
+        c->sql = NULL;
+        c->sql_cap = 0;
+    }
     struct myresult res = {
             .nrows = rows.nrows,
             .ncols = rows.ncols,
@@ -109,7 +165,9 @@ void myconn_finish(struct myconn *c, enum myconn_status status, const char *msg)
     };
     if (cb != NULL)
         cb(c, status, status == MYCONN_OK ? &res : NULL, errmsg, arg);
-    myconn_rows_free(&rows);
+    /* The callback may have freed the connection: then c->freeing is set
+     * and c itself stays valid until its timers closed. */
+    rows_keep(c, &rows);
 }
 
 void myconn_finish_fmt(struct myconn *c, enum myconn_status status, const char *fmt, ...)
@@ -179,10 +237,7 @@ int myconn_query_done(struct myconn *c)
     if (c->res == NULL)
         return fail_query(c);
     const MYSQL_FIELD *fields = mysql_fetch_fields(c->res);
-    c->rows.ncols = nfields;
-    c->rows.colnames = xcalloc(nfields, sizeof(*c->rows.colnames));
-    for (unsigned int i = 0; i < nfields; i++)
-        c->rows.colnames[i] = xstrdup(fields[i].name);
+    rows_begin(c, fields, nfields);
     c->op = OP_FETCH;
     return mysql_fetch_row_start(&c->ret_row, c->res);
 }

@@ -2,7 +2,8 @@
 /* Unit tests for the loop's command queue: the bound, one command at a time,
  * timeouts answered without the loop, commands whose clients had their
  * answer dropped instead of applied, shutdown, and the callback exactly once
- * under concurrent submitters, expiry and loop. */
+ * under concurrent submitters, expiry and loop. And its deferred calls: once
+ * each, never synchronously, cancellable, in order. */
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -345,6 +346,74 @@ static void test_concurrent_answers_once(void **state)
     loop_free(st.l);
 }
 
+/* ---- deferred calls ---- */
+
+struct deferrer {
+    struct loop_deferred d;
+    struct loop *l;
+    int calls;
+    int order;               /* when it ran, counting from 1 */
+    struct deferrer *cancel; /* cancelled by this one's call */
+    bool again;              /* defers itself once more from its call */
+};
+static int defer_clock;
+
+static void on_deferred(struct loop_deferred *d)
+{
+    struct deferrer *x = (struct deferrer *)(void *)((char *)d - offsetof(struct deferrer, d));
+    x->calls++;
+    x->order = ++defer_clock;
+    if (x->cancel != NULL)
+        loop_defer_cancel(x->l, &x->cancel->d);
+    if (x->again) {
+        x->again = false;
+        loop_defer(x->l, &x->d);
+        assert_int_equal(x->calls, 1); /* not from inside loop_defer() */
+    }
+}
+
+static void test_deferred_calls(void **state)
+{
+    (void)state;
+    struct loop *l = loop_new();
+    uv_loop_t *uv = loop_uv(l);
+    struct deferrer x[4];
+    memset(x, 0, sizeof(x));
+    for (int i = 0; i < 4; i++) {
+        loop_deferred_init(&x[i].d, on_deferred);
+        x[i].l = l;
+    }
+    defer_clock = 0;
+    x[0].cancel = &x[2]; /* x[2] is queued behind x[0]: it never runs */
+    x[1].again = true;
+    for (int i = 0; i < 3; i++) {
+        loop_defer(l, &x[i].d);
+        loop_defer(l, &x[i].d); /* queued once */
+    }
+    loop_defer(l, &x[3].d);
+    loop_defer_cancel(l, &x[3].d);
+    loop_defer_cancel(l, &x[3].d); /* not queued any more: nothing */
+    assert_int_equal(x[0].calls + x[1].calls + x[2].calls + x[3].calls, 0);
+    for (int i = 0; i < 10; i++)
+        uv_run(uv, UV_RUN_NOWAIT);
+    assert_int_equal(x[0].calls, 1);
+    assert_int_equal(x[0].order, 1);
+    assert_int_equal(x[1].calls, 2); /* and its second call came after the first batch */
+    assert_int_equal(x[1].order, 3);
+    assert_int_equal(x[2].calls, 0);
+    assert_int_equal(x[3].calls, 0);
+    /* Everything queued cancelled before the timer fires: nothing runs. */
+    loop_defer(l, &x[3].d);
+    loop_defer_cancel(l, &x[3].d);
+    uv_run(uv, UV_RUN_NOWAIT);
+    assert_int_equal(x[3].calls, 0);
+    /* And the queue works again afterwards. */
+    loop_defer(l, &x[3].d);
+    uv_run(uv, UV_RUN_NOWAIT);
+    assert_int_equal(x[3].calls, 1);
+    loop_free(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -355,6 +424,7 @@ int main(void)
             cmocka_unit_test(test_close),
             cmocka_unit_test(test_free_with_queued),
             cmocka_unit_test(test_concurrent_answers_once),
+            cmocka_unit_test(test_deferred_calls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
