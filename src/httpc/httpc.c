@@ -49,7 +49,8 @@
     X(multi_info_read, curl_multi_info_read)                                                       \
     X(multi_strerror, curl_multi_strerror)
 
-#define CURL_FN_FIELD(field, sym) __typeof__(sym) *field;
+/* A member declaration: @field cannot be parenthesised. */
+#define CURL_FN_FIELD(field, sym) __typeof__(sym) *field; /* NOLINT(bugprone-macro-parentheses) */
 static struct {
     CURL_FUNCTIONS(CURL_FN_FIELD)
 } curl_fn;

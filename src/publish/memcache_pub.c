@@ -86,7 +86,8 @@ struct memcache_pub {
     X(hashkit_set_custom_function)                                                                 \
     X(hashkit_free)
 
-#define MC_FN_FIELD(sym) __typeof__(sym) *sym;
+/* A member declaration: @sym cannot be parenthesised. */
+#define MC_FN_FIELD(sym) __typeof__(sym) *sym; /* NOLINT(bugprone-macro-parentheses) */
 static struct {
     MEMCACHED_FUNCTIONS(MC_FN_FIELD)
 } mc_fn;
