@@ -13,7 +13,7 @@ PACKAGES=(
     mariadb-server mariadb-client percona-toolkit haproxy memcached
     wrk hey curl python3 jq procps iproute2
     libsodium-dev prometheus libunistring-dev
-    libsystemd-dev man-db debhelper lintian debootstrap
+    man-db debhelper lintian debootstrap
     chromium
     libgnutls28-dev
     strace linux-perf

@@ -494,7 +494,11 @@ int app_run(const struct app_params *p)
         log_error("%s", err.msg);
         goto out;
     }
-    a.memcache = memcache_pub_new(a.loop, a.cfg);
+    a.memcache = memcache_pub_new(a.loop, a.cfg, &err);
+    if (a.memcache == NULL && err.code < 0) {
+        log_error("%s", err.msg);
+        goto out;
+    }
     if (a.memcache != NULL)
         throttler_set_aggregate_hook(a.throttler, on_aggregated, a.memcache);
     struct leader_params lp = {

@@ -11,13 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
-
 #include "app.h"
 #include "config/config.h"
 #include "core/fdlimit.h"
 #include "core/hash.h"
 #include "core/parse.h"
+#include "httpc/httpc.h"
 #include "leader/leader.h"
 #include "log/log.h"
 #include "mysql/myasync.h"
@@ -213,7 +212,8 @@ static struct config *load_config(const struct config_origin *o)
     return cfg;
 }
 
-/* What runs before any thread: signals, the hash key, the client libraries.
+/* What runs before any thread: signals, the hash key, the MariaDB client
+ * library (libcurl and libmemcached are opened when first used).
  * Exits on failure. */
 static void init_process(struct config *cfg)
 {
@@ -233,12 +233,11 @@ static void init_process(struct config *cfg)
         config_free(cfg);
         exit(1);
     }
-    curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
 static void end_process(void)
 {
-    curl_global_cleanup();
+    httpc_library_end();
     myasync_library_end();
 }
 

@@ -2,7 +2,8 @@
 /* A small asynchronous HTTP GET client for the inventory sources, HTTP
  * checks and ShareDomain polling: libcurl's multi interface driven by the loop (uv_poll per socket,
  * one uv_timer), so no request ever blocks the loop and connections are
- * reused. Loop thread only. <curl/curl.h> stays inside httpc.c. */
+ * reused. Loop thread only. <curl/curl.h> stays inside httpc.c, and libcurl
+ * is opened only when a client is first created. */
 #pragma once
 
 #include <stddef.h>
@@ -26,8 +27,17 @@ struct httpc_result {
  * cancel other ones. */
 typedef void httpc_done_fn(const struct httpc_result *r, void *arg);
 
-/* Creates a client on @loop. Returns NULL with @err set if libcurl cannot
- * be set up. */
+/* Opens libcurl ("libcurl.so.4") and initialises it, once; later calls
+ * return at once. Returns 0, or -ENOENT with @err set to one line saying why
+ * (missing library, missing symbol, older than 7.85.0); the next call
+ * tries again. Loop thread. */
+int httpc_library_load(struct err *err);
+/* curl_global_cleanup() if httpc_library_load() succeeded. Once no client
+ * is left, at exit. */
+void httpc_library_end(void);
+
+/* Creates a client on @loop, loading libcurl first if needed. Returns NULL
+ * with @err set if libcurl cannot be loaded or set up. */
 struct httpc *httpc_new(struct loop *loop, struct err *err);
 /* Cancels every request (callbacks are not called) and frees the client; its
  * libuv handles are closed asynchronously. NULL is fine. */

@@ -148,12 +148,38 @@ static void on_tick(uv_timer_t *h)
     }
 }
 
+/* The first cluster of @cfg that needs HTTP (an HAProxy or Vitess
+ * inventory, or HTTP checks) and what for, or NULL when none does. */
+static const struct config_cluster *http_user(const struct config *cfg, const char **what)
+{
+    for (size_t i = 0; i < cfg->clusters_len; i++) {
+        const struct config_cluster *cc = &cfg->clusters[i];
+        if (cc->source == CONFIG_SOURCE_HAPROXY || cc->source == CONFIG_SOURCE_VITESS) {
+            *what = cc->source == CONFIG_SOURCE_HAPROXY ? "HAProxy inventory" : "Vitess inventory";
+            return cc;
+        }
+        if (cc->http_check_port > 0) {
+            *what = "HTTP checks";
+            return cc;
+        }
+    }
+    return NULL;
+}
+
 struct inventory *inventory_new(struct loop *loop, const struct config *cfg, struct throttler *t,
                                 struct err *err)
 {
-    struct httpc *http = httpc_new(loop, err);
-    if (http == NULL)
-        return NULL;
+    /* libcurl is loaded only for a config that fetches over HTTP. */
+    struct httpc *http = NULL;
+    const char *what = NULL;
+    const struct config_cluster *user = http_user(cfg, &what);
+    if (user != NULL) {
+        http = httpc_new(loop, err);
+        if (http == NULL) {
+            err_prefix(err, "inventory: cluster %s (%s)", user->name, what);
+            return NULL;
+        }
+    }
     struct inventory *inv = xcalloc(1, sizeof(*inv));
     inv->loop = loop;
     inv->cfg = cfg;

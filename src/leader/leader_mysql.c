@@ -217,10 +217,14 @@ int leader_mysql_init(struct leader *l, struct err *err)
     int rc = check_settings(l->p.cfg, l->p.service_id, err);
     if (rc < 0)
         return rc;
-    struct share_poll *share = share_poll_new(l->p.loop, SHARE_TIMEOUT_MS);
-    if (share == NULL)
-        return err_set(err, -ENOMEM,
-                       "leader: cannot create the ShareDomain poller (curl_multi_init failed)");
+    /* Peers are polled over HTTP only with a ShareDomain: libcurl is
+     * loaded for that alone. */
+    struct share_poll *share = NULL;
+    if (str_or_empty(l->p.cfg->share_domain)[0] != '\0') {
+        share = share_poll_new(l->p.loop, SHARE_TIMEOUT_MS, err);
+        if (share == NULL)
+            return err->code;
+    }
     struct mysql_leader *m = mysql_leader_new(l, share);
     l->impl = m;
     l->ops = &mysql_ops;

@@ -407,7 +407,8 @@ static void on_share_polled(const struct share_health *v, size_t n, void *arg)
 static void on_share_timer(uv_timer_t *h)
 {
     struct mysql_leader *m = h->data;
-    if (!m->serving || m->share_services.len == 0 || share_poll_is_busy(m->share))
+    if (!m->serving || m->share == NULL || m->share_services.len == 0 ||
+        share_poll_is_busy(m->share))
         return;
     const char **ids = xcalloc(m->share_services.len, sizeof(*ids));
     for (size_t i = 0; i < m->share_services.len; i++)

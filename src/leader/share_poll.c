@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "core/err.h"
 #include "core/redact.h"
 #include "core/strmap.h"
 #include "core/xalloc.h"
@@ -187,12 +188,11 @@ static void round_finish(struct share_poll *p)
 
 /* ---- public ---- */
 
-struct share_poll *share_poll_new(struct loop *loop, uint32_t timeout_ms)
+struct share_poll *share_poll_new(struct loop *loop, uint32_t timeout_ms, struct err *err)
 {
-    struct err err = {0};
-    struct httpc *http = httpc_new(loop, &err);
+    struct httpc *http = httpc_new(loop, err);
     if (http == NULL) {
-        log_error("share-domain: %s", err.msg);
+        err_prefix(err, "leader: ShareDomain");
         return NULL;
     }
     struct share_poll *p = xcalloc(1, sizeof(*p));

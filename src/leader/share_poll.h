@@ -12,6 +12,7 @@
 #include "core/err.h"
 
 struct loop;
+struct err;
 struct share_poll;
 
 struct share_health {
@@ -23,8 +24,9 @@ struct share_health {
  * peers that answered (@v is valid only during the call). */
 typedef void share_poll_done_fn(const struct share_health *v, size_t n, void *arg);
 
-/* Creates an idle poller; each request is bounded by @timeout_ms. */
-struct share_poll *share_poll_new(struct loop *loop, uint32_t timeout_ms);
+/* Creates an idle poller; each request is bounded by @timeout_ms. Loads
+ * libcurl (httpc): returns NULL with @err set when that fails. */
+struct share_poll *share_poll_new(struct loop *loop, uint32_t timeout_ms, struct err *err);
 /* Abandons any round in flight (its callback is not called) and frees @p.
  * NULL is fine. */
 void share_poll_free(struct share_poll *p);

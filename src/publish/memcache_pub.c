@@ -2,11 +2,17 @@
 /* Memcache publishing: the loop keeps the newest state per key and hands
  * batches to one uv_work_t at a time. The work function touches only its
  * batch and the memcached_st, which the loop does not touch while a batch is
- * in flight. Loop thread, except on_work. */
+ * in flight. Loop thread, except on_work.
+ *
+ * libmemcached (with libhashkit and the C++ runtime it needs) is opened only
+ * when MemcacheServers is set (core/dynlib.h); calls go through mc_fn, whose
+ * types are libmemcached's headers'. */
 #include "publish/memcache_pub.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +22,8 @@
 #include <libmemcached/memcached.h>
 
 #include "config/config.h"
+#include "core/dynlib.h"
+#include "core/err.h"
 #include "core/hostport.h"
 #include "core/redact.h"
 #include "core/strmap.h"
@@ -61,6 +69,48 @@ struct memcache_pub {
     bool closing;
     bool failing;
 };
+
+/* Every libmemcached and libhashkit function this file calls, each a field
+ * of mc_fn by its own name. libhashkit comes with libmemcached, which links
+ * it. */
+#define MEMCACHED_FUNCTIONS(X)                                                                     \
+    X(memcached_create)                                                                            \
+    X(memcached_free)                                                                              \
+    X(memcached_server_add)                                                                        \
+    X(memcached_behavior_set)                                                                      \
+    X(memcached_set_hashkit)                                                                       \
+    X(memcached_set)                                                                               \
+    X(memcached_delete)                                                                            \
+    X(memcached_strerror)                                                                          \
+    X(hashkit_create)                                                                              \
+    X(hashkit_set_custom_function)                                                                 \
+    X(hashkit_free)
+
+/* A member declaration: @sym cannot be parenthesised. */
+#define MC_FN_FIELD(sym) __typeof__(sym) *sym; /* NOLINT(bugprone-macro-parentheses) */
+static struct {
+    MEMCACHED_FUNCTIONS(MC_FN_FIELD)
+} mc_fn;
+#undef MC_FN_FIELD
+
+static bool mc_loaded;
+
+/* Opens libmemcached once; after a failure the next call tries again.
+ * Loop thread. */
+static int mc_library_load(struct err *err)
+{
+    if (mc_loaded)
+        return 0;
+#define MC_FN_SYM(sym) {#sym, offsetof(__typeof__(mc_fn), sym)},
+    static const struct dynlib_sym syms[] = {MEMCACHED_FUNCTIONS(MC_FN_SYM)};
+#undef MC_FN_SYM
+    struct err e = {0};
+    if (dynlib_load("libmemcached.so.11", syms, sizeof(syms) / sizeof(syms[0]), &mc_fn, &e) < 0)
+        return err_set(err, -ENOENT, "cannot load libmemcached: %s", e.msg);
+    mc_loaded = true;
+    log_info("memcache: libmemcached loaded");
+    return 0;
+}
 
 /* Not a hash-table hash (those use core/hash): the server a key goes to must
  * be the one the original's Go client picks, CRC-32 IEEE of the key modulo
@@ -122,35 +172,40 @@ static void add_servers(memcached_st *mc, const struct config *cfg)
                      why);
             continue;
         }
-        memcached_return_t rc = memcached_server_add(mc, hp.host, hp.port);
+        memcached_return_t rc = mc_fn.memcached_server_add(mc, hp.host, hp.port);
         if (rc != MEMCACHED_SUCCESS)
             log_warn("memcache: server \"%s\" ignored: %s", redact_address(s, shown, sizeof(shown)),
-                     memcached_strerror(mc, rc));
+                     mc_fn.memcached_strerror(mc, rc));
     }
 }
 
-struct memcache_pub *memcache_pub_new(struct loop *loop, const struct config *cfg)
+struct memcache_pub *memcache_pub_new(struct loop *loop, const struct config *cfg, struct err *err)
 {
     if (cfg->memcache_servers.len == 0)
         return NULL;
-    memcached_st *mc = memcached_create(NULL);
+    if (mc_library_load(err) < 0) {
+        err_prefix(err, "memcache: MemcacheServers");
+        return NULL;
+    }
+    memcached_st *mc = mc_fn.memcached_create(NULL);
     if (mc == NULL) {
-        log_error("memcache: cannot create the client");
+        err_set(err, -ENOMEM, "memcache: cannot create the client");
         return NULL;
     }
     add_servers(mc, cfg);
-    memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_CONNECT_TIMEOUT, TIMEOUT_MS);
-    memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_POLL_TIMEOUT, TIMEOUT_MS);
-    memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_SND_TIMEOUT, (uint64_t)TIMEOUT_MS * 1000);
-    memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_RCV_TIMEOUT, (uint64_t)TIMEOUT_MS * 1000);
-    memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_RETRY_TIMEOUT, 1);
-    memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_TCP_NODELAY, 1);
-    memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_DISTRIBUTION, MEMCACHED_DISTRIBUTION_MODULA);
-    hashkit_st *hk = hashkit_create(NULL);
+    mc_fn.memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_CONNECT_TIMEOUT, TIMEOUT_MS);
+    mc_fn.memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_POLL_TIMEOUT, TIMEOUT_MS);
+    mc_fn.memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_SND_TIMEOUT, (uint64_t)TIMEOUT_MS * 1000);
+    mc_fn.memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_RCV_TIMEOUT, (uint64_t)TIMEOUT_MS * 1000);
+    mc_fn.memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_RETRY_TIMEOUT, 1);
+    mc_fn.memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_TCP_NODELAY, 1);
+    mc_fn.memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_DISTRIBUTION,
+                                 MEMCACHED_DISTRIBUTION_MODULA);
+    hashkit_st *hk = mc_fn.hashkit_create(NULL);
     if (hk != NULL) {
-        hashkit_set_custom_function(hk, hash_key, NULL);
-        memcached_set_hashkit(mc, hk);
-        hashkit_free(hk);
+        mc_fn.hashkit_set_custom_function(hk, hash_key, NULL);
+        mc_fn.memcached_set_hashkit(mc, hk);
+        mc_fn.hashkit_free(hk);
     }
     struct memcache_pub *m = xcalloc(1, sizeof(*m));
     m->loop = loop;
@@ -171,7 +226,7 @@ void memcache_pub_free(struct memcache_pub *m)
         return;
     }
     strmap_deinit_values(&m->states, free);
-    memcached_free(m->mc);
+    mc_fn.memcached_free(m->mc);
     free(m->path);
     free(m);
 }
@@ -193,15 +248,15 @@ static void on_work(uv_work_t *w)
         const struct mp_item *it = &b->items[i];
         memcached_return_t rc;
         if (it->set)
-            rc = memcached_set(mc, it->key, strlen(it->key), it->value, strlen(it->value),
-                               EXPIRY_SECS, 0);
+            rc = mc_fn.memcached_set(mc, it->key, strlen(it->key), it->value, strlen(it->value),
+                                     EXPIRY_SECS, 0);
         else
-            rc = memcached_delete(mc, it->key, strlen(it->key), 0);
+            rc = mc_fn.memcached_delete(mc, it->key, strlen(it->key), 0);
         if (rc == MEMCACHED_SUCCESS || (!it->set && rc == MEMCACHED_NOTFOUND))
             continue;
         if (b->failed++ == 0)
             snprintf(b->err, sizeof(b->err), "%s %s: %s", it->set ? "set" : "delete", it->key,
-                     memcached_strerror(mc, rc));
+                     mc_fn.memcached_strerror(mc, rc));
     }
 }
 

@@ -13,13 +13,17 @@
 #include <stdint.h>
 
 struct config;
+struct err;
 struct hostport;
 struct loop;
 struct memcache_pub;
 
-/* Returns NULL when @cfg has no MemcacheServers (nothing to publish). An
- * entry memcache_pub_parse_server() refuses is left out with a warning. */
-struct memcache_pub *memcache_pub_new(struct loop *loop, const struct config *cfg);
+/* Returns NULL with @err untouched when @cfg has no MemcacheServers
+ * (nothing to publish), or NULL with @err set when libmemcached
+ * ("libmemcached.so.11", opened here the first time) cannot be loaded or
+ * the client not created. An entry memcache_pub_parse_server() refuses is
+ * left out with a warning. */
+struct memcache_pub *memcache_pub_new(struct loop *loop, const struct config *cfg, struct err *err);
 /* Frees now, or once the batch in flight has finished. NULL is fine. */
 void memcache_pub_free(struct memcache_pub *m);
 

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* sd_notify() messages to the service manager. The watchdog pings come from
- * a timer on the loop, never from another thread: the point of the watchdog
- * is that a loop which stops turning stops them. sd_notify() is one
- * datagram on a local socket, which the service manager reads at once.
+/* Notifications to the service manager (service/notify.h). The watchdog
+ * pings come from a timer on the loop, never from another thread: the point
+ * of the watchdog is that a loop which stops turning stops them. A
+ * notification is one datagram on a local socket, which the service manager
+ * reads at once.
  * Loop thread. */
 #include "service/service.h"
 
@@ -13,18 +14,17 @@
 #include <string.h>
 #include <time.h>
 
-#include <systemd/sd-daemon.h>
-
 #include "core/xalloc.h"
 #include "log/log.h"
 #include "loop/loop_timer.h"
+#include "service/notify.h"
 
 struct service {
     uv_timer_t *watchdog; /* NULL without a watchdog */
     unsigned watchdog_ms;
     bool ready;    /* READY=1 was sent */
     bool stopping; /* STOPPING=1 was sent */
-    bool failing;  /* the last sd_notify() failed (logged once) */
+    bool failing;  /* the last notification failed (logged once) */
     char status[SERVICE_STATUS_MAX];
 };
 
@@ -32,7 +32,7 @@ struct service {
  * it. */
 static void notify(struct service *s, const char *msg)
 {
-    int rc = sd_notify(0, msg);
+    int rc = notify_send(msg);
     if (rc < 0 && !s->failing)
         log_warn("service: cannot notify the service manager (NOTIFY_SOCKET): %s", strerror(-rc));
     else if (rc >= 0 && s->failing)
@@ -49,7 +49,7 @@ struct service *service_new(struct loop *loop)
 {
     struct service *s = xcalloc(1, sizeof(*s));
     uint64_t usec = 0;
-    int rc = sd_watchdog_enabled(0, &usec);
+    int rc = notify_watchdog_usec(&usec);
     if (rc < 0)
         log_warn("service: WATCHDOG_USEC: %s; no watchdog pings", strerror(-rc));
     if (rc <= 0 || usec == 0)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* What the service manager (systemd, Type=notify) is told, through
- * libsystemd's sd_notify(): READY=1 once the HTTP listener is up and the
- * node knows whether it leads, STATUS= lines saying what it does,
+/* What the service manager (systemd, Type=notify) is told, through its
+ * notification protocol (service/notify.h): READY=1 once the HTTP listener
+ * is up and the node knows whether it leads, STATUS= lines saying what it does,
  * RELOADING=1 and READY=1 around a reload, STOPPING=1 at shutdown, and
  * WATCHDOG=1 from a timer on the loop, so a stalled loop stops the pings.
  * Without NOTIFY_SOCKET every call does nothing. Loop thread. */
