@@ -203,7 +203,10 @@ static void complete(struct probe *p, enum probe_status status, double value, co
     p->last.status = status;
     p->last.value = status == PROBE_OK ? value : 0;
     p->last.at_ms = loop_now_ms(p->loop);
-    snprintf(p->last.msg, sizeof(p->last.msg), "%s", status == PROBE_OK || !msg ? "" : msg);
+    if (status == PROBE_OK || msg == NULL)
+        p->last.msg[0] = '\0';
+    else
+        snprintf(p->last.msg, sizeof(p->last.msg), "%s", msg);
 
     if (status == PROBE_OK) {
         if (p->health == HEALTH_FAILING)
