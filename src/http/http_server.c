@@ -35,8 +35,13 @@
 #include "loop/loop.h"
 
 /* Memory MHD gives each connection for the request line, the headers and
- * its buffers: a request whose head is larger gets 431/413 or a close. */
-#define CONNECTION_MEMORY_BYTES (32u * 1024u)
+ * its buffers: a request whose head is larger gets 431/413 or a close.
+ * libmicrohttpd 0.9.75 clears all of it after every keep-alive request, so
+ * its size is CPU on every check: 24 KiB still takes the longest path the
+ * router accepts sent fully percent-encoded (12 KiB) with 64 query
+ * arguments and 7 KiB of other headers (more is 431); at 16 KiB such a
+ * request got no answer at all. */
+#define CONNECTION_MEMORY_BYTES (24u * 1024u)
 /* Free memory each malloc arena keeps at the top of its heap instead of
  * returning it to the kernel: the connection memory above, taken and given
  * back once per connection, for 32 connections an HTTP thread. */
