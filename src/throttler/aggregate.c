@@ -66,7 +66,13 @@ int64_t aggregate_allowance(int64_t count, double percent, size_t nhosts)
         return tokens;
     if (percent > 100)
         percent = 100;
-    uint64_t millionths = (uint64_t)llround(percent * PERCENT_SCALE);
+    /* Rounded half up by hand (the value is positive): llround() was the
+     * daemon's one call into libm, whose loading alone costs 300 KB of
+     * resident pages. */
+    double scaled = percent * PERCENT_SCALE;
+    uint64_t millionths = (uint64_t)scaled;
+    if (scaled - (double)millionths >= 0.5)
+        millionths++;
     int64_t share = (int64_t)((uint64_t)nhosts * millionths / HUNDRED_PERCENT);
     return share > tokens ? share : tokens;
 }
