@@ -349,9 +349,9 @@ struct myconn *myconn_new(struct loop *loop, const struct myconn_params *p)
     c->connect_timeout_ms = p->connect_timeout_ms ? p->connect_timeout_ms : MYCONN_DEFAULT_TIMEOUT;
     c->query_timeout_ms = p->query_timeout_ms ? p->query_timeout_ms : MYCONN_DEFAULT_TIMEOUT;
     if (strchr(c->host, ':') != NULL)
-        snprintf(c->name, sizeof(c->name), "[%s]:%u", c->host, (unsigned)c->port);
+        c->name = xasprintf("[%s]:%u", c->host, (unsigned)c->port);
     else
-        snprintf(c->name, sizeof(c->name), "%s:%u", c->host, (unsigned)c->port);
+        c->name = xasprintf("%s:%u", c->host, (unsigned)c->port);
     c->poll_fd = -1;
     loop_deferred_init(&c->kick, on_kick);
     uv_timer_init(c->uv, &c->wait_timer);
@@ -363,8 +363,10 @@ struct myconn *myconn_new(struct loop *loop, const struct myconn_params *p)
 static void on_timer_closed(uv_handle_t *h)
 {
     struct myconn *c = h->data;
-    if (--c->handles_open == 0)
+    if (--c->handles_open == 0) {
+        free(c->name);
         free(c);
+    }
 }
 
 void myconn_free(struct myconn *c)

@@ -108,7 +108,8 @@ struct myconn {
     size_t naddrs;
     size_t addr_idx;
 
-    char *sql; /* the query in flight; kept for the next one, often the same */
+    char *name; /* "host:port", IPv6 in brackets */
+    char *sql;  /* the query in flight; kept for the next one, often the same */
     size_t sql_len;
     size_t sql_cap;
     size_t max_rows; /* caps of the query in flight */
@@ -148,7 +149,6 @@ struct myconn {
     bool freeing;    /* myconn_free() was called (from the callback, maybe) */
 
     char addrs[MYCONN_MAX_ADDRS][INET6_ADDRSTRLEN];
-    char name[300];      /* "host:port", IPv6 in brackets */
     char setup_sql[300]; /* the statement myconn_next_setup() is running */
 };
 

@@ -28,8 +28,8 @@ enum probe_health { HEALTH_UNKNOWN, HEALTH_OK, HEALTH_FAILING };
 
 struct probe {
     struct loop *loop;
-    char name[320]; /* "host:port" or "host:port (cluster c)", for logs */
-    char *query;    /* never NULL */
+    char *name;  /* "host:port" or "host:port (cluster c)", for logs */
+    char *query; /* never NULL */
     enum probe_query_kind kind;
     bool replica_syntax; /* this server only knows SHOW REPLICA STATUS */
     uint32_t cache_ms;
@@ -286,10 +286,9 @@ struct probe *probe_new(struct loop *loop, const struct probe_params *params)
     };
     p->conn = myconn_new(loop, &cp);
     if (params->cluster != NULL && *params->cluster != '\0')
-        snprintf(p->name, sizeof(p->name), "%s (cluster %s)", myconn_name(p->conn),
-                 params->cluster);
+        p->name = xasprintf("%s (cluster %s)", myconn_name(p->conn), params->cluster);
     else
-        snprintf(p->name, sizeof(p->name), "%s", myconn_name(p->conn));
+        p->name = xstrdup(myconn_name(p->conn));
     return p;
 }
 
@@ -299,6 +298,7 @@ void probe_free(struct probe *p)
         return;
     myconn_free(p->conn);
     free(p->query);
+    free(p->name);
     free(p);
 }
 
