@@ -62,7 +62,8 @@ static const struct pattern patterns[] = {
 
 /* /help lists what the original lists (it registers /config/memcache as a
  * plain GET and so leaves it out), plus our own endpoints (/metrics, app
- * rules, the dashboard and its JSON; not the dashboard's script and style). */
+ * rules, the dashboard and its JSON, the audit trail; not the dashboard's
+ * script and style). */
 static const char *const help_list[] = {
         "/lb-check",
         "/_ping",
@@ -102,6 +103,7 @@ static const char *const help_list[] = {
         "/dashboard",
         "/metrics-history",
         "/cluster-metrics",
+        "/audit-log",
         NULL};
 
 const char *const *router_patterns(void)

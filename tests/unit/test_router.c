@@ -177,10 +177,24 @@ static void test_help_list(void **state)
     const char *const *p = router_patterns();
     size_t n = 0;
     bool has_check = false;
-    for (; p[n]; n++)
+    for (; p[n]; n++) {
         has_check = has_check || strcmp(p[n], "/check/:app/:storeType/:storeName") == 0;
+        /* Every fixed path listed is one the router takes. */
+        struct route r;
+        if (strchr(p[n], ':') == NULL)
+            assert_int_equal(router_match("GET", p[n], &r), ROUTE_OK);
+    }
     assert_true(n > 25);
     assert_true(has_check);
+    /* And our own endpoints are listed, the audit trail included. */
+    const char *ours[] = {"/metrics",         "/app-rules",       "/dashboard",
+                          "/metrics-history", "/cluster-metrics", "/audit-log"};
+    for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++) {
+        bool listed = false;
+        for (size_t k = 0; k < n; k++)
+            listed = listed || strcmp(p[k], ours[i]) == 0;
+        assert_true(listed);
+    }
 }
 
 int main(void)
