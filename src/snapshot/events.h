@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Check records travelling from HTTP threads to the loop: one single-producer
- * ring per thread, drained by the loop, which keeps the per-app counters and
- * recent apps. Pushing never blocks or allocates after the thread's first
+ * byte ring per thread, drained by the loop, which keeps the per-app counters
+ * and recent apps. Pushing never blocks or allocates after the thread's first
  * push; a full ring drops the record and counts it. */
 #pragma once
 
@@ -11,13 +11,22 @@
 #define EVENT_APP_MAX    191
 #define EVENT_STORE_MAX  191
 #define EVENT_CLIENT_MAX 63
-/* Records one ring holds (a power of two): a thread that pushes more before
- * the loop drains (every 25 ms) loses the rest, counted. */
-#define EVENTS_RING_SIZE 4096
+/* Bytes of one ring (a power of two). A record takes a 16-byte header plus
+ * its three names, padded to 16 bytes: EVENTS_RECORD_BYTES. Typical names
+ * ("gh-ost", "main", "10.0.0.1") make 48 bytes, 5461 records a ring; names
+ * at their maximum make 464 bytes, 564 records. A thread that pushes more
+ * before the loop drains (every 25 ms) loses the rest, counted. */
+#define EVENTS_RING_BYTES   (256 * 1024)
+#define EVENTS_RECORD_ALIGN 16
+#define EVENTS_RECORD_BYTES(app_len, store_len, client_len)                                        \
+    (EVENTS_RECORD_ALIGN +                                                                         \
+     (((size_t)(app_len) + (size_t)(store_len) + (size_t)(client_len) + EVENTS_RECORD_ALIGN - 1) & \
+      ~(size_t)(EVENTS_RECORD_ALIGN - 1)))
 /* Rings at most, one per producing thread for the process lifetime; the
  * records of threads past this are dropped and counted. */
 #define EVENTS_MAX_RINGS 256
 
+/* A record as the drain callback sees it, decoded on the drainer's stack. */
 struct check_event {
     uint64_t at_ms;
     uint16_t status;
