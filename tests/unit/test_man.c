@@ -185,8 +185,8 @@ static bool find_section(const char *page, const char **begin, const char **end)
     const char *e = *begin != NULL ? strstr(*begin, END_MARK) : NULL;
     if (e == NULL)
         return false;
-    e = strchr(e, '\n');
-    *end = e != NULL ? e + 1 : e + strlen(e);
+    const char *nl = strchr(e, '\n');
+    *end = nl != NULL ? nl + 1 : e + strlen(e); /* the END line may be the last, unended */
     return true;
 }
 
