@@ -8,7 +8,7 @@ set -euo pipefail
 
 PACKAGES=(
     build-essential cmake pkg-config clang clang-format clang-tidy cppcheck
-    libuv1-dev libmicrohttpd-dev libjansson-dev libmariadb-dev libcurl4-openssl-dev
+    libuv1-dev libmicrohttpd-dev libjansson-dev libmariadb-dev libssl-dev libcurl4-openssl-dev
     libmemcached-dev libcmocka-dev liburcu-dev libraft-dev
     mariadb-server mariadb-client percona-toolkit haproxy memcached
     wrk hey curl python3 jq procps iproute2

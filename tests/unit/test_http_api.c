@@ -727,7 +727,8 @@ static void test_lb_check_and_help(void **state)
     snprintf(want + o, sizeof(want) - o, "]\n");
     assert_non_null(strstr(want, "[\"/lb-check\",\"/_ping\","));
     assert_non_null(strstr(want, ",\"/metrics\","));
-    assert_non_null(strstr(want, ",\"/dashboard\",\"/metrics-history\",\"/cluster-metrics\"]\n"));
+    assert_non_null(strstr(
+            want, ",\"/dashboard\",\"/metrics-history\",\"/cluster-metrics\",\"/audit-log\"]\n"));
     assert_null(strstr(want, "/config/memcache"));
     expect_get("/help", 200, true, want);
 }
