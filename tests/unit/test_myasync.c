@@ -580,6 +580,34 @@ static struct outcome query_limited(struct env *e, struct myconn *c, const char 
     return o;
 }
 
+/* A query's deadline counts from its own start, whatever the timer still
+ * armed from the query before: the timer stays armed between queries and
+ * fires early for a query with a longer timeout, which must then wait for
+ * the rest of its own. */
+static void test_real_deadline_per_query(void **state)
+{
+    struct env *e = *state;
+    struct myconn *c = real_conn(e, 2000, NULL);
+    struct outcome o = query_limited(e, c, "select 1", 0, 0, 200);
+    assert_int_equal(o.status, MYCONN_OK);
+    uint64_t t0 = clock_mono_ms();
+    o = query_limited(e, c, "select sleep(3)", 0, 0, 700);
+    uint64_t elapsed = o.done_ms - t0;
+    print_message("    %s (%llu ms)\n", o.msg, (unsigned long long)elapsed);
+    assert_int_equal(o.status, MYCONN_ERR_TIMEOUT);
+    assert_true(elapsed >= 680 && elapsed < 1500);
+    /* And a shorter timeout than the armed timer's is kept too. */
+    o = query_limited(e, c, "select 1", 0, 0, 2000);
+    assert_int_equal(o.status, MYCONN_OK);
+    t0 = clock_mono_ms();
+    o = query_limited(e, c, "select sleep(3)", 0, 0, 300);
+    elapsed = o.done_ms - t0;
+    print_message("    %s (%llu ms)\n", o.msg, (unsigned long long)elapsed);
+    assert_int_equal(o.status, MYCONN_ERR_TIMEOUT);
+    assert_true(elapsed >= 280 && elapsed < 1000);
+    myconn_free(c);
+}
+
 /* Limits are per query: a backend reload may read 100,000 rows on the
  * connection whose other queries keep the defaults, and every cell (NULL,
  * empty, long) survives the single buffer results are read into. */
@@ -776,6 +804,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_real_timeout_then_reconnect, setup, teardown),
             cmocka_unit_test_setup_teardown(test_real_huge_result, setup, teardown),
             cmocka_unit_test_setup_teardown(test_real_query_limits, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_real_deadline_per_query, setup, teardown),
             cmocka_unit_test_setup_teardown(test_real_killed_idle_connection, setup, teardown),
             cmocka_unit_test_setup_teardown(test_real_bad_password, setup, teardown),
             cmocka_unit_test_setup_teardown(test_real_chain_and_free_in_callback, setup, teardown),
