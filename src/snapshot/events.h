@@ -16,7 +16,7 @@
  * ("gh-ost", "main", "10.0.0.1") make 48 bytes, 5461 records a ring; names
  * at their maximum make 464 bytes, 564 records. A thread that pushes more
  * before the loop drains (every 25 ms) loses the rest, counted. */
-#define EVENTS_RING_BYTES   (256 * 1024)
+#define EVENTS_RING_BYTES   ((size_t)256 * 1024)
 #define EVENTS_RECORD_ALIGN 16
 #define EVENTS_RECORD_BYTES(app_len, store_len, client_len)                                        \
     (EVENTS_RECORD_ALIGN +                                                                         \
