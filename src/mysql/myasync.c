@@ -324,8 +324,8 @@ int myasync_library_init(void)
      * asks of it) and with it every error string of every OpenSSL library:
      * 0.6 MB of an idle daemon. Saying first that they are not wanted keeps
      * them out for the process's life; an HTTPS inventory's TLS error then
-     * names OpenSSL's reason by number ("error:0A000086:lib(20)::
-     * reason(134)", which `openssl errstr 0A000086` spells out). The
+     * names OpenSSL's reason by number ("error:0A00010B:lib(20)::
+     * reason(267)", which `openssl errstr 0A00010B` spells out). The
      * configuration file is still read. */
     OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_SSL_STRINGS | OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS, NULL);
     return mysql_library_init(0, NULL, NULL) == 0 ? 0 : -1;
