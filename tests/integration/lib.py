@@ -769,18 +769,53 @@ def start_helpers():
     return _helpers
 
 
+def stop_process(proc):
+    """SIGTERM, then SIGKILL after 5 s; a process already gone is fine."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def stop_helpers():
     for name, h in list(_helpers.items()):
         if name == "memcached":
-            h.terminate()
-            try:
-                h.wait(5)
-            except subprocess.TimeoutExpired:
-                h.kill()
-                h.wait()
+            stop_process(h)
         else:
             h.close()
     _helpers.clear()
+
+
+def start_haproxy_stats(workdir, port, servers, pool="ro"):
+    """A real HAProxy whose CSV stats page on @port lists @servers (replica
+    ports) in @pool, health-checked every 200 ms: an HAProxy inventory
+    source. Waits for the page; raises Skip without haproxy."""
+    if shutil.which("haproxy") is None:
+        raise Skip("haproxy is not installed")
+    lines = ["defaults", "    mode tcp", "    timeout connect 1s", "    timeout client 5s",
+             "    timeout server 5s", "listen stats", f"    bind 127.0.0.1:{port}",
+             "    mode http", "    stats enable", "    stats uri /", f"backend {pool}"]
+    lines += [f"    server 127.0.0.1:{p} 127.0.0.1:{p} check inter 200 rise 1 fall 1" for p in servers]
+    path = os.path.join(str(workdir), "haproxy.cfg")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    proc = subprocess.Popen(["haproxy", "-db", "-f", path], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def page():
+        try:
+            return http("GET", f"http://127.0.0.1:{port}/;csv;norefresh", timeout=2)[0]
+        except OSError:
+            return None
+    try:
+        wait_until(page, lambda st: st == 200, timeout=10, what="the HAProxy stats page")
+    except BaseException:
+        stop_process(proc)
+        raise
+    return proc
 
 
 def httpcheck_paths():

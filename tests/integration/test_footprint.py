@@ -61,42 +61,6 @@ def expect_unmapped(pid, what):
         expect(not has(names, "libstdc++.so"), f"libstdc++ is mapped {what}: {sorted(names)}")
 
 
-def start_haproxy(workdir):
-    """An HAProxy whose stats page lists both replicas in pool "ro"."""
-    if shutil.which("haproxy") is None:
-        raise lib.Skip("haproxy is not installed")
-    lines = ["defaults", "    mode tcp", "    timeout connect 1s", "    timeout client 5s",
-             "    timeout server 5s", "listen stats", f"    bind 127.0.0.1:{HAPROXY_STATS}",
-             "    mode http", "    stats enable", "    stats uri /", "backend ro"]
-    lines += [f"    server 127.0.0.1:{p} 127.0.0.1:{p} check inter 200 rise 1 fall 1" for p in REPLICAS]
-    path = Path(workdir) / "haproxy.cfg"
-    path.write_text("\n".join(lines) + "\n")
-    proc = subprocess.Popen(["haproxy", "-db", "-f", str(path)], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def page():
-        try:
-            return lib.http("GET", f"http://127.0.0.1:{HAPROXY_STATS}/;csv;norefresh", timeout=2)[0]
-        except OSError:
-            return None
-    try:
-        wait_until(page, lambda st: st == 200, timeout=10, what="the HAProxy stats page")
-    except BaseException:
-        stop(proc)
-        raise
-    return proc
-
-
-def stop(proc):
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def static_cluster():
     return lib.cluster(REPLICAS, query=PORT_MAX, ThrottleThreshold=100000)
 
@@ -202,7 +166,7 @@ def test_static_hosts_map_no_optional_library():
 def test_http_inventory_and_memcache_load_their_libraries():
     own_daemon()
     work = Path(tempfile.mkdtemp(prefix="freno-it-footprint-"))
-    hap = start_haproxy(work)
+    hap = lib.start_haproxy_stats(work, HAPROXY_STATS, REPLICAS)
     s = None
     try:
         s = Service("footprint-dynamic", config(
@@ -224,14 +188,14 @@ def test_http_inventory_and_memcache_load_their_libraries():
     finally:
         if s is not None:
             s.close()
-        stop(hap)
+        lib.stop_process(hap)
         shutil.rmtree(work, ignore_errors=True)
 
 
 def test_reload_adding_an_http_inventory_loads_libcurl():
     own_daemon()
     work = Path(tempfile.mkdtemp(prefix="freno-it-footprint-"))
-    hap = start_haproxy(work)
+    hap = lib.start_haproxy_stats(work, HAPROXY_STATS, REPLICAS)
     s = None
     try:
         s = Service("footprint-reload", config({"st": static_cluster()}))
@@ -258,7 +222,7 @@ def test_reload_adding_an_http_inventory_loads_libcurl():
     finally:
         if s is not None:
             s.close()
-        stop(hap)
+        lib.stop_process(hap)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -122,12 +122,7 @@ class _Env:
     def stop(self, name):
         proc = self.procs.pop(name, None)
         if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            lib.stop_process(proc)
 
     # HTTP stand-ins -------------------------------------------------------
     def serve(self, addr, port, handler):

@@ -21,7 +21,6 @@ every other daemon's. Every wait has a deadline."""
 import http.client as httpclient
 import json
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -58,33 +57,6 @@ def thread_ids(user):
                                  f"WHERE user = '{user}'"):
             ids.add((port, int(row[0])))
     return ids
-
-
-def start_haproxy(workdir):
-    """An HAProxy whose stats page lists both replicas in pool "ro"."""
-    if shutil.which("haproxy") is None:
-        raise lib.Skip("haproxy is not installed")
-    lines = ["defaults", "    mode tcp", "    timeout connect 1s", "    timeout client 5s",
-             "    timeout server 5s", "listen stats", f"    bind 127.0.0.1:{HAPROXY_STATS}",
-             "    mode http", "    stats enable", "    stats uri /", "backend ro"]
-    lines += [f"    server 127.0.0.1:{p} 127.0.0.1:{p} check inter 200 rise 1 fall 1" for p in REPLICAS]
-    path = workdir / "haproxy.cfg"
-    path.write_text("\n".join(lines) + "\n")
-    proc = subprocess.Popen(["haproxy", "-db", "-f", str(path)], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def page():
-        try:
-            return lib.http("GET", f"http://127.0.0.1:{HAPROXY_STATS}/;csv;norefresh", timeout=2)[0]
-        except OSError:
-            return None
-    try:
-        wait_until(page, lambda st: st == 200, timeout=10, what="the HAProxy stats page")
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
-    return proc
 
 
 def hap():
@@ -224,7 +196,7 @@ def test_reload_clusters_under_check_load():
     s = Service("reload", base_config(clusters))
     haproxy = None
     try:
-        haproxy = start_haproxy(s.workdir)
+        haproxy = lib.start_haproxy_stats(s.workdir, HAPROXY_STATS, REPLICAS)
         s.notify.wait_for(is_ready, 20, "READY=1")
         for c in ("steady", "hap", "gone", "thr"):
             wait_until(lambda c=c: check(s, c), lambda st: st == 200, timeout=10,
