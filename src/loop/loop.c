@@ -462,6 +462,7 @@ void loop_deferred_init(struct loop_deferred *d, loop_deferred_fn *fn)
     d->prev = d->next = d;
     d->fn = fn;
     d->queued = false;
+    d->gate_place = false;
 }
 
 void loop_defer(struct loop *l, struct loop_deferred *d)
@@ -483,4 +484,77 @@ void loop_defer_cancel(struct loop *l, struct loop_deferred *d)
     (void)l;
     if (d->queued)
         deferred_unlink(d);
+}
+
+/* ---- gates: a bound on operations at once ---- */
+
+void loop_gate_init(struct loop_gate *g, struct loop *l, unsigned max)
+{
+    g->loop = l;
+    g->max = max > 0 ? max : 1;
+    g->inside = 0;
+    g->waiting.prev = g->waiting.next = &g->waiting;
+}
+
+/* Hands free places to the first waiters: each is deferred holding its
+ * place, so a newcomer in the same loop turn cannot take it. */
+static void gate_wake(struct loop_gate *g)
+{
+    while (g->inside < g->max && g->waiting.next != &g->waiting) {
+        struct loop_deferred *d = g->waiting.next;
+        deferred_unlink(d);
+        d->gate_place = true;
+        g->inside++;
+        loop_defer(g->loop, d);
+    }
+}
+
+bool loop_gate_enter(struct loop_gate *g, struct loop_deferred *d)
+{
+    if (d->gate_place) {
+        d->gate_place = false;
+        return true;
+    }
+    if (d->queued)
+        deferred_unlink(d);
+    if (g->inside < g->max && g->waiting.next == &g->waiting) {
+        g->inside++;
+        return true;
+    }
+    d->prev = g->waiting.prev;
+    d->next = &g->waiting;
+    d->prev->next = d;
+    g->waiting.prev = d;
+    d->queued = true;
+    return false;
+}
+
+void loop_gate_leave(struct loop_gate *g)
+{
+    if (g->inside > 0)
+        g->inside--;
+    gate_wake(g);
+}
+
+void loop_gate_cancel(struct loop_gate *g, struct loop_deferred *d)
+{
+    if (d->queued)
+        deferred_unlink(d);
+    if (d->gate_place) {
+        d->gate_place = false;
+        loop_gate_leave(g);
+    }
+}
+
+unsigned loop_gate_inside(const struct loop_gate *g)
+{
+    return g->inside;
+}
+
+unsigned loop_gate_waiting(const struct loop_gate *g)
+{
+    unsigned n = 0;
+    for (const struct loop_deferred *d = g->waiting.next; d != &g->waiting; d = d->next)
+        n++;
+    return n;
 }

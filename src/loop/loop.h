@@ -153,6 +153,7 @@ struct loop_deferred {
     struct loop_deferred *prev, *next; /* private */
     loop_deferred_fn *fn;
     bool queued;
+    bool gate_place; /* private: a loop_gate gave it a place it has not taken */
 };
 /* Makes @d ready to be deferred with @fn. */
 void loop_deferred_init(struct loop_deferred *d, loop_deferred_fn *fn);
@@ -164,3 +165,30 @@ void loop_defer(struct loop *l, struct loop_deferred *d);
 /* Takes @d off the queue if it is queued: its function is not called. Loop
  * thread. */
 void loop_defer_cancel(struct loop *l, struct loop_deferred *d);
+
+/* A bound on how many operations of one kind run at once (the probes'
+ * connection handshakes): beyond it, callers wait their turn, first come
+ * first served, and each is called again when a place is free. Embedded in
+ * its owner; loop thread only. */
+struct loop_gate {
+    struct loop *loop;
+    unsigned max;
+    unsigned inside;              /* entered, not left; places given count */
+    struct loop_deferred waiting; /* sentinel of the waiters, in order */
+};
+/* An empty gate of @max places (at least 1). */
+void loop_gate_init(struct loop_gate *g, struct loop *l, unsigned max);
+/* Enters @g: true if the caller has a place now (it must loop_gate_leave()
+ * once). Otherwise @d joins the waiters and false is returned; when a place
+ * is free, @d's function is deferred and must call loop_gate_enter() again,
+ * which then returns true. */
+bool loop_gate_enter(struct loop_gate *g, struct loop_deferred *d);
+/* Gives the caller's place back; the first waiter gets it. */
+void loop_gate_leave(struct loop_gate *g);
+/* Takes @d off the waiters, or off the loop's queue with the place it was
+ * given (which passes to the next waiter); @d's function is not called.
+ * Replaces loop_defer_cancel() for a @d that may wait at @g. */
+void loop_gate_cancel(struct loop_gate *g, struct loop_deferred *d);
+/* Places taken or given, and callers waiting. */
+unsigned loop_gate_inside(const struct loop_gate *g);
+unsigned loop_gate_waiting(const struct loop_gate *g);

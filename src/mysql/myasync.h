@@ -22,6 +22,9 @@ struct myconn_params {
     const char *collation; /* may be NULL: SET NAMES <charset> COLLATE <collation> after connect */
     uint32_t connect_timeout_ms; /* resolve + connect + handshake (+ SET NAMES); 0: 1000 */
     uint32_t query_timeout_ms;   /* whole query incl. reading the result; 0: 1000 */
+    /* May be NULL. A connect waits here for a place (no deadline runs while
+     * it waits) and holds it until the query that needed it ends. */
+    struct loop_gate *connect_gate;
 };
 
 /* A result set, owned by myasync and valid only during the callback. cells

@@ -41,6 +41,11 @@
  * only the pages it touches are resident. */
 #define MYCONN_COSTACK_SIZE  ((size_t)64 * 1024)
 #define MYCONN_COSTACK_BOUND (MYCONN_COSTACK_SIZE / 4)
+/* The connector's read-ahead buffer per connection (PVIO_READ_AHEAD_CACHE_SIZE
+ * in Connector/C), and glibc's default mmap threshold, restored after the
+ * connect allocates that buffer (start_connect()). */
+#define MYCONN_READ_AHEAD_BYTES    ((size_t)16 * 1024)
+#define MYCONN_HEAP_MMAP_THRESHOLD ((size_t)128 * 1024)
 /* Resuming an operation whose socket was shut down ends it at once; the
  * bound only guards against a connector that keeps asking to wait. */
 #define MYCONN_UNWIND_STEPS 64
@@ -119,8 +124,10 @@ struct myconn {
     struct rowbuf rows;
     struct rowbuf spare; /* the last small result's buffers, emptied */
 
-    struct loop_deferred kick; /* defers the start so the callback is never synchronous */
-    uv_timer_t wait_timer;     /* MYSQL_WAIT_TIMEOUT */
+    struct loop_deferred kick;      /* defers the start so the callback is never synchronous */
+    struct loop_gate *connect_gate; /* NULL, or where a connect waits for a place */
+    bool in_gate;                   /* holds a place of connect_gate */
+    uv_timer_t wait_timer;          /* MYSQL_WAIT_TIMEOUT */
     /* Connect or query as a whole: ends at deadline_at (uv_now() ms, 0 when
      * nothing runs). The timer stays armed between queries and is moved
      * only when it would fire too late, so a probe every 50 ms does not
@@ -189,6 +196,8 @@ int myconn_query_done(struct myconn *c);
 int myconn_fetch_done(struct myconn *c);
 /* Ends the current query and calls back. The callback may free @c or start
  * the next query, so this is the last thing any caller does with @c. */
+/* Gives back the connect gate's place, if @c holds one. */
+void myconn_gate_leave(struct myconn *c);
 void myconn_finish(struct myconn *c, enum myconn_status status, const char *msg);
 void myconn_finish_fmt(struct myconn *c, enum myconn_status status, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));

@@ -134,9 +134,18 @@ static void rows_keep(struct myconn *c, struct rowbuf *r)
     memset(r, 0, sizeof(*r));
 }
 
+void myconn_gate_leave(struct myconn *c)
+{
+    if (c->in_gate) {
+        c->in_gate = false;
+        loop_gate_leave(c->connect_gate);
+    }
+}
+
 void myconn_finish(struct myconn *c, enum myconn_status status, const char *msg)
 {
     c->deadline_at = 0;
+    myconn_gate_leave(c);
     myconn_wait_stop(c);
     struct rowbuf rows = c->rows;
     memset(&c->rows, 0, sizeof(c->rows));

@@ -283,6 +283,7 @@ struct probe *probe_new(struct loop *loop, const struct probe_params *params)
             .collation = params->collation,
             .connect_timeout_ms = timeout_ms,
             .query_timeout_ms = timeout_ms,
+            .connect_gate = params->connect_gate,
     };
     p->conn = myconn_new(loop, &cp);
     if (params->cluster != NULL && *params->cluster != '\0')

@@ -30,11 +30,12 @@ struct probe_params {
     uint16_t port;
     const char *user;
     const char *password;
-    const char *query;     /* "" or NULL: replication lag */
-    uint32_t timeout_ms;   /* connect and query; 1000 */
-    uint32_t cache_ms;     /* CacheMillis; 0 = no cache */
-    const char *collation; /* Stores.MySQL.Collation; NULL or "": utf8mb4 */
-    const char *cluster;   /* for log lines only; may be NULL */
+    const char *query;              /* "" or NULL: replication lag */
+    uint32_t timeout_ms;            /* connect and query; 1000 */
+    uint32_t cache_ms;              /* CacheMillis; 0 = no cache */
+    const char *collation;          /* Stores.MySQL.Collation; NULL or "": utf8mb4 */
+    struct loop_gate *connect_gate; /* NULL: connects never wait (myconn_params) */
+    const char *cluster;            /* for log lines only; may be NULL */
 };
 
 enum probe_query_kind {

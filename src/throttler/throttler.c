@@ -153,6 +153,7 @@ struct throttler *throttler_new(const struct throttler_params *p)
 {
     struct throttler *t = xcalloc(1, sizeof(*t));
     t->loop = p->loop;
+    loop_gate_init(&t->connect_gate, t->loop, THROTTLER_MAX_CONNECTING);
     t->cfg = p->cfg;
     t->clock = p->clock != NULL ? p->clock : wall_clock;
     t->clock_arg = p->clock_arg;

@@ -86,6 +86,7 @@ static struct host_probe *host_probe_new(struct throttler *t, const struct clust
                 .timeout_ms = THROTTLER_PROBE_TIMEOUT_MS,
                 .cache_ms = cm->cache_millis > 0 ? (uint32_t)cm->cache_millis : 0,
                 .collation = c->cfg->collation,
+                .connect_gate = &t->connect_gate,
                 /* Log lines name the metric: "main" or "main/threads". */
                 .cluster = cm->name + strlen("mysql/"),
         };

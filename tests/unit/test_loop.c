@@ -414,6 +414,102 @@ static void test_deferred_calls(void **state)
     loop_free(l);
 }
 
+/* A caller of a gate: enters when called, records the order it got in. */
+struct gatecomer {
+    struct loop_deferred d;
+    struct loop_gate *g;
+    int calls;
+    int inside_order; /* 0 while outside */
+};
+
+static int gate_clock;
+
+static void on_gate_call(struct loop_deferred *d)
+{
+    struct gatecomer *x = (struct gatecomer *)(void *)d;
+    x->calls++;
+    if (loop_gate_enter(x->g, &x->d))
+        x->inside_order = ++gate_clock;
+}
+
+static void gate_try(struct gatecomer *x)
+{
+    if (loop_gate_enter(x->g, &x->d))
+        x->inside_order = ++gate_clock;
+}
+
+static void run_turns(uv_loop_t *uv)
+{
+    for (int i = 0; i < 10; i++)
+        uv_run(uv, UV_RUN_NOWAIT);
+}
+
+static void test_gate(void **state)
+{
+    (void)state;
+    struct loop *l = loop_new();
+    uv_loop_t *uv = loop_uv(l);
+    struct loop_gate g;
+    loop_gate_init(&g, l, 2);
+    struct gatecomer x[6];
+    memset(x, 0, sizeof(x));
+    for (int i = 0; i < 6; i++) {
+        loop_deferred_init(&x[i].d, on_gate_call);
+        x[i].g = &g;
+    }
+    gate_clock = 0;
+    /* Two places: the first two are in at once, the next three wait. */
+    for (int i = 0; i < 5; i++)
+        gate_try(&x[i]);
+    assert_int_equal(x[0].inside_order, 1);
+    assert_int_equal(x[1].inside_order, 2);
+    for (int i = 2; i < 5; i++)
+        assert_int_equal(x[i].inside_order, 0);
+    assert_int_equal(loop_gate_inside(&g), 2);
+    assert_int_equal(loop_gate_waiting(&g), 3);
+    /* Waiting is not being called: nothing runs before a place is free. */
+    run_turns(uv);
+    assert_int_equal(x[2].calls + x[3].calls + x[4].calls, 0);
+    /* x[3] gives up while waiting: it is never called. */
+    loop_gate_cancel(&g, &x[3].d);
+    assert_int_equal(loop_gate_waiting(&g), 2);
+    /* A place is freed: the first waiter (x[2]) gets it, and a newcomer in
+     * the same turn (x[5]) cannot take it. */
+    loop_gate_leave(&g);
+    gate_try(&x[5]);
+    assert_int_equal(x[5].inside_order, 0);
+    assert_int_equal(loop_gate_inside(&g), 2); /* x[1] and x[2]'s given place */
+    run_turns(uv);
+    assert_int_equal(x[2].calls, 1);
+    assert_int_equal(x[2].inside_order, 3);
+    assert_int_equal(x[3].calls, 0);
+    assert_int_equal(x[4].inside_order, 0);
+    /* x[4] is given the next place but cancels before its call: the place
+     * passes on to x[5], the next in line. */
+    loop_gate_leave(&g);
+    assert_int_equal(loop_gate_waiting(&g), 1);
+    loop_gate_cancel(&g, &x[4].d);
+    assert_int_equal(loop_gate_waiting(&g), 0);
+    run_turns(uv);
+    assert_int_equal(x[4].calls, 0);
+    assert_int_equal(x[5].calls, 1);
+    assert_int_equal(x[5].inside_order, 4);
+    assert_int_equal(loop_gate_inside(&g), 2);
+    /* Everyone leaves: the gate is empty, and an extra leave is harmless. */
+    loop_gate_leave(&g);
+    loop_gate_leave(&g);
+    loop_gate_leave(&g);
+    assert_int_equal(loop_gate_inside(&g), 0);
+    /* A bound of 0 means 1. */
+    loop_gate_init(&g, l, 0);
+    gate_try(&x[0]);
+    gate_try(&x[1]);
+    assert_int_equal(loop_gate_inside(&g), 1);
+    assert_int_equal(loop_gate_waiting(&g), 1);
+    loop_gate_cancel(&g, &x[1].d);
+    loop_free(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -425,6 +521,7 @@ int main(void)
             cmocka_unit_test(test_free_with_queued),
             cmocka_unit_test(test_concurrent_answers_once),
             cmocka_unit_test(test_deferred_calls),
+            cmocka_unit_test(test_gate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -776,6 +776,98 @@ static void test_real_free_during_query(void **state)
     assert_int_equal(o.calls, 0);
 }
 
+/* Runs the loop until every one of @n outcomes has its answer. */
+static void run_until_all(struct env *e, struct outcome *o, size_t n)
+{
+    bool expired = false;
+    uv_timer_t guard;
+    uv_timer_init(e->uv, &guard);
+    guard.data = &expired;
+    uv_timer_start(&guard, on_guard, GUARD_MS, 0);
+    for (;;) {
+        size_t done = 0;
+        for (size_t i = 0; i < n; i++)
+            done += o[i].calls > 0;
+        if (done == n || expired)
+            break;
+        uv_run(e->uv, UV_RUN_ONCE);
+    }
+    uv_close((uv_handle_t *)&guard, NULL);
+    uv_run(e->uv, UV_RUN_NOWAIT);
+    assert_false(expired);
+}
+
+/* A connect gate of one place: connects take turns in order, a waiting
+ * connect runs no deadline (its own 200 ms would end long before the
+ * silent server's 600 ms), a timed-out connect gives its place back, a
+ * connection freed while waiting leaves the line, and nothing is held
+ * afterwards; a connected connection's queries never wait. */
+static void test_real_connect_gate(void **state)
+{
+    struct env *e = *state;
+    struct loop_gate gate;
+    loop_gate_init(&gate, e->loop, 1);
+    uint16_t silent_port = 0;
+    int fd = silent_listener(AF_INET, "127.0.0.1", &silent_port);
+    assert_true(fd >= 0);
+    struct myconn_params p = params_for("127.0.0.1", silent_port);
+    p.connect_timeout_ms = 600;
+    p.connect_gate = &gate;
+    struct myconn *c[4];
+    c[0] = myconn_new(e->loop, &p);
+    for (int i = 1; i < 4; i++) {
+        struct myconn_params q = params_for("127.0.0.1", live_mysql_port());
+        q.user = live_mysql_user();
+        q.password = live_mysql_password();
+        q.connect_timeout_ms = 200;
+        q.connect_gate = &gate;
+        c[i] = myconn_new(e->loop, &q);
+    }
+    struct outcome o[4];
+    memset(o, 0, sizeof(o));
+    uint64_t t0 = clock_mono_ms();
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(myconn_query(c[i], "select connection_id()", on_done, &o[i]), 0);
+    uv_run(e->uv, UV_RUN_NOWAIT);
+    assert_int_equal(loop_gate_inside(&gate), 1);
+    assert_int_equal(loop_gate_waiting(&gate), 3);
+    myconn_free(c[3]);
+    assert_int_equal(loop_gate_waiting(&gate), 2);
+    run_until_all(e, o, 3);
+    for (int i = 0; i < 3; i++)
+        print_message("    %d: %s after %llu ms\n", i, o[i].status == MYCONN_OK ? "ok" : o[i].msg,
+                      (unsigned long long)(o[i].done_ms - t0));
+    assert_int_equal(o[0].status, MYCONN_ERR_CONNECT);
+    assert_non_null(strstr(o[0].msg, "timed out after 600 ms"));
+    assert_int_equal(o[1].status, MYCONN_OK);
+    assert_int_equal(o[2].status, MYCONN_OK);
+    assert_int_equal(o[3].calls, 0);
+    assert_true(o[1].done_ms >= o[0].done_ms);
+    assert_true(o[2].done_ms >= o[1].done_ms);
+    assert_true(o[1].done_ms - t0 >= 550);
+    assert_int_equal(loop_gate_inside(&gate), 0);
+    assert_int_equal(loop_gate_waiting(&gate), 0);
+    /* Connected: a query does not enter the gate even when it is full. */
+    struct myconn_params q = params_for("127.0.0.1", silent_port);
+    q.connect_gate = &gate;
+    struct myconn *blocker = myconn_new(e->loop, &q);
+    struct outcome ob = {0};
+    assert_int_equal(myconn_query(blocker, "select 1", on_done, &ob), 0);
+    uv_run(e->uv, UV_RUN_NOWAIT);
+    assert_int_equal(loop_gate_inside(&gate), 1);
+    struct outcome o1 = query_ok(e, c[1], "select 1");
+    assert_string_equal(o1.cell[0], "1");
+    assert_int_equal(ob.calls, 0);
+    /* Freed while connecting inside the gate: the place comes back. */
+    myconn_free(blocker);
+    assert_int_equal(loop_gate_inside(&gate), 0);
+    myconn_free(c[0]);
+    myconn_free(c[1]);
+    myconn_free(c[2]);
+    run_for(e, 20);
+    close(fd);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -809,6 +901,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_real_bad_password, setup, teardown),
             cmocka_unit_test_setup_teardown(test_real_chain_and_free_in_callback, setup, teardown),
             cmocka_unit_test_setup_teardown(test_real_free_during_query, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_real_connect_gate, setup, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
