@@ -23,6 +23,9 @@ struct conn_slot {
     /* The connection's verdict on its client certificate (enum
      * conn_tls_verdict), written and read by the connection's own thread. */
     _Atomic int tls_verdict;
+    /* The client's address as text, formatted at the connection's first
+     * request and read by its later ones: the connection's own thread. */
+    char peer[CONN_PEER_SIZE];
 };
 
 struct conn_table {
@@ -64,6 +67,7 @@ struct conn_slot *conn_table_claim(struct conn_table *t, int fd, uint64_t now_ms
         atomic_store(&s->phase, PHASE_WAITING);
         atomic_store(&s->since_ms, now_ms);
         atomic_store_explicit(&s->tls_verdict, CONN_TLS_UNKNOWN, memory_order_relaxed);
+        s->peer[0] = '\0';
         atomic_store(&s->state, SLOT_LIVE);
         atomic_fetch_add(&t->live, 1);
         return s;
@@ -141,4 +145,9 @@ enum conn_tls_verdict conn_slot_tls_verdict(const struct conn_slot *s)
 void conn_slot_set_tls_verdict(struct conn_slot *s, enum conn_tls_verdict v)
 {
     atomic_store_explicit(&s->tls_verdict, (int)v, memory_order_relaxed);
+}
+
+char *conn_slot_peer(struct conn_slot *s)
+{
+    return s->peer;
 }

@@ -8,6 +8,7 @@
  * never touches a descriptor number that was reused. Any thread. */
 #pragma once
 
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,3 +51,9 @@ enum conn_tls_verdict { CONN_TLS_UNKNOWN, CONN_TLS_OK, CONN_TLS_REFUSED };
  * claim). The connection's own thread. */
 enum conn_tls_verdict conn_slot_tls_verdict(const struct conn_slot *s);
 void conn_slot_set_tls_verdict(struct conn_slot *s, enum conn_tls_verdict v);
+
+/* The client address of @s's connection as text ("10.0.0.1", "::1"): empty
+ * after a claim, then written once by the connection's own thread, which
+ * alone reads it; a keep-alive connection formats it once, not per request. */
+#define CONN_PEER_SIZE INET6_ADDRSTRLEN
+char *conn_slot_peer(struct conn_slot *s);

@@ -347,8 +347,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (slot != NULL)
         conn_slot_busy(slot);
 
-    char peer[INET6_ADDRSTRLEN + 1];
-    peer_address(conn, peer, sizeof(peer));
+    char own_peer[CONN_PEER_SIZE];
+    char *peer = slot != NULL ? conn_slot_peer(slot) : own_peer;
+    if (slot == NULL || peer[0] == '\0')
+        peer_address(conn, peer, CONN_PEER_SIZE);
     /* Written only by a control request that parks (a whole command, about
      * 2.7 KB): left uninitialized so that checks do not clear it. */
     struct loop_cmd park_cmd;

@@ -27,13 +27,28 @@ static const struct snap_app *app_denied(const struct snapshot *s, const char *k
     return rnd < a->ratio ? a : NULL;
 }
 
+/* "@app/@store" into @key of @size bytes; false if it does not fit. Checks
+ * build this key on every request: no printf. */
+static bool app_store_key(char *key, size_t size, const char *app, const char *store)
+{
+    size_t a = strlen(app);
+    size_t b = strlen(store);
+    if (a + 1 + b >= size)
+        return false;
+    memcpy(key, app, a);
+    key[a] = '/';
+    memcpy(key + a + 1, store, b + 1);
+    return true;
+}
+
 static const struct snap_app *app_throttled(const struct snapshot *s, const char *app,
                                             const char *store, uint64_t now_ms, double rnd)
 {
+    if (s == NULL || s->apps == NULL || s->apps->len == 0)
+        return NULL;
     char key[512];
-    int n = snprintf(key, sizeof(key), "%s/%s", app, store);
     const struct snap_app *a = NULL;
-    if (n > 0 && (size_t)n < sizeof(key))
+    if (app_store_key(key, sizeof(key), app, store))
         a = app_denied(s, key, now_ms, rnd);
     return a != NULL ? a : app_denied(s, app, now_ms, rnd);
 }
@@ -85,9 +100,8 @@ static const struct snap_rule *rule_for(const struct snapshot *s, const char *ap
         strcmp(app, CHECK_APP_FRENO) == 0 || strcmp(app, CHECK_APP_SHARE_DOMAIN) == 0)
         return NULL;
     char key[512];
-    int n = snprintf(key, sizeof(key), "%s/%s", app, store);
     const struct snap_rule *r = NULL;
-    if (n > 0 && (size_t)n < sizeof(key))
+    if (app_store_key(key, sizeof(key), app, store))
         r = snapshot_find_rule(s, key);
     if (r == NULL || (r->expire_at_ms != 0 && r->expire_at_ms <= now_ms))
         r = snapshot_find_rule(s, app);
