@@ -35,8 +35,8 @@ static bool app_store_key(char *key, size_t size, const char *app, const char *s
     size_t b = strlen(store);
     if (a + 1 + b >= size)
         return false;
-    memcpy(key, app, a);
-    key[a] = '/';
+    memcpy(key, app, a + 1);
+    key[a] = '/'; /* over app's NUL */
     memcpy(key + a + 1, store, b + 1);
     return true;
 }
