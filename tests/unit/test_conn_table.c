@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -41,10 +42,15 @@ static void test_claim_release(void **state)
     assert_int_equal(conn_table_live(t), 3);
     /* Full: one past the size gets no slot. */
     assert_null(conn_table_claim(t, 13, 0));
+    /* A connection's address, kept for its later requests, is gone when its
+     * slot serves the next connection. */
+    assert_string_equal(conn_slot_peer(b), "");
+    snprintf(conn_slot_peer(b), CONN_PEER_SIZE, "%s", "2001:db8::1");
     conn_table_release(t, b);
     assert_int_equal(conn_table_live(t), 2);
     struct conn_slot *d = conn_table_claim(t, 13, 0);
     assert_ptr_equal(d, b);
+    assert_string_equal(conn_slot_peer(d), "");
     conn_table_release(t, a);
     conn_table_release(t, c);
     conn_table_release(t, d);
