@@ -406,12 +406,11 @@ void myconn_free(struct myconn *c)
         return;
     c->cb = NULL;
     c->freeing = true;
-    if (c->connect_gate != NULL) {
-        loop_gate_cancel(c->connect_gate, &c->kick);
-        myconn_gate_leave(c);
-    } else {
+    if (c->connect_gate != NULL)
+        loop_gate_cancel(c->connect_gate, &c->kick); /* waiting, or handed a place */
+    else
         loop_defer_cancel(c->loop, &c->kick);
-    }
+    myconn_gate_leave(c); /* connecting inside the gate */
     if (c->resolving != NULL) {
         c->resolving->c = NULL;
         uv_cancel((uv_req_t *)&c->resolving->req);

@@ -194,10 +194,10 @@ int myconn_start_query(struct myconn *c);
 int myconn_send_done(struct myconn *c);
 int myconn_query_done(struct myconn *c);
 int myconn_fetch_done(struct myconn *c);
-/* Ends the current query and calls back. The callback may free @c or start
- * the next query, so this is the last thing any caller does with @c. */
 /* Gives back the connect gate's place, if @c holds one. */
 void myconn_gate_leave(struct myconn *c);
+/* Ends the current query and calls back. The callback may free @c or start
+ * the next query, so this is the last thing any caller does with @c. */
 void myconn_finish(struct myconn *c, enum myconn_status status, const char *msg);
 void myconn_finish_fmt(struct myconn *c, enum myconn_status status, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
