@@ -27,6 +27,7 @@
 
 #include "core/clock.h"
 #include "core/xalloc.h"
+#include "http/acceptor.h"
 #include "http/conn_table.h"
 #include "http/http_api.h"
 #include "http/http_tls.h"
@@ -46,8 +47,13 @@
  * returning it to the kernel: the connection memory above, taken and given
  * back once per connection, for 32 connections an HTTP thread. */
 #define HEAP_KEEP_BYTES (32u * CONNECTION_MEMORY_BYTES)
-/* Connections the kernel may hold completed before MHD accepts them. */
+/* Connections the kernel may hold completed before they are accepted. */
 #define LISTEN_BACKLOG 1024u
+/* Connections accepted and handed to an HTTP thread that has not taken them
+ * yet: past this the listener pauses (ACCEPTOR_PAUSE_MS) and new connections
+ * wait in the kernel's queue, so a thread that falls behind does not make
+ * the listener hold descriptors for it. */
+#define HANDED_MAX 256u
 /* How often the keeper looks for timed-out commands and slow requests. */
 #define KEEPER_TICK_MS 100u
 /* How often the keeper logs what it closed, when it closed anything. */
@@ -57,6 +63,7 @@
 
 struct http_server {
     struct MHD_Daemon *mhd;
+    struct acceptor *listener;
     struct http_api_ctx api;
     struct loop *loop;
     struct conn_table *conns;
@@ -66,6 +73,7 @@ struct http_server {
     uint32_t control_timeout_ms;
     _Atomic unsigned budget;  /* connections beyond this are closed as they open */
     _Atomic unsigned parked;  /* control requests suspended now */
+    _Atomic unsigned handed;  /* accepted, not yet taken by an HTTP thread */
     _Atomic uint64_t refused; /* closed at once: over the budget */
     _Atomic uint64_t reaped;  /* closed by the keeper: request too slow */
     _Atomic bool stopping;
@@ -401,15 +409,41 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     }
     const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    struct conn_slot *s =
+            ci != NULL ? conn_table_claim(srv->conns, ci->connect_fd, clock_mono_ms()) : NULL;
+    *socket_context = s;
+    /* After the claim: the listener may count it twice, never not at all. */
+    atomic_fetch_sub(&srv->handed, 1);
     if (ci == NULL)
         return;
-    struct conn_slot *s = conn_table_claim(srv->conns, ci->connect_fd, clock_mono_ms());
-    *socket_context = s;
     if (s == NULL || conn_table_live(srv->conns) > atomic_load(&srv->budget)) {
         /* Over the descriptor budget: MHD sees the end of input and closes. */
         shutdown(ci->connect_fd, SHUT_RDWR);
         atomic_fetch_add(&srv->refused, 1);
     }
+}
+
+/* Whether the listener may accept a connection: within the budget, counting
+ * those handed to an HTTP thread and not taken yet, and with fewer than
+ * HANDED_MAX of those. Otherwise new connections wait in the kernel's queue.
+ * The listener's thread. */
+static bool on_room(void *arg)
+{
+    struct http_server *srv = arg;
+    unsigned handed = atomic_load(&srv->handed);
+    return handed < HANDED_MAX && conn_table_live(srv->conns) + handed < atomic_load(&srv->budget);
+}
+
+/* A connection the listener accepted, handed to an HTTP thread, which MHD
+ * picks by descriptor number (consecutive connections alternate between
+ * threads). MHD closes it itself when it refuses it
+ * (HttpMaxConnectionsPerAddress). The listener's thread. */
+static void on_accept(int fd, const struct sockaddr *addr, socklen_t addrlen, void *arg)
+{
+    struct http_server *srv = arg;
+    atomic_fetch_add(&srv->handed, 1);
+    if (MHD_add_connection(srv->mhd, fd, addr, addrlen) != MHD_YES)
+        atomic_fetch_sub(&srv->handed, 1);
 }
 
 static void on_reap(int fd, void *arg)
@@ -494,28 +528,19 @@ unsigned http_server_thread_count(unsigned requested)
     return n > 0 ? (unsigned)n : 1;
 }
 
-/* Resolves ListenAddress @addr (a literal or a host name; the first
- * address it has) with @port into @ss. Main thread, at start. */
-static int listen_sockaddr(const char *addr, uint16_t port, struct sockaddr_storage *ss,
-                           struct err *err)
+/* MHD's own connection limit, per HTTP thread, set where the listener's
+ * bound (the budget, connections waiting to be taken included) always
+ * comes first: MHD refusing a connection in its thread would close it
+ * without reporting it, and the listener would count it as waiting forever. */
+static unsigned mhd_connection_limit(unsigned max_connections, unsigned threads)
 {
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG};
-    struct addrinfo *res = NULL;
-    int rc = getaddrinfo(addr, NULL, &hints, &res);
-    if (rc != 0)
-        return err_set(err, -EINVAL, "http: ListenAddress %s: cannot resolve it: %s", addr,
-                       gai_strerror(rc));
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    freeaddrinfo(res);
-    if (ss->ss_family == AF_INET)
-        ((struct sockaddr_in *)(void *)ss)->sin_port = htons(port);
-    else
-        ((struct sockaddr_in6 *)(void *)ss)->sin6_port = htons(port);
-    return 0;
+    uint64_t per_thread = (uint64_t)max_connections + HANDED_MAX + 1u;
+    uint64_t all = per_thread * threads;
+    return all > UINT32_MAX ? UINT32_MAX : (unsigned)all;
 }
 
-/* MHD options beyond the fixed ones: the address and TLS. */
-#define EXTRA_OPTIONS_MAX 4
+/* MHD options beyond the fixed ones: TLS. */
+#define EXTRA_OPTIONS_MAX 2
 
 struct http_server *http_server_start(const struct http_server_params *p, struct err *err)
 {
@@ -531,21 +556,16 @@ struct http_server *http_server_start(const struct http_server_params *p, struct
     s->conns = conn_table_new(p->max_connections);
     keep_heap_for_connections();
     unsigned threads = http_server_thread_count(p->threads);
+    /* The listener accepts; MHD gets each connection with
+     * MHD_add_connection(). */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
-                     MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME;
+                     MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_NO_LISTEN_SOCKET |
+                     MHD_USE_ITC;
     struct MHD_OptionItem extra[EXTRA_OPTIONS_MAX + 1];
     size_t nextra = 0;
-    struct sockaddr_storage ss = {0};
-    bool has_address = p->listen_address != NULL && p->listen_address[0] != '\0';
-    if (has_address) {
-        if (listen_sockaddr(p->listen_address, p->port, &ss, err) < 0)
-            goto fail;
-        if (ss.ss_family == AF_INET6)
-            flags |= MHD_USE_IPv6;
-        extra[nextra++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
-    } else {
-        flags |= MHD_USE_DUAL_STACK;
-    }
+    s->listener = acceptor_new(p->listen_address, p->port, LISTEN_BACKLOG, err);
+    if (s->listener == NULL)
+        goto fail;
     if (p->tls_cert_file != NULL && p->tls_cert_file[0] != '\0') {
         if (MHD_is_feature_supported(MHD_FEATURE_HTTPS_CERT_CALLBACK2) != MHD_YES) {
             err_set(err, -ENOTSUP,
@@ -568,30 +588,33 @@ struct http_server *http_server_start(const struct http_server_params *p, struct
     }
     extra[nextra] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     s->mhd = MHD_start_daemon(
-            flags, p->port, NULL, NULL, on_request, s, MHD_OPTION_THREAD_POOL_SIZE, threads,
-            MHD_OPTION_CONNECTION_LIMIT, p->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-            p->max_per_address, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)p->idle_timeout_s,
-            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY_BYTES,
-            MHD_OPTION_LISTEN_BACKLOG_SIZE, LISTEN_BACKLOG, MHD_OPTION_NOTIFY_COMPLETED,
-            on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-            MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-            MHD_OPTION_ARRAY, extra, MHD_OPTION_END);
+            flags, 0, NULL, NULL, on_request, s, MHD_OPTION_THREAD_POOL_SIZE, threads,
+            MHD_OPTION_CONNECTION_LIMIT, mhd_connection_limit(p->max_connections, threads),
+            MHD_OPTION_PER_IP_CONNECTION_LIMIT, p->max_per_address, MHD_OPTION_CONNECTION_TIMEOUT,
+            (unsigned)p->idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+            (size_t)CONNECTION_MEMORY_BYTES, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+            MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+            MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_ARRAY, extra, MHD_OPTION_END);
     if (s->mhd == NULL) {
-        err_set(err, -EADDRINUSE,
-                "http: cannot listen on %s%s%s port %u (in use, no such local address, or no permission)",
-                has_address ? "address " : "", has_address ? p->listen_address : "",
-                has_address ? "," : "", (unsigned)p->port);
+        err_set(err, -EIO, "http: cannot start the HTTP threads (see the debug log)");
+        goto fail;
+    }
+    if (acceptor_start(s->listener, on_accept, on_room, s, err) < 0) {
+        MHD_stop_daemon(s->mhd);
         goto fail;
     }
     int rc = pthread_create(&s->keeper, NULL, keeper_main, s);
     if (rc != 0) {
         err_set(err, -rc, "http: cannot start the keeper thread: %s", strerror(rc));
+        acceptor_free(s->listener); /* no more connections for MHD */
+        s->listener = NULL;
         MHD_stop_daemon(s->mhd);
         goto fail;
     }
     s->keeper_started = true;
     return s;
 fail:
+    acceptor_free(s->listener);
     http_tls_free(s->tls);
     conn_table_free(s->conns);
     free(s);
@@ -628,6 +651,7 @@ void http_server_stop(struct http_server *s)
     atomic_store(&s->stopping, true);
     if (s->keeper_started)
         pthread_join(s->keeper, NULL);
+    acceptor_free(s->listener);
     MHD_stop_daemon(s->mhd);
     http_tls_free(s->tls);
     conn_table_free(s->conns);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* The HTTP server: libmicrohttpd with its own thread pool, dual-stack
- * listening socket, keep-alive. Requests go to http_api_handle(); control
- * requests wait for the loop parked, without holding a thread. Bounded:
+/* The HTTP server: libmicrohttpd's thread pool, fed connections by a
+ * listener thread of ours (dual-stack socket), keep-alive. Requests go to
+ * http_api_handle(); control requests wait for the loop parked, without
+ * holding a thread. Bounded:
  * connections in total and per client address, time to receive a request,
  * idle time, and the loop's command queue. */
 #pragma once
@@ -15,8 +16,9 @@ struct http_server;
 struct history;
 
 /* Descriptors the server itself uses besides its connections: the listening
- * socket, and an epoll descriptor and a wake-up descriptor per thread. */
-#define HTTP_SERVER_FDS(threads) (1u + 2u * (threads))
+ * socket and its thread's wake-up descriptor, and an epoll descriptor and a
+ * wake-up descriptor per HTTP thread. */
+#define HTTP_SERVER_FDS(threads) (2u + 2u * (threads))
 
 struct http_server_params {
     uint16_t port;

@@ -343,6 +343,99 @@ def test_refuses_to_start_without_descriptors_to_serve():
     d.retire()
 
 
+# ---------------------------------------------------------------- connection bounds
+
+def open_from(addr, port):
+    return socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(addr, 0))
+
+
+def is_closed(s):
+    """Whether the daemon closed @s: end of input or a reset waits to be read."""
+    if not select_readable(s):
+        return False
+    try:
+        return s.recv(1, socket.MSG_PEEK) == b""
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+
+
+def select_readable(s):
+    sel = selectors.DefaultSelector()
+    sel.register(s, selectors.EVENT_READ)
+    try:
+        return bool(sel.select(0))
+    finally:
+        sel.close()
+
+
+def served(s):
+    """Whether a request on the open connection @s gets an answer."""
+    try:
+        s.settimeout(3)
+        s.sendall(b"GET /lb-check HTTP/1.1\r\nHost: x\r\n\r\n")
+        return s.recv(12).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
+def served_fresh(addr, port):
+    try:
+        with open_from(addr, port) as s:
+            return served(s)
+    except OSError:
+        return False
+
+
+def test_connection_bounds_per_address_and_in_total():
+    """HttpMaxConnectionsPerAddress and the connection budget are kept where
+    connections are accepted: one over the per-address bound is closed at
+    once, one over the budget waits in the kernel's queue until a place is
+    given back; those held are served throughout."""
+    ha.prepare_backend()
+    cfg = node_config(SLOW_PORT, "hostile-bounds")
+    cfg["HttpMaxConnectionsPerAddress"] = 4
+    cfg["HttpMaxConnections"] = 16
+    d = lib.daemon("bounds", cfg, SLOW_PORT)
+    socks = []
+    try:
+        same = [open_from("127.0.0.3", SLOW_PORT) for _ in range(5)]
+        socks += same
+        wait_until(lambda: is_closed(same[4]), timeout=5, what="a fifth connection from one address to be closed")
+        expect(not any(is_closed(s) for s in same[:4]), "the first four connections from one address are held")
+        expect(served(same[0]), "a held connection is served")
+        same[1].close()
+        wait_until(lambda: served_fresh("127.0.0.3", SLOW_PORT), timeout=5,
+                   what="a new connection from the address to be served once one of its four closed")
+        # In total: 3 held from 127.0.0.3, then one per address until the
+        # budget of 16 is full; the rest wait in the kernel's queue, unread,
+        # until held ones close, and are then served in order.
+        others = [open_from(f"127.0.1.{i}", SLOW_PORT) for i in range(1, 21)]
+        socks += others
+        for s in others:
+            s.sendall(b"GET /lb-check HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_until(lambda: sum(map(select_readable, others)), lambda n: n >= 11, timeout=5,
+                   what="the connections within the budget to be answered")
+        # Those over the budget must stay unanswered: look again after a
+        # while that is long against an answer (about a millisecond).
+        time.sleep(0.5)
+        answered = [select_readable(s) for s in others]
+        held = answered.index(False) if False in answered else len(answered)
+        print(f"figure: bounds: {held} connections served beside 3 from 127.0.0.3 under a budget of 16; "
+              f"{20 - held} waiting")
+        expect(answered == [True] * held + [False] * (20 - held), f"those waiting are the last ones: {answered}")
+        expect(11 <= held <= 13, f"{held} served beside 3 under a budget of 16")
+        expect(not any(is_closed(s) for s in others), "a connection over the budget was closed")
+        for s in others[:held]:
+            s.close()
+        wait_until(lambda: all(map(select_readable, others[held:])), timeout=5,
+                   what="the waiting connections to be answered once others closed")
+        expect(all(s.recv(12).startswith(b"HTTP/1.1 200") for s in others[held:]), "the waiting ones got 200")
+        expect(d.alive(), "the daemon is alive")
+    finally:
+        for s in socks:
+            s.close()
+
+
 # ---------------------------------------------------------------- control requests
 
 def classify(status, headers, body):
