@@ -10,10 +10,10 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -218,9 +218,13 @@ static void *acceptor_main(void *arg)
                                {.fd = a->fd, .events = POLLIN}};
         /* While paused, only the stop descriptor is watched. */
         nfds_t n = wait_ms < 0 ? 2 : 1;
-        if (poll(pf, n, wait_ms) < 0 && errno != EINTR) {
-            log_error("http: the listener cannot wait for connections: %s", strerror(errno));
-            return NULL;
+        if (poll(pf, n, wait_ms) < 0) {
+            if (errno != EINTR) { /* ENOMEM: as when accept4() lacks memory */
+                note_failure(a, errno);
+                struct timespec ts = {0, (long)ACCEPTOR_RETRY_MS * 1000000L};
+                nanosleep(&ts, NULL);
+            }
+            continue;
         }
         if (pf[0].revents != 0)
             return NULL;
