@@ -1,13 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /* Metric history: per cluster, one ring of HISTORY_POINTS seconds for each of
  * its metrics, sharing the cluster's time line (slot = second mod
- * HISTORY_POINTS). The loop writes once a second; readers copy one cluster
- * at a time under history_lock and format outside it, so the loop never
- * waits longer than one cluster's copy (about 60 KB at most). */
+ * HISTORY_POINTS). The loop writes once a second, each point already as the
+ * JSON text it is served as: formatted once when recorded instead of on
+ * every request (a request for every point of 100 clusters of 3 metrics
+ * formatted 270,000 numbers, 65 ms of an HTTP thread; copying the texts
+ * takes a few). Readers copy one cluster at a time under history_lock and
+ * format outside it, so the loop never waits longer than one cluster's copy
+ * (about 105 KB at most). */
 #include "snapshot/history.h"
 
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,11 +21,14 @@
 #include "core/strbuf.h"
 #include "core/xalloc.h"
 
+/* A point as served: "%.6g" of the value, NUL-padded; empty for null. */
+typedef char hist_point[HISTORY_POINT_BYTES];
+
 struct hist_series {
     char *metric;
     char *name;
     double threshold;
-    double v[HISTORY_POINTS]; /* NAN: no value that second */
+    hist_point v[HISTORY_POINTS];
 };
 
 struct hist_cluster {
@@ -101,8 +109,7 @@ static struct hist_series *series_new(const struct history_sample *s)
     r->metric = xstrdup(s->metric);
     r->name = xstrdup(s->name);
     r->threshold = s->threshold;
-    for (size_t i = 0; i < HISTORY_POINTS; i++)
-        r->v[i] = NAN;
+    memset(r->v, 0, sizeof(r->v));
     return r;
 }
 
@@ -138,6 +145,29 @@ static bool series_match(const struct hist_cluster *c, const struct history_samp
     return true;
 }
 
+static void point_set_null(hist_point p)
+{
+    p[0] = '\0';
+}
+
+/* Six significant digits draw any chart and keep a point within 13 bytes
+ * (a lag computed from timestamps has 17): "-1.23457e-308" is the longest. */
+static void point_set(hist_point p, bool has_value, double v)
+{
+    if (!has_value || !isfinite(v)) {
+        point_set_null(p);
+        return;
+    }
+    char buf[32];
+    int n = snprintf(buf, sizeof(buf), "%.6g", v);
+    if (n <= 0 || (size_t)n > HISTORY_POINT_BYTES) {
+        point_set_null(p); /* cannot happen with %.6g of a finite double */
+        return;
+    }
+    memset(p, 0, HISTORY_POINT_BYTES);
+    memcpy(p, buf, (size_t)n);
+}
+
 /* Moves @c's time line to @t_s: nulls for skipped seconds. */
 static void cluster_advance(struct hist_cluster *c, uint64_t t_s)
 {
@@ -145,7 +175,7 @@ static void cluster_advance(struct hist_cluster *c, uint64_t t_s)
         return;
     if (c->count == 0 || t_s < c->last_s) {
         for (size_t i = 0; i < c->nseries; i++)
-            c->series[i]->v[t_s % HISTORY_POINTS] = NAN;
+            point_set_null(c->series[i]->v[t_s % HISTORY_POINTS]);
         c->last_s = t_s;
         c->count = 1;
         return;
@@ -154,7 +184,7 @@ static void cluster_advance(struct hist_cluster *c, uint64_t t_s)
     uint64_t fill = gap < HISTORY_POINTS ? gap : HISTORY_POINTS;
     for (uint64_t k = 0; k < fill; k++)
         for (size_t i = 0; i < c->nseries; i++)
-            c->series[i]->v[(t_s - k) % HISTORY_POINTS] = NAN;
+            point_set_null(c->series[i]->v[(t_s - k) % HISTORY_POINTS]);
     c->count = c->count + gap < HISTORY_POINTS ? c->count + (size_t)gap : HISTORY_POINTS;
     c->last_s = t_s;
 }
@@ -182,8 +212,7 @@ void history_record(struct history *h, const char *cluster, const struct history
     cluster_advance(c, t_s);
     for (size_t i = 0; i < n; i++) {
         c->series[i]->threshold = v[i].threshold;
-        c->series[i]->v[t_s % HISTORY_POINTS] =
-                v[i].has_value && isfinite(v[i].value) ? v[i].value : NAN;
+        point_set(c->series[i]->v[t_s % HISTORY_POINTS], v[i].has_value, v[i].value);
     }
     c->seen = true;
     pthread_mutex_unlock(&h->lock);
@@ -238,7 +267,7 @@ struct hist_copy {
     struct hist_series_copy {
         char *metric, *name;
         double threshold;
-        double *points;
+        hist_point *points;
     } s[FRENO_METRICS_MAX];
 };
 
@@ -269,9 +298,12 @@ static bool copy_cluster(struct history *h, const char *name, uint64_t since_s,
         d->metric = xstrdup(s->metric);
         d->name = xstrdup(s->name);
         d->threshold = s->threshold;
-        d->points = xmalloc((np ? np : 1) * sizeof(double));
-        for (size_t k = 0; k < np; k++)
-            d->points[k] = s->v[(first + k) % HISTORY_POINTS];
+        d->points = xmalloc((np ? np : 1) * sizeof(hist_point));
+        /* At most two runs: up to the ring's end, then from its start. */
+        size_t from = (size_t)(first % HISTORY_POINTS);
+        size_t run = np < HISTORY_POINTS - from ? np : HISTORY_POINTS - from;
+        memcpy(d->points, &s->v[from], run * sizeof(hist_point));
+        memcpy(d->points + run, &s->v[0], (np - run) * sizeof(hist_point));
     }
     pthread_mutex_unlock(&h->lock);
     return true;
@@ -320,14 +352,15 @@ static void render_cluster(struct strbuf *b, const char *name, const struct hist
         strbuf_adds(b, ",\"Threshold\":");
         add_json_number(b, s->threshold);
         strbuf_adds(b, ",\"Values\":[");
-        /* Six significant digits draw any chart and keep a point within 13
-         * bytes (a lag computed from timestamps has 17). */
         for (size_t k = 0; k < c->npoints; k++) {
-            double v = s->points[k];
-            if (isfinite(v))
-                strbuf_addf(b, k > 0 ? ",%.6g" : "%.6g", v);
+            const char *p = s->points[k];
+            size_t n = strnlen(p, HISTORY_POINT_BYTES);
+            if (k > 0)
+                strbuf_add(b, ",", 1);
+            if (n > 0)
+                strbuf_add(b, p, n);
             else
-                strbuf_adds(b, k > 0 ? ",null" : "null");
+                strbuf_add(b, "null", 4);
         }
         strbuf_adds(b, "]}");
     }

@@ -3,7 +3,8 @@
  * the dashboard and /metrics-history (docs/api.md#metrics-history). The loop
  * records; HTTP threads copy what they render under the history's own
  * mutex, held for a copy of at most one cluster's rings at a time and never
- * on the check path. Memory: HISTORY_POINTS doubles per cluster metric. */
+ * on the check path. Memory: HISTORY_POINTS points of HISTORY_POINT_BYTES
+ * per cluster metric. */
 #pragma once
 
 #include <stdbool.h>
@@ -12,6 +13,8 @@
 
 /* Points kept per cluster metric: 15 minutes at 1 s. */
 #define HISTORY_POINTS 900
+/* A point's text as served ("%.6g", at most 13 bytes: "-1.23457e-308"). */
+#define HISTORY_POINT_BYTES 13
 
 struct history;
 
