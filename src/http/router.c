@@ -213,6 +213,13 @@ bool router_text_is_clean(const char *text, size_t len)
     return true;
 }
 
+/* Whether @pattern's first segment is [@seg, @seg + @len). */
+static bool first_segment_is(const char *pattern, const char *seg, size_t len)
+{
+    return strncmp(pattern + 1, seg, len) == 0 &&
+           (pattern[1 + len] == '/' || pattern[1 + len] == '\0');
+}
+
 enum route_status router_match(const char *method, const char *path, struct route *r)
 {
     bool is_get = strcmp(method, "GET") == 0;
@@ -234,7 +241,13 @@ enum route_status router_match(const char *method, const char *path, struct rout
      * every pattern until a match whose method is not allowed. */
     memcpy(r->buf, path, len);
     r->buf[len] = '\0';
+    /* Every pattern starts with a literal segment: one comparison of it
+     * passes over the patterns that cannot match (a check is the 11th). */
+    const char *first = r->buf[0] == '/' ? r->buf + 1 : NULL;
+    size_t first_len = first != NULL ? strcspn(first, "/") : 0;
     for (size_t i = 0; i < NPATTERNS; i++) {
+        if (first != NULL && !first_segment_is(patterns[i].path, first, first_len))
+            continue;
         if (!try_pattern(&patterns[i], r->buf, r))
             continue;
         path_found = true;
