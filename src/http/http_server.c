@@ -58,6 +58,9 @@
 #define KEEPER_TICK_MS 100u
 /* How often the keeper logs what it closed, when it closed anything. */
 #define KEEPER_REPORT_MS 60000u
+/* The largest answer body an HTTP thread keeps built to send again (a
+ * check's answer is 60 to 300 bytes). */
+#define RESP_CACHE_BODY_MAX 512u
 /* At shutdown, how long parked requests get to be answered. */
 #define UNPARK_DEADLINE_MS 2000u
 
@@ -148,8 +151,7 @@ static struct conn_slot *conn_slot_of(struct MHD_Connection *conn)
     return ci != NULL ? ci->socket_context : NULL;
 }
 
-static enum MHD_Result send_resp(struct MHD_Connection *conn, const char *method,
-                                 struct http_resp *resp)
+static struct MHD_Response *build_response(const char *method, struct http_resp *resp)
 {
     struct MHD_Response *r;
     if (resp->release != NULL) /* shared text: no copy, MHD drops our reference */
@@ -164,7 +166,7 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, const char *method
             resp->release(resp->release_arg);
         else if (resp->heap)
             free(resp->body);
-        return MHD_NO;
+        return NULL;
     }
     if (resp->content_type != NULL)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
@@ -182,6 +184,99 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, const char *method
         MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
         MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     }
+    return r;
+}
+
+/* The last small answer an HTTP thread sent, kept built to be sent again
+ * while answers stay the same: a check asked over and over has the same
+ * body until its value moves, at most once per aggregation (25 ms), and
+ * building an MHD response takes five allocations and a mutex. MHD counts
+ * a response's references, so one queued on a connection stays valid when
+ * the cache lets it go. Freed when the thread ends. */
+struct resp_cache {
+    struct MHD_Response *r;
+    int status;
+    bool get; /* the Content-Type of a JSON answer depends on it */
+    bool json;
+    const char *content_type;
+    size_t len;
+    char body[RESP_CACHE_BODY_MAX];
+};
+
+static pthread_key_t resp_cache_key;
+static pthread_once_t resp_cache_once = PTHREAD_ONCE_INIT;
+static _Thread_local struct resp_cache *my_resp_cache;
+
+static void on_thread_end(void *arg)
+{
+    struct resp_cache *c = arg;
+    if (c->r != NULL)
+        MHD_destroy_response(c->r);
+    free(c);
+}
+
+static void resp_cache_key_init(void)
+{
+    if (pthread_key_create(&resp_cache_key, on_thread_end) != 0)
+        abort();
+}
+
+static struct resp_cache *resp_cache_get(void)
+{
+    if (my_resp_cache == NULL) {
+        pthread_once(&resp_cache_once, resp_cache_key_init);
+        my_resp_cache = xcalloc(1, sizeof(*my_resp_cache));
+        pthread_setspecific(resp_cache_key, my_resp_cache);
+    }
+    return my_resp_cache;
+}
+
+/* Whether @resp is a plain small answer, the kind the cache keeps. */
+static bool resp_cacheable(const struct http_resp *resp)
+{
+    return resp->body == resp->small && resp->len <= RESP_CACHE_BODY_MAX && resp->release == NULL &&
+           !resp->heap && resp->retry_after_s == 0 && !resp->csp;
+}
+
+static bool resp_cache_has(const struct resp_cache *c, bool get, const struct http_resp *resp)
+{
+    return c->r != NULL && c->status == resp->status && c->get == get && c->json == resp->json &&
+           c->content_type == resp->content_type && c->len == resp->len &&
+           memcmp(c->body, resp->body, resp->len) == 0;
+}
+
+static void resp_cache_keep(struct resp_cache *c, bool get, const struct http_resp *resp,
+                            struct MHD_Response *r)
+{
+    if (c->r != NULL)
+        MHD_destroy_response(c->r);
+    c->r = r;
+    c->status = resp->status;
+    c->get = get;
+    c->json = resp->json;
+    c->content_type = resp->content_type;
+    c->len = resp->len;
+    memcpy(c->body, resp->body, resp->len);
+}
+
+static enum MHD_Result send_resp(struct MHD_Connection *conn, const char *method,
+                                 struct http_resp *resp)
+{
+    if (resp_cacheable(resp)) {
+        bool get = strcmp(method, "GET") == 0;
+        struct resp_cache *c = resp_cache_get();
+        if (resp_cache_has(c, get, resp))
+            return MHD_queue_response(conn, (unsigned)resp->status, c->r);
+        struct MHD_Response *r = build_response(method, resp);
+        if (r == NULL)
+            return MHD_NO;
+        enum MHD_Result rc = MHD_queue_response(conn, (unsigned)resp->status, r);
+        resp_cache_keep(c, get, resp, r);
+        return rc;
+    }
+    struct MHD_Response *r = build_response(method, resp);
+    if (r == NULL)
+        return MHD_NO;
     enum MHD_Result rc = MHD_queue_response(conn, (unsigned)resp->status, r);
     MHD_destroy_response(r);
     return rc;
