@@ -74,10 +74,10 @@ struct http_server {
     bool client_certs;    /* every request needs a client certificate */
     uint32_t request_timeout_ms;
     uint32_t control_timeout_ms;
-    _Atomic unsigned budget;  /* connections beyond this are closed as they open */
+    _Atomic unsigned budget;  /* connections beyond this wait in the listen queue */
     _Atomic unsigned parked;  /* control requests suspended now */
     _Atomic unsigned handed;  /* accepted, not yet taken by an HTTP thread */
-    _Atomic uint64_t refused; /* closed at once: over the budget */
+    _Atomic uint64_t refused; /* closed at once: over a budget lowered meanwhile */
     _Atomic uint64_t reaped;  /* closed by the keeper: request too slow */
     _Atomic bool stopping;
     pthread_t keeper;

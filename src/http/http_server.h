@@ -44,7 +44,8 @@ unsigned http_server_thread_count(unsigned requested);
 /* Starts listening; returns NULL with @err set on failure. Main thread. */
 struct http_server *http_server_start(const struct http_server_params *p, struct err *err);
 /* Lowers (or raises back, up to max_connections) the connections the server
- * keeps: one that opens beyond @max is closed at once. For when the
+ * keeps: beyond @max new ones wait in the kernel's listen queue (one the
+ * listener handed over just before is closed at once). For when the
  * descriptors the daemon needs for itself change. Any thread. */
 void http_server_set_connection_budget(struct http_server *s, unsigned max);
 /* Re-reads the TLS certificate, key and client CA files named at start and
