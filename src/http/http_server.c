@@ -262,23 +262,21 @@ static void resp_cache_keep(struct resp_cache *c, bool get, const struct http_re
 static enum MHD_Result send_resp(struct MHD_Connection *conn, const char *method,
                                  struct http_resp *resp)
 {
+    bool get = strcmp(method, "GET") == 0;
+    struct resp_cache *c = NULL;
     if (resp_cacheable(resp)) {
-        bool get = strcmp(method, "GET") == 0;
-        struct resp_cache *c = resp_cache_get();
+        c = resp_cache_get();
         if (resp_cache_has(c, get, resp))
             return MHD_queue_response(conn, (unsigned)resp->status, c->r);
-        struct MHD_Response *r = build_response(method, resp);
-        if (r == NULL)
-            return MHD_NO;
-        enum MHD_Result rc = MHD_queue_response(conn, (unsigned)resp->status, r);
-        resp_cache_keep(c, get, resp, r);
-        return rc;
     }
     struct MHD_Response *r = build_response(method, resp);
     if (r == NULL)
         return MHD_NO;
     enum MHD_Result rc = MHD_queue_response(conn, (unsigned)resp->status, r);
-    MHD_destroy_response(r);
+    if (c != NULL)
+        resp_cache_keep(c, get, resp, r); /* the cache holds our reference now */
+    else
+        MHD_destroy_response(r);
     return rc;
 }
 
